@@ -1,0 +1,228 @@
+"""The abstract base classes an algorithm author subclasses.
+
+Modelled on scikit-learn's estimator contract: parameters are declared up front (here as a pydantic
+``Params`` model with defaults, bounds and descriptions), construction validates them and does no
+other work, and there is one vocabulary for every algorithm (``detect`` or ``simple_rca``). The
+registry constructs a fresh instance per request, so instance state never outlives a request.
+
+Never import heavy libraries (pandas, scipy, prophet, ...) at module level in an algorithm module:
+import them inside ``detect``/``simple_rca``. Listing and describing algorithms imports every
+algorithm module, and a light algorithm's one-shot start-up must not pay for a heavy neighbour.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any, ClassVar, Generic, Literal, Self, TypeVar, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .errors import InvalidParams
+from .types import DetectResult, F64Array, I64Array, TimeSeries
+
+Interface = Literal["detect", "rca"]
+ALGORITHM_NAME = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
+
+
+class AlgorithmParams(BaseModel):
+    """Base for an algorithm's ``Params``: unknown keys are errors (a typo must not pass silently)
+    and a validated instance is immutable, so it can be shared and hashed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NoParams(AlgorithmParams):
+    """For algorithms that take no parameters."""
+
+
+P = TypeVar("P", bound=BaseModel)
+
+
+def _params_from_generic(cls: type) -> type[BaseModel] | None:
+    for base in getattr(cls, "__orig_bases__", ()):
+        origin = get_origin(base)
+        if isinstance(origin, type) and issubclass(origin, Algorithm):
+            for arg in get_args(base):
+                if isinstance(arg, type) and issubclass(arg, BaseModel):
+                    return arg
+    return None
+
+
+def _format_validation_error(error: ValidationError) -> tuple[str, str]:
+    """(field of the first problem, one message listing all problems)."""
+    problems = []
+    first_field = "params"
+    for index, item in enumerate(error.errors(include_url=False)):
+        loc = ".".join(str(part) for part in item["loc"])
+        field = f"params.{loc}" if loc else "params"
+        if index == 0:
+            first_field = field
+        problems.append(f"{field}: {item['msg']}")
+    return first_field, "; ".join(problems)
+
+
+class Algorithm(ABC, Generic[P]):
+    """What detect and RCA algorithms share: a name, a summary, and validated parameters."""
+
+    #: Registered name, lower_snake_case, unique across interfaces.
+    name: ClassVar[str]
+    #: One line for ``warden-algos list``.
+    summary: ClassVar[str]
+    #: Set by the two interface base classes.
+    interface: ClassVar[Interface]
+    #: The parameter model. Inferred from ``DetectAlgorithm[MyParams]`` when not set explicitly.
+    Params: ClassVar[type[BaseModel]] = NoParams
+
+    params: P
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "Params" not in cls.__dict__:
+            inferred = _params_from_generic(cls)
+            if inferred is not None:
+                cls.Params = inferred
+
+    def __init__(self, params: P | Mapping[str, Any] | None = None, /, **overrides: Any) -> None:
+        """``Algo()`` takes the defaults; ``Algo(window=30)`` or ``Algo({"window": 30})`` override.
+
+        Raises ``InvalidParams`` naming the offending field.
+        """
+        if isinstance(params, BaseModel) and not overrides:
+            if not isinstance(params, self.Params):
+                raise InvalidParams(
+                    f"{type(self).__name__} takes {self.Params.__name__}, "
+                    f"got {type(params).__name__}",
+                    field="params",
+                )
+            self.params = params
+            return
+        raw: dict[str, Any] = {}
+        if isinstance(params, BaseModel):
+            raw.update(params.model_dump())
+        elif params is not None:
+            raw.update(params)
+        raw.update(overrides)
+        self.params = self.validate_params(raw)
+
+    @classmethod
+    def validate_params(cls, raw: Mapping[str, Any]) -> Any:
+        if not isinstance(raw, Mapping):
+            raise InvalidParams(f"must be an object, got {type(raw).__name__}", field="params")
+        known = set()
+        for field_name, info in cls.Params.model_fields.items():
+            known.add(field_name)
+            if info.alias:
+                known.add(info.alias)
+        unknown = sorted(str(key) for key in raw if key not in known)
+        if unknown:
+            raise InvalidParams(
+                f"unknown parameter(s) {', '.join(unknown)} for {cls.name}; "
+                f"known: {', '.join(sorted(cls.Params.model_fields)) or 'none'}",
+                field=f"params.{unknown[0]}",
+            )
+        try:
+            return cls.Params.model_validate(dict(raw))
+        except ValidationError as error:
+            field, message = _format_validation_error(error)
+            raise InvalidParams(message, field=field) from None
+
+    @classmethod
+    def from_params(cls, raw: Mapping[str, Any]) -> Self:
+        return cls(cls.validate_params(raw))
+
+    def get_params(self) -> dict[str, Any]:
+        return self.params.model_dump()
+
+    @classmethod
+    def description(cls) -> str:
+        """The long "when to use it" text shown by ``describe``: the class docstring."""
+        return inspect.cleandoc(cls.__doc__ or "")
+
+    @classmethod
+    def params_schema(cls) -> dict[str, Any]:
+        return cls.Params.model_json_schema()
+
+    def __repr__(self) -> str:
+        defaults = {
+            name: info.get_default(call_default_factory=True)
+            for name, info in self.Params.model_fields.items()
+        }
+        shown = ", ".join(
+            f"{key}={value!r}"
+            for key, value in self.get_params().items()
+            if key not in defaults or defaults[key] != value
+        )
+        return f"{type(self).__name__}({shown})"
+
+
+class DetectAlgorithm(Algorithm[P], ABC):
+    """Finds anomalous points in one series.
+
+    ``detect`` receives ``dimensions`` (``["host=web-1", ...]``), ``timestamps`` (int64 Unix
+    seconds,
+    strictly increasing) and ``values`` (float64, NaN = missing), all read-only, and returns a
+    :class:`DetectResult`. It reads its parameters from ``self.params``.
+    """
+
+    interface: ClassVar[Interface] = "detect"
+
+    @abstractmethod
+    def detect(self, dimensions: list[str], timestamps: I64Array, values: F64Array) -> DetectResult:
+        raise NotImplementedError
+
+
+class RCAAlgorithm(Algorithm[P], ABC):
+    """Ranks related metrics by how much they explain anomalies of a metric of interest.
+
+    ``simple_rca`` returns ``{related metric key: contribution score}``; the SDK keeps the ``k``
+    highest. ``params`` is the validated parameter model (the same object as ``self.params``).
+    """
+
+    interface: ClassVar[Interface] = "rca"
+
+    @abstractmethod
+    def simple_rca(
+        self,
+        metric_of_interest: TimeSeries,
+        related_metrics: list[TimeSeries],
+        k: int,
+        anomalies: I64Array,
+        params: P,
+    ) -> Mapping[str, float]:
+        raise NotImplementedError
+
+
+def contract_problems(cls: object) -> list[str]:
+    """Why ``cls`` cannot be registered as an algorithm (empty when it can).
+
+    The registry runs this at load time so a broken plugin is reported by name, before any request.
+    """
+    if not isinstance(cls, type):
+        return [f"{cls!r} is not a class"]
+    if not issubclass(cls, DetectAlgorithm | RCAAlgorithm):
+        return [f"{cls.__qualname__} subclasses neither DetectAlgorithm nor RCAAlgorithm"]
+    problems = []
+    if inspect.isabstract(cls):
+        missing = ", ".join(sorted(getattr(cls, "__abstractmethods__", ())))
+        problems.append(f"{cls.__qualname__} does not implement {missing}")
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not ALGORITHM_NAME.match(name):
+        problems.append(f"{cls.__qualname__}.name must be lower_snake_case text, got {name!r}")
+    summary = getattr(cls, "summary", None)
+    if not isinstance(summary, str) or not summary.strip() or "\n" in summary.strip():
+        problems.append(f"{cls.__qualname__}.summary must be one non-empty line")
+    params = getattr(cls, "Params", None)
+    if not (isinstance(params, type) and issubclass(params, BaseModel)):
+        problems.append(f"{cls.__qualname__}.Params must be a pydantic BaseModel subclass")
+    else:
+        try:
+            params.model_validate({})
+        except ValidationError:
+            problems.append(
+                f"{cls.__qualname__}.Params must have a default for every field, so that "
+                "an empty params object is valid"
+            )
+    return problems

@@ -1,0 +1,96 @@
+"""Run an algorithm exactly as the platform does: validated input, validated output.
+
+The dispatcher calls these; so should notebooks and tests, so that "works in my notebook" means
+"works on the platform". Lists and other array-likes are accepted here for convenience and
+converted once; the dispatcher already hands over read-only numpy arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .base import DetectAlgorithm, RCAAlgorithm
+from .errors import InvalidInput
+from .types import DetectResult, F64Array, I64Array, RCAResult, TimeSeries
+from .validation import (
+    check_detect_input,
+    check_detect_result,
+    check_rca_input,
+    check_rca_scores,
+)
+
+
+def as_times(path: str, data: npt.ArrayLike) -> I64Array:
+    arr = np.asarray(data)
+    if arr.dtype == np.int64:
+        return arr
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise InvalidInput(f"must hold integers (Unix seconds), got dtype {arr.dtype}", field=path)
+    return arr.astype(np.int64)
+
+
+def as_values(path: str, data: npt.ArrayLike) -> F64Array:
+    arr = np.asarray(data)
+    if arr.dtype == np.float64:
+        return arr
+    if arr.dtype == object:
+        arr = np.array([np.nan if item is None else item for item in arr.tolist()])
+    if arr.size and not (
+        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+    ):
+        raise InvalidInput(f"must hold numbers, got dtype {arr.dtype}", field=path)
+    return arr.astype(np.float64)
+
+
+def _readonly(arr: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    if arr.flags.writeable:
+        arr = arr.view()
+        arr.flags.writeable = False
+    return arr
+
+
+def run_detect(
+    algorithm: DetectAlgorithm[Any],
+    timestamps: npt.ArrayLike,
+    values: npt.ArrayLike,
+    dimensions: Sequence[str] = (),
+    *,
+    path: str = "detect",
+) -> DetectResult:
+    ts = _readonly(as_times(f"{path}.timestamps", timestamps))
+    vs = _readonly(as_values(f"{path}.values", values))
+    check_detect_input(path, ts, vs)
+    result = algorithm.detect(list(dimensions), ts, vs)
+    return check_detect_result(result, ts)
+
+
+def _readonly_series(series: TimeSeries) -> TimeSeries:
+    return TimeSeries(
+        dimensions=dict(series.dimensions),
+        times=_readonly(series.times),
+        values=_readonly(series.values),
+        sizes=None if series.sizes is None else _readonly(series.sizes),
+        variances=None if series.variances is None else _readonly(series.variances),
+    )
+
+
+def run_rca(
+    algorithm: RCAAlgorithm[Any],
+    metric_of_interest: TimeSeries,
+    related_metrics: Iterable[TimeSeries],
+    k: int,
+    anomalies: npt.ArrayLike,
+    *,
+    path: str = "rca",
+) -> RCAResult:
+    moi = _readonly_series(metric_of_interest)
+    related = [_readonly_series(series) for series in related_metrics]
+    anomaly_times = _readonly(as_times(f"{path}.anomalies", anomalies))
+    check_rca_input(path, moi, related, k, anomaly_times)
+    scores = algorithm.simple_rca(moi, related, k, anomaly_times, algorithm.params)
+    checked = check_rca_scores(scores, {series.key for series in related})
+    return RCAResult.rank(checked, k)

@@ -1,0 +1,376 @@
+"""The JSON form of the envelope: orjson for bytes, pydantic for the schema.
+
+Numeric arrays travel either as JSON lists (``null`` for a missing value) or, for large series, as
+``{"dtype": "float64"|"int64", "base64": "<little-endian bytes>"}``, which decodes at memory speed
+instead of number-parsing speed. A request that sets ``"packed_arrays": true`` gets its response
+arrays packed the same way. The pydantic models below are the schema (``warden-algos schema``
+prints it); they check types strictly (no strings or booleans where numbers belong) and the
+errors name the field and index.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import orjson
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Strict,
+    Tag,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+from warden_algos.interfaces import (
+    DetectResult,
+    ErrorCode,
+    F64Array,
+    I64Array,
+    InvalidInput,
+    RCAResult,
+    TimeSeries,
+)
+
+from .envelope import DetectPayload, ErrorInfo, RCAPayload, Request, Response
+
+_DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+_PACKED_DTYPES = {"float64": np.dtype("<f8"), "int64": np.dtype("<i8")}
+
+
+class PackedArray(BaseModel):
+    """A numeric array as base64 of its little-endian bytes."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    dtype: Literal["float64", "int64"]
+    base64: str
+
+
+def _unpack(packed: PackedArray, expected: str) -> np.ndarray[Any, Any]:
+    if packed.dtype != expected:
+        raise PydanticCustomError(
+            "packed_dtype",
+            "packed array has dtype {got}, expected {want}",
+            {"got": packed.dtype, "want": expected},
+        )
+    try:
+        raw = base64.b64decode(packed.base64, validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise PydanticCustomError(
+            "packed_base64", "invalid base64: {error}", {"error": str(error)}
+        ) from None
+    if len(raw) % 8:
+        raise PydanticCustomError(
+            "packed_length",
+            "packed array of {size} bytes is not a whole number of 8-byte items",
+            {"size": len(raw)},
+        )
+    return np.frombuffer(raw, dtype=_PACKED_DTYPES[expected]).astype(expected, copy=False)
+
+
+def _to_f64(value: list[float | None] | PackedArray) -> F64Array:
+    if isinstance(value, PackedArray):
+        return _unpack(value, "float64")
+    return np.array(value, dtype=np.float64)  # None -> NaN
+
+
+def _to_i64(value: list[int] | PackedArray) -> I64Array:
+    if isinstance(value, PackedArray):
+        return _unpack(value, "int64")
+    try:
+        return np.array(value, dtype=np.int64)
+    except OverflowError:
+        bad = next(i for i, item in enumerate(value) if not -(2**63) <= item < 2**63)
+        raise PydanticCustomError(
+            "int64_range",
+            "element {index} ({value}) does not fit in a signed 64-bit integer",
+            {"index": bad, "value": value[bad]},
+        ) from None
+
+
+def _array_kind(value: Any) -> str:
+    return "packed" if isinstance(value, dict | PackedArray) else "list"
+
+
+F64Wire = Annotated[
+    Annotated[list[Annotated[float, Strict()] | None], Tag("list")]
+    | Annotated[PackedArray, Tag("packed")],
+    Discriminator(_array_kind),
+    AfterValidator(_to_f64),
+]
+I64Wire = Annotated[
+    Annotated[list[Annotated[int, Strict()]], Tag("list")] | Annotated[PackedArray, Tag("packed")],
+    Discriminator(_array_kind),
+    AfterValidator(_to_i64),
+]
+_TAGS = {"list", "packed"}
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, arbitrary_types_allowed=True)
+
+
+class WireTimeSeries(_Wire):
+    dimensions: dict[str, str] = Field(default_factory=dict)
+    times: I64Wire
+    values: F64Wire
+    sizes: I64Wire | None = None
+    variances: F64Wire | None = None
+
+
+class WireDetect(_Wire):
+    dimensions: list[str] = Field(default_factory=list)
+    timestamps: I64Wire
+    values: F64Wire
+
+
+class WireRCA(_Wire):
+    metric_of_interest: WireTimeSeries
+    related_metrics: list[WireTimeSeries]
+    k: int = Field(ge=1, description="How many contributions to return at most.")
+    anomalies: I64Wire = Field(
+        default_factory=list, description="Anomalous times of the metric of interest."
+    )
+
+
+class WireRequest(_Wire):
+    """A request: name the interface and algorithm, give params and the interface's payload."""
+
+    interface: Literal["detect", "rca"]
+    algorithm: str = Field(min_length=1, max_length=200)
+    params: dict[str, Any] = Field(default_factory=dict)
+    request_id: str | None = Field(default=None, max_length=512)
+    include_band: bool = True
+    packed_arrays: bool = False
+    detect: WireDetect | None = None
+    rca: WireRCA | None = None
+
+    @model_validator(mode="after")
+    def _payload_matches_interface(self) -> WireRequest:
+        present = [name for name in ("detect", "rca") if getattr(self, name) is not None]
+        if present != [self.interface]:
+            raise PydanticCustomError(
+                "payload_mismatch",
+                "interface {interface!r} needs exactly one payload object, {interface!r}; got: "
+                "{present}",
+                {"interface": self.interface, "present": ", ".join(present) or "none"},
+            )
+        return self
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part not in _TAGS:
+            path += f".{part}" if path else part
+    return path
+
+
+def _invalid_input(error: ValidationError, request_id: str | None) -> InvalidInput:
+    items = error.errors(include_url=False, include_input=False)
+    problems = []
+    for item in items[:5]:
+        path = _field_path(item["loc"])
+        problems.append(f"{path}: {item['msg']}" if path else item["msg"])
+    if len(items) > 5:
+        problems.append(f"and {len(items) - 5} more problems")
+    failure = InvalidInput("; ".join(problems), field=_field_path(items[0]["loc"]) or None)
+    failure.request_id = request_id
+    return failure
+
+
+def _series(wire: WireTimeSeries) -> TimeSeries:
+    return TimeSeries(
+        dimensions=wire.dimensions,
+        times=wire.times,  # type: ignore[arg-type]  # converted by the AfterValidator
+        values=wire.values,  # type: ignore[arg-type]
+        sizes=wire.sizes,  # type: ignore[arg-type]
+        variances=wire.variances,  # type: ignore[arg-type]
+    )
+
+
+def _array_out(array: np.ndarray[Any, Any], packed: bool) -> Any:
+    if packed:
+        little = array.astype(array.dtype.newbyteorder("<"), copy=False)
+        return {"dtype": array.dtype.name, "base64": base64.b64encode(little.tobytes()).decode()}
+    return np.ascontiguousarray(array)
+
+
+def _series_out(series: TimeSeries, packed: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "dimensions": series.dimensions,
+        "times": _array_out(series.times, packed),
+        "values": _array_out(series.values, packed),
+    }
+    if series.sizes is not None:
+        out["sizes"] = _array_out(series.sizes, packed)
+    if series.variances is not None:
+        out["variances"] = _array_out(series.variances, packed)
+    return out
+
+
+class JsonCodec:
+    name = "json"
+
+    def decode_request(self, data: bytes | bytearray) -> Request:
+        try:
+            obj = orjson.loads(data)
+        except orjson.JSONDecodeError as error:
+            raise InvalidInput(f"request is not valid JSON: {error}") from None
+        if not isinstance(obj, dict):
+            raise InvalidInput(f"request must be a JSON object, got {type(obj).__name__}")
+        request_id = obj.get("request_id")
+        request_id = request_id if isinstance(request_id, str) else None
+        try:
+            wire = WireRequest.model_validate(obj)
+        except ValidationError as error:
+            raise _invalid_input(error, request_id) from None
+        payload: DetectPayload | RCAPayload
+        if wire.detect is not None:
+            payload = DetectPayload(
+                dimensions=wire.detect.dimensions,
+                timestamps=wire.detect.timestamps,  # type: ignore[arg-type]
+                values=wire.detect.values,  # type: ignore[arg-type]
+            )
+        else:
+            assert wire.rca is not None  # guaranteed by _payload_matches_interface
+            payload = RCAPayload(
+                metric_of_interest=_series(wire.rca.metric_of_interest),
+                related_metrics=[_series(series) for series in wire.rca.related_metrics],
+                k=wire.rca.k,
+                anomalies=wire.rca.anomalies,  # type: ignore[arg-type]
+            )
+        return Request(
+            interface=wire.interface,
+            algorithm=wire.algorithm,
+            payload=payload,
+            params=wire.params,
+            request_id=wire.request_id,
+            include_band=wire.include_band,
+            packed_arrays=wire.packed_arrays,
+        )
+
+    def encode_response(self, response: Response) -> bytes:
+        out: dict[str, Any] = {
+            "status": "ok" if response.ok else "error",
+            "request_id": response.request_id,
+        }
+        packed = response.packed_arrays
+        if response.error is not None:
+            error: dict[str, Any] = {
+                "code": response.error.code.value,
+                "message": response.error.message,
+            }
+            if response.error.field is not None:
+                error["field"] = response.error.field
+            out["error"] = error
+        elif isinstance(response.result, DetectResult):
+            result = response.result
+            detect: dict[str, Any] = {
+                "timestamps": _array_out(result.timestamps, packed),
+                "scores": _array_out(result.scores, packed),
+            }
+            for name in ("expected", "lower", "upper"):
+                band = getattr(result, name)
+                if band is not None:
+                    detect[name] = _array_out(band, packed)
+            out["detect"] = detect
+        elif isinstance(response.result, RCAResult):
+            out["rca"] = {"contributions": dict(response.result.contributions)}
+        return orjson.dumps(out, option=_DUMP_OPTIONS)
+
+    def encode_request(self, request: Request) -> bytes:
+        packed = request.packed_arrays
+        out: dict[str, Any] = {
+            "interface": request.interface,
+            "algorithm": request.algorithm,
+            "params": request.params,
+        }
+        if request.request_id is not None:
+            out["request_id"] = request.request_id
+        if not request.include_band:
+            out["include_band"] = False
+        if packed:
+            out["packed_arrays"] = True
+        payload = request.payload
+        if isinstance(payload, DetectPayload):
+            out["detect"] = {
+                "dimensions": payload.dimensions,
+                "timestamps": _array_out(payload.timestamps, packed),
+                "values": _array_out(payload.values, packed),
+            }
+        else:
+            out["rca"] = {
+                "metric_of_interest": _series_out(payload.metric_of_interest, packed),
+                "related_metrics": [_series_out(s, packed) for s in payload.related_metrics],
+                "k": payload.k,
+                "anomalies": _array_out(payload.anomalies, packed),
+            }
+        return orjson.dumps(out, option=_DUMP_OPTIONS)
+
+    def decode_response(self, data: bytes | bytearray) -> Response:
+        obj = orjson.loads(data)
+        wire = WireResponse.model_validate(obj)
+        if wire.error is not None:
+            return Response(
+                request_id=wire.request_id,
+                error=ErrorInfo(ErrorCode(wire.error.code), wire.error.message, wire.error.field),
+            )
+        result: DetectResult | RCAResult | None = None
+        packed = False
+        if wire.detect is not None:
+            d = wire.detect
+            packed = isinstance(obj["detect"]["timestamps"], dict)
+            result = DetectResult(
+                timestamps=d.timestamps,  # type: ignore[arg-type]
+                scores=d.scores,  # type: ignore[arg-type]
+                expected=d.expected,  # type: ignore[arg-type]
+                lower=d.lower,  # type: ignore[arg-type]
+                upper=d.upper,  # type: ignore[arg-type]
+            )
+        elif wire.rca is not None:
+            result = RCAResult(contributions=tuple(wire.rca.contributions.items()))
+        return Response(request_id=wire.request_id, result=result, packed_arrays=packed)
+
+
+class WireError(_Wire):
+    code: Literal[
+        "INVALID_INPUT",
+        "UNKNOWN_ALGORITHM",
+        "INVALID_PARAMS",
+        "ALGORITHM_FAILED",
+        "TIMEOUT",
+        "INTERNAL",
+    ]
+    message: str
+    field: str | None = None
+
+
+class WireDetectResult(_Wire):
+    timestamps: I64Wire
+    scores: F64Wire
+    expected: F64Wire | None = None
+    lower: F64Wire | None = None
+    upper: F64Wire | None = None
+
+
+class WireRCAResult(_Wire):
+    contributions: dict[str, float]
+
+
+class WireResponse(_Wire):
+    """A response: ``status`` ok with the interface's result, or error with a code."""
+
+    status: Literal["ok", "error"]
+    request_id: str | None = None
+    detect: WireDetectResult | None = None
+    rca: WireRCAResult | None = None
+    error: WireError | None = None

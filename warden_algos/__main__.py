@@ -1,0 +1,7 @@
+"""``python -m warden_algos``: the same command as the ``warden-algos`` console script."""
+
+import sys
+
+from warden_algos.cli import main
+
+sys.exit(main())

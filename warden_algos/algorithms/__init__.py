@@ -1,0 +1,1 @@
+"""Built-in algorithms. Each module keeps heavy imports inside its methods (see interfaces.base)."""

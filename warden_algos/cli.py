@@ -1,0 +1,236 @@
+"""The ``warden-algos`` command: run, serve, list, describe, schema, version.
+
+Imports are deferred into each sub-command so that ``run`` pays only for what a request needs;
+``list``/``describe`` may use rich, which the hot path never imports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from warden_algos import __version__
+
+FORMATS = ["json"]  # kept in step with serialization.codec.CODECS by a test
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _add_server_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="json",
+        help="wire format of requests and responses (default: json)",
+    )
+    parser.add_argument(
+        "--timeout-s",
+        type=_positive_float,
+        default=None,
+        help="answer TIMEOUT when a request takes longer (default: no limit)",
+    )
+    parser.add_argument(
+        "--hard-grace-s",
+        type=_positive_float,
+        default=2.0,
+        help="extra time before an algorithm that ignores the timeout is "
+        "abandoned by restarting the process (default: 2)",
+    )
+    parser.add_argument(
+        "--max-request-mb",
+        type=_positive_int,
+        default=128,
+        help="largest request accepted, in MiB (default: 128)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="stderr log level (default: info)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="warden-algos",
+        description="Run anomaly-detection and RCA algorithms for the warden platform.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser("run", help="answer one request from stdin on stdout")
+    _add_server_options(run)
+    serve = commands.add_parser(
+        "serve", help="answer length-prefixed request frames from stdin until it ends"
+    )
+    _add_server_options(serve)
+    listing = commands.add_parser("list", help="list the registered algorithms")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    describe = commands.add_parser("describe", help="show an algorithm's interface and params")
+    describe.add_argument("name")
+    describe.add_argument("--json", action="store_true", help="machine-readable output")
+    schema = commands.add_parser("schema", help="print the JSON schema of the wire envelope")
+    schema.add_argument("which", choices=["request", "response"])
+    version = commands.add_parser("version", help="print the version")
+    version.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def _serve_or_run(args: argparse.Namespace) -> int:
+    from warden_algos import logs
+    from warden_algos.server import ServerOptions, run_once, serve
+
+    logs.configure(args.log_level)
+    options = ServerOptions(
+        format=args.format,
+        timeout_s=args.timeout_s,
+        hard_grace_s=args.hard_grace_s,
+        max_request_bytes=args.max_request_mb * 1024 * 1024,
+    )
+    return run_once(options) if args.command == "run" else serve(options)
+
+
+def _registry_or_exit() -> Any:
+    from warden_algos.registry import Registry, RegistryError
+
+    try:
+        return Registry.discover()
+    except RegistryError as error:
+        print(f"warden-algos: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def _list(args: argparse.Namespace) -> int:
+    from warden_algos.registry import RegistryError
+
+    registry = _registry_or_exit()
+    rows = []
+    try:
+        for name in registry.names():
+            algorithm_class = registry.load(name)
+            entry = registry.entries[name]
+            rows.append(
+                {
+                    "name": name,
+                    "interface": algorithm_class.interface,
+                    "summary": algorithm_class.summary,
+                    "source": entry.source,
+                    "target": entry.target,
+                }
+            )
+    except RegistryError as error:
+        print(f"warden-algos: {error}", file=sys.stderr)
+        return 1
+    if args.json:
+        import orjson
+
+        sys.stdout.buffer.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2) + b"\n")
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"warden-algos {__version__}: {len(rows)} algorithms")
+    for column in ("name", "interface", "summary", "source"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["name"], row["interface"], row["summary"], row["source"])
+    Console(width=120).print(table)
+    return 0
+
+
+def _describe(args: argparse.Namespace) -> int:
+    import inspect
+
+    from warden_algos.interfaces import WardenError
+
+    registry = _registry_or_exit()
+    try:
+        algorithm_class = registry.load(args.name)
+    except WardenError as error:
+        print(f"warden-algos: {error.message}", file=sys.stderr)
+        return 1
+    method = "detect" if algorithm_class.interface == "detect" else "simple_rca"
+    signature = f"{method}{inspect.signature(getattr(algorithm_class, method))}"
+    info = {
+        "name": algorithm_class.name,
+        "interface": algorithm_class.interface,
+        "summary": algorithm_class.summary,
+        "description": algorithm_class.description(),
+        "signature": signature,
+        "source": registry.entries[args.name].source,
+        "params_schema": algorithm_class.params_schema(),
+    }
+    import orjson
+
+    if args.json:
+        sys.stdout.buffer.write(orjson.dumps(info, option=orjson.OPT_INDENT_2) + b"\n")
+        return 0
+    print(f"{info['name']} ({info['interface']}): {info['summary']}")
+    print(f"source: {info['source']}")
+    print(f"interface: {signature}")
+    if info["description"]:
+        print()
+        print(info["description"])
+    print()
+    print("params (JSON schema):")
+    print(orjson.dumps(info["params_schema"], option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    import orjson
+
+    from warden_algos.serialization.json_codec import WireRequest, WireResponse
+
+    model = WireRequest if args.which == "request" else WireResponse
+    sys.stdout.buffer.write(
+        orjson.dumps(model.model_json_schema(), option=orjson.OPT_INDENT_2) + b"\n"
+    )
+    return 0
+
+
+def _version(args: argparse.Namespace) -> int:
+    if not args.json:
+        print(f"warden-algos {__version__}")
+        return 0
+    import platform
+
+    import orjson
+
+    info = {
+        "version": __version__,
+        "python": platform.python_version(),
+        "frozen": bool(getattr(sys, "frozen", False)),
+    }
+    sys.stdout.buffer.write(orjson.dumps(info) + b"\n")
+    return 0
+
+
+COMMANDS = {
+    "run": _serve_or_run,
+    "serve": _serve_or_run,
+    "list": _list,
+    "describe": _describe,
+    "schema": _schema,
+    "version": _version,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return COMMANDS[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""Where algorithms are found: the built-in table plus the ``warden_algos.algorithms`` entry points.
+
+Discovery reads names and targets only; an algorithm's module is imported the first time that
+algorithm is used (run, describe, list), never before, so running a light algorithm never imports
+a heavy neighbour. Names must be unique across built-ins and plugins: a duplicate is an error at
+discovery, naming both sources, because silently picking one would make behaviour depend on
+install order.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+from warden_algos.interfaces import (
+    Algorithm,
+    DetectAlgorithm,
+    RCAAlgorithm,
+    UnknownAlgorithm,
+    contract_problems,
+)
+from warden_algos.interfaces.base import ALGORITHM_NAME
+from warden_algos.interfaces.errors import InternalError
+
+ENTRY_POINT_GROUP = "warden_algos.algorithms"
+
+#: name -> "module:Class" of every built-in algorithm.
+BUILTIN_ALGORITHMS: dict[str, str] = {
+    "ksigma": "warden_algos.algorithms.ksigma:KSigma",
+    "correlation": "warden_algos.algorithms.correlation:Correlation",
+}
+
+
+class RegistryError(InternalError):
+    """The installed set of algorithms is inconsistent (duplicate name, broken plugin)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AlgorithmEntry:
+    """One registered algorithm before it is imported."""
+
+    name: str
+    target: str  # "package.module:ClassName"
+    source: str  # "built-in" or "<distribution> <version>"
+
+    def load(self) -> type[Algorithm[Any]]:
+        module_name, _, attribute = self.target.partition(":")
+        if not module_name or not attribute:
+            raise RegistryError(
+                f"algorithm {self.name!r} from {self.source}: entry point {self.target!r} must "
+                "have the form 'package.module:ClassName'"
+            )
+        try:
+            module = importlib.import_module(module_name)
+            obj: Any = module
+            for part in attribute.split("."):
+                obj = getattr(obj, part)
+        except Exception as error:  # a plugin may fail to import in any way at all
+            raise RegistryError(
+                f"algorithm {self.name!r} from {self.source}: cannot load {self.target!r}: "
+                f"{type(error).__name__}: {error}"
+            ) from error
+        problems = contract_problems(obj)
+        if not problems and obj.name != self.name:
+            problems.append(
+                f"it is registered as {self.name!r} but its class says name = {obj.name!r}"
+            )
+        if problems:
+            raise RegistryError(
+                f"algorithm {self.name!r} from {self.source} ({self.target}) breaks the "
+                f"algorithm contract: {'; '.join(problems)}"
+            )
+        loaded: type[Algorithm[Any]] = obj
+        return loaded
+
+
+@dataclass
+class Registry:
+    entries: dict[str, AlgorithmEntry]
+    _loaded: dict[str, type[Algorithm[Any]]] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def discover(cls) -> Registry:
+        """Built-ins plus every installed plugin. Raises RegistryError on a duplicate name."""
+        found = [
+            AlgorithmEntry(name, target, "built-in") for name, target in BUILTIN_ALGORITHMS.items()
+        ]
+        for point in entry_points(group=ENTRY_POINT_GROUP):
+            dist = point.dist
+            source = (
+                f"{dist.name} {dist.version}" if dist is not None else "an unknown distribution"
+            )
+            found.append(AlgorithmEntry(point.name, point.value, source))
+        return cls.from_entries(found)
+
+    @classmethod
+    def from_entries(cls, found: list[AlgorithmEntry]) -> Registry:
+        entries: dict[str, AlgorithmEntry] = {}
+        for entry in found:
+            if not ALGORITHM_NAME.match(entry.name):
+                raise RegistryError(
+                    f"algorithm name {entry.name!r} from {entry.source} is not lower_snake_case"
+                )
+            if entry.name in entries:
+                first = entries[entry.name]
+                raise RegistryError(
+                    f"algorithm name {entry.name!r} is registered twice: by {first.source} "
+                    f"({first.target}) and by {entry.source} ({entry.target}); uninstall one "
+                    "or rename it"
+                )
+            entries[entry.name] = entry
+        return cls(entries)
+
+    def names(self) -> list[str]:
+        return sorted(self.entries)
+
+    def load(self, name: str) -> type[Algorithm[Any]]:
+        cached = self._loaded.get(name)
+        if cached is not None:
+            return cached
+        entry = self.entries.get(name)
+        if entry is None:
+            known = ", ".join(self.names()) or "none"
+            raise UnknownAlgorithm(
+                f"no algorithm named {name!r}; registered: {known}", field="algorithm"
+            )
+        algorithm_class = entry.load()
+        self._loaded[name] = algorithm_class
+        return algorithm_class
+
+    def load_for(self, interface: str, name: str) -> type[Algorithm[Any]]:
+        """The class for ``name``, which must implement ``interface``."""
+        algorithm_class = self.load(name)
+        if algorithm_class.interface != interface:
+            raise UnknownAlgorithm(
+                f"{name!r} is an {algorithm_class.interface} algorithm, not a {interface} one",
+                field="algorithm",
+            )
+        return algorithm_class
+
+    def load_all(self) -> list[type[Algorithm[Any]]]:
+        return [self.load(name) for name in self.names()]
+
+
+def is_detect(algorithm_class: type[Algorithm[Any]]) -> bool:
+    return issubclass(algorithm_class, DetectAlgorithm)
+
+
+def is_rca(algorithm_class: type[Algorithm[Any]]) -> bool:
+    return issubclass(algorithm_class, RCAAlgorithm)

@@ -1,0 +1,192 @@
+"""The two loops around the dispatcher: one-shot ``run`` and framed ``serve``.
+
+They share everything but the loop. Both own the protocol descriptor (see ``stdio``), apply the
+request-size limit, and arm the hard watchdog when a timeout is set. Exit status follows the
+conventions: 0 whenever a response was written, non-zero only when none could be.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import sys
+import threading
+from dataclasses import dataclass
+
+from warden_algos.interfaces import InvalidInput, RequestTimeout
+from warden_algos.serialization import (
+    FrameReader,
+    FrameTooLarge,
+    FrameWriter,
+    TruncatedFrame,
+    get_codec,
+)
+
+from .deadline import Watchdog
+from .dispatcher import Dispatcher, Outcome
+from .stdio import claim_stdout, restore_stdout
+
+log = logging.getLogger("warden_algos.server")
+
+RESTART_ENV = "WARDEN_ALGOS_RESTARTED"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerOptions:
+    format: str = "json"
+    timeout_s: float | None = None
+    hard_grace_s: float = 2.0
+    max_request_bytes: int = 128 * 1024 * 1024
+
+
+def _log_outcome(outcome: Outcome) -> None:
+    log.info(
+        "request %s",
+        outcome.status,
+        extra={
+            "request_id": outcome.request_id,
+            "algorithm": outcome.algorithm,
+            "status": outcome.status,
+            "code": None if outcome.code is None else outcome.code.value,
+            "elapsed_ms": round(outcome.elapsed_ms, 3),
+        },
+    )
+
+
+def _own_command() -> list[str]:
+    """The command line that started this process, to start a fresh copy of it."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, *sys.argv[1:]]
+    return list(sys.orig_argv)
+
+
+def _read_all(fd: int, limit: int) -> bytes | None:
+    """All of stdin, or None (after draining it) when it exceeds ``limit`` bytes."""
+    raw = io.FileIO(fd, "rb", closefd=False)
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        chunk = raw.read(1 << 20)
+        if not chunk:
+            return b"".join(chunks)
+        total += len(chunk)
+        if total > limit:
+            while raw.read(1 << 20):
+                pass
+            return None
+        chunks.append(chunk)
+
+
+def run_once(options: ServerOptions) -> int:
+    protocol_fd = claim_stdout()
+    writer = FrameWriter(protocol_fd)
+    dispatcher = Dispatcher(get_codec(options.format), timeout_s=options.timeout_s)
+    answered = threading.Lock()
+
+    def answer_timeout() -> None:
+        with answered:
+            writer.write_all(
+                dispatcher.error_body(
+                    RequestTimeout(
+                        f"the request did not finish within {options.timeout_s:g} s "
+                        "(--timeout-s); the algorithm did not yield, so the process was ended"
+                    ),
+                    dispatcher.in_flight_request_id,
+                )
+            )
+        log.error("hard timeout: answered TIMEOUT and ending the process")
+        sys.stderr.flush()
+        os._exit(0)
+
+    watchdog = (
+        Watchdog(options.timeout_s, options.hard_grace_s, answer_timeout)
+        if options.timeout_s
+        else None
+    )
+    raw = _read_all(0, options.max_request_bytes)
+    if watchdog is not None:
+        watchdog.begin()
+    if raw is None:
+        body = dispatcher.error_body(
+            InvalidInput(f"request exceeds the limit of {options.max_request_bytes} bytes")
+        )
+    else:
+        body, outcome = dispatcher.handle(raw)
+        _log_outcome(outcome)
+    if watchdog is not None and not watchdog.end():
+        threading.Event().wait()  # the watchdog answered and is ending the process
+    try:
+        with answered:
+            writer.write_all(body)
+    except BrokenPipeError:
+        log.error("stdout was closed before the response could be written")
+        return 1
+    return 0
+
+
+def serve(options: ServerOptions) -> int:
+    protocol_fd = claim_stdout()
+    reader = FrameReader(0, options.max_request_bytes)
+    writer = FrameWriter(protocol_fd)
+    dispatcher = Dispatcher(get_codec(options.format), timeout_s=options.timeout_s)
+    answered = threading.Lock()
+
+    def answer_timeout_and_restart() -> None:
+        with answered:
+            writer.write_frame(
+                dispatcher.error_body(
+                    RequestTimeout(
+                        f"the request did not finish within {options.timeout_s:g} s "
+                        "(--timeout-s); the algorithm did not yield, so the worker restarted"
+                    ),
+                    dispatcher.in_flight_request_id,
+                )
+            )
+        log.error("hard timeout: answered TIMEOUT; replacing this process with a fresh copy")
+        sys.stderr.flush()
+        restore_stdout(protocol_fd)
+        os.environ[RESTART_ENV] = "hard-timeout"
+        command = _own_command()
+        os.execv(sys.executable, command)
+
+    watchdog = (
+        Watchdog(options.timeout_s, options.hard_grace_s, answer_timeout_and_restart)
+        if options.timeout_s
+        else None
+    )
+    restarted = os.environ.pop(RESTART_ENV, None)
+    log.info(
+        "serving",
+        extra={"format": options.format, "pid": os.getpid(), "restarted_after": restarted},
+    )
+    served = 0
+    while True:
+        try:
+            frame = reader.read_frame()
+        except FrameTooLarge as error:
+            body = dispatcher.error_body(InvalidInput(str(error)))
+        except TruncatedFrame as error:
+            body = dispatcher.error_body(InvalidInput(f"truncated frame: {error}"))
+            with answered:
+                writer.write_frame(body)
+            log.error("input ended inside a frame", extra={"served": served})
+            return 0
+        else:
+            if frame is None:
+                log.info("end of input", extra={"served": served})
+                return 0
+            if watchdog is not None:
+                watchdog.begin()
+            body, outcome = dispatcher.handle(frame)
+            del frame
+            _log_outcome(outcome)
+            if watchdog is not None and not watchdog.end():
+                threading.Event().wait()  # the watchdog answered and is replacing the process
+        try:
+            with answered:
+                writer.write_frame(body)
+        except BrokenPipeError:
+            log.error("stdout closed; stopping", extra={"served": served})
+            return 1
+        served += 1
