@@ -1,0 +1,224 @@
+"""Shared fixtures: run the real CLI in subprocesses, and install test plugins for real.
+
+Plugins are installed the way pip leaves them: a ``*.dist-info`` folder with ``entry_points.txt``
+on a path the child interpreter searches (``PYTHONPATH``), so discovery goes through
+``importlib.metadata`` exactly as in production.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+PLUGIN_MODULE = Path(__file__).resolve().parent / "plugins" / "warden_test_algos.py"
+
+TEST_PLUGINS = {
+    "test_sleep": "warden_test_algos:Sleeper",
+    "test_print": "warden_test_algos:Printer",
+    "test_crash": "warden_test_algos:Crasher",
+    "test_stubborn": "warden_test_algos:Stubborn",
+    "test_bad_rca": "warden_test_algos:BadRCA",
+}
+
+
+def install_fake_distribution(
+    site: Path, dist_name: str, entry_points: dict[str, str], modules: list[Path] = ()
+) -> None:
+    """Write what pip would: the modules, and a dist-info with METADATA and entry_points.txt."""
+    site.mkdir(parents=True, exist_ok=True)
+    for module in modules:
+        shutil.copy(module, site / module.name)
+    info = site / f"{dist_name}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: 1.0\n")
+    lines = ["[warden_algos.algorithms]"] + [f"{k} = {v}" for k, v in entry_points.items()]
+    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+
+
+def env_with_path(*paths: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    existing = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = os.pathsep.join([*(str(p) for p in paths), *([existing] if existing else [])])
+    return env
+
+
+@pytest.fixture(scope="session")
+def plugin_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    site = tmp_path_factory.mktemp("plugin-site")
+    install_fake_distribution(site, "warden_test_algos", TEST_PLUGINS, [PLUGIN_MODULE])
+    return env_with_path(site)
+
+
+def cli(
+    *args: str,
+    stdin: bytes = b"",
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "warden_algos", *args],
+        input=stdin,
+        capture_output=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def detect_request(
+    algorithm: str = "ksigma",
+    n: int = 200,
+    params: dict[str, Any] | None = None,
+    request_id: str | None = "r1",
+    seed: int = 0,
+    **extra: Any,
+) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    values = 10 + rng.normal(0, 1, n)
+    if n > 150:
+        values[150] += 25
+    request: dict[str, Any] = {
+        "interface": "detect",
+        "algorithm": algorithm,
+        "params": params or {},
+        "detect": {
+            "dimensions": ["host=a"],
+            "timestamps": (1_700_000_000 + 60 * np.arange(n)).tolist(),
+            "values": values.tolist(),
+        },
+        **extra,
+    }
+    if request_id is not None:
+        request["request_id"] = request_id
+    return request
+
+
+def rca_request(k: int = 2, request_id: str | None = "rca-1", **extra: Any) -> dict[str, Any]:
+    rng = np.random.default_rng(1)
+    n = 100
+    times = (1_700_000_000 + 60 * np.arange(n)).tolist()
+    bump = np.zeros(n)
+    bump[60:70] = 1
+    cause = 5 + rng.normal(0, 0.5, n) + 10 * bump
+    noise = 5 + rng.normal(0, 0.5, n)
+    moi = 100 + 3 * cause + rng.normal(0, 0.5, n)
+    request: dict[str, Any] = {
+        "interface": "rca",
+        "algorithm": "correlation",
+        "params": {"window": 8},
+        "rca": {
+            "metric_of_interest": {"dimensions": {"svc": "api"}, "times": times, "values": moi.tolist()},
+            "related_metrics": [
+                {"dimensions": {"dep": "noise"}, "times": times, "values": noise.tolist()},
+                {"dimensions": {"dep": "cause"}, "times": times, "values": cause.tolist()},
+            ],
+            "k": k,
+            "anomalies": [times[62], times[66]],
+        },
+        **extra,
+    }
+    if request_id is not None:
+        request["request_id"] = request_id
+    return request
+
+
+def dumps(obj: Any) -> bytes:
+    return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def frame(body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + body
+
+
+def read_frames(data: bytes) -> list[bytes]:
+    """Split a serve-mode stdout into frame bodies; fails on any stray byte."""
+    frames = []
+    offset = 0
+    while offset < len(data):
+        assert offset + 4 <= len(data), f"stray bytes at the end of stdout: {data[offset:]!r}"
+        (size,) = struct.unpack(">I", data[offset : offset + 4])
+        body = data[offset + 4 : offset + 4 + size]
+        assert len(body) == size, "truncated response frame"
+        frames.append(body)
+        offset += 4 + size
+    return frames
+
+
+class ServeProcess:
+    """A live ``serve`` process to talk to frame by frame."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        # stderr goes to a file: an undrained pipe would fill up and stall the server.
+        self.stderr_file = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "warden_algos", "serve", *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr_file,
+            env=env,
+        )
+
+    def send(self, body: bytes) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(frame(body))
+        self.proc.stdin.flush()
+
+    def receive(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        header = self.proc.stdout.read(4)
+        assert len(header) == 4, f"no response frame; stderr: {self.stderr_tail()}"
+        (size,) = struct.unpack(">I", header)
+        body = self.proc.stdout.read(size)
+        assert len(body) == size
+        response: dict[str, Any] = orjson.loads(body)
+        return response
+
+    def ask(self, request: dict[str, Any] | bytes) -> dict[str, Any]:
+        self.send(request if isinstance(request, bytes) else dumps(request))
+        return self.receive()
+
+    def close(self, timeout: float = 30) -> int:
+        assert self.proc.stdin is not None
+        if not self.proc.stdin.closed:
+            self.proc.stdin.close()
+        return self.proc.wait(timeout=timeout)
+
+    def stderr_text(self) -> str:
+        self.stderr_file.seek(0)
+        return self.stderr_file.read().decode(errors="replace")
+
+    def stderr_tail(self) -> str:
+        return self.stderr_text()[-2000:]
+
+
+@pytest.fixture
+def serve_factory() -> Iterator[Any]:
+    started: list[ServeProcess] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> ServeProcess:
+        server = ServeProcess(*args, env=env)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        if server.proc.poll() is None:
+            server.proc.kill()
+        server.proc.wait()
+        for stream in (server.proc.stdin, server.proc.stdout):
+            if stream is not None and not stream.closed:
+                stream.close()
+        server.stderr_file.close()

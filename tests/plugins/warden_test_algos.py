@@ -1,0 +1,121 @@
+"""Misbehaving algorithms the tests install as a real entry-point plugin (see conftest.py).
+
+Each one stands for something an author's code may do in production: sleep, print, crash, ignore
+the deadline, or return something malformed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from warden_algos.interfaces import (
+    AlgorithmParams,
+    DetectAlgorithm,
+    DetectResult,
+    F64Array,
+    I64Array,
+    RCAAlgorithm,
+    TimeSeries,
+)
+
+
+def _nothing(timestamps: I64Array) -> DetectResult:
+    return DetectResult(np.empty(0, dtype=np.int64), np.empty(0))
+
+
+class SleepParams(AlgorithmParams):
+    seconds: float = Field(0.0, ge=0)
+
+
+class Sleeper(DetectAlgorithm[SleepParams]):
+    name = "test_sleep"
+    summary = "Sleeps for params.seconds, then finds nothing."
+
+    def detect(self, dimensions: list[str], timestamps: I64Array, values: F64Array) -> DetectResult:
+        time.sleep(self.params.seconds)
+        return _nothing(timestamps)
+
+
+class Printer(DetectAlgorithm):
+    name = "test_print"
+    summary = "Writes to stdout from Python, from C, and from a child process."
+
+    def detect(self, dimensions: list[str], timestamps: I64Array, values: F64Array) -> DetectResult:
+        print("print() from an algorithm")
+        sys.stdout.write("sys.stdout.write from an algorithm\n")
+        sys.stdout.flush()
+        os.write(1, b"os.write(1) from an algorithm\n")
+        libc = ctypes.CDLL(None)
+        libc.printf(b"printf from C in an algorithm\n")
+        libc.fflush(None)
+        subprocess.run(["echo", "a child process writing to its stdout"], check=True)
+        return DetectResult.from_mask(timestamps, values > 10, values)
+
+
+class CrashParams(AlgorithmParams):
+    mode: Literal["raise", "exit", "wrong_type", "bad_timestamp", "nan_score", "memory"] = "raise"
+
+
+class Crasher(DetectAlgorithm[CrashParams]):
+    name = "test_crash"
+    summary = "Fails in the way params.mode says."
+
+    def detect(self, dimensions: list[str], timestamps: I64Array, values: F64Array) -> DetectResult:
+        mode = self.params.mode
+        if mode == "raise":
+            raise ValueError("boom from test_crash")
+        if mode == "exit":
+            sys.exit(3)
+        if mode == "memory":
+            raise MemoryError("pretend allocation failure")
+        if mode == "wrong_type":
+            return {"timestamps": []}  # type: ignore[return-value]
+        if mode == "bad_timestamp":
+            return DetectResult(np.array([timestamps[0] + 1]), np.array([1.0]))
+        return DetectResult(timestamps[:1].copy(), np.array([np.nan]))
+
+
+class Stubborn(DetectAlgorithm[SleepParams]):
+    name = "test_stubborn"
+    summary = "Ignores the timeout: swallows every exception until params.seconds have passed."
+
+    def detect(self, dimensions: list[str], timestamps: I64Array, values: F64Array) -> DetectResult:
+        until = time.monotonic() + self.params.seconds
+        while time.monotonic() < until:
+            try:
+                time.sleep(0.05)
+            except BaseException:  # noqa: S110 - the point of this algorithm
+                pass
+        return _nothing(timestamps)
+
+
+class BadRCA(RCAAlgorithm):
+    name = "test_bad_rca"
+    summary = "Returns a key that is not among the related metrics."
+
+    def simple_rca(
+        self,
+        metric_of_interest: TimeSeries,
+        related_metrics: list[TimeSeries],
+        k: int,
+        anomalies: I64Array,
+        params: AlgorithmParams,
+    ) -> Mapping[str, float]:
+        return {"no=such": 1.0}
+
+
+class WrongName(DetectAlgorithm):
+    name = "something_else"
+    summary = "Registered under a name its class does not declare."
+
+    def detect(self, dimensions: list[str], timestamps: I64Array, values: F64Array) -> DetectResult:
+        return _nothing(timestamps)
