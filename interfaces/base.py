@@ -18,6 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar, Generic, Literal, Self, TypeVar, get_args, get_origin
 
+import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .errors import InvalidParams
@@ -124,7 +125,15 @@ class Algorithm(ABC, Generic[P]):
                 field=f"params.{unknown[0]}",
             )
         try:
-            return cls.Params.model_validate(dict(raw))
+            # JSON-mode strict validation, whatever the caller: "60" is not a window, but an
+            # enum's string value is that enum, exactly as when the params arrive on the wire.
+            encoded = orjson.dumps(dict(raw), option=orjson.OPT_SERIALIZE_NUMPY)
+        except TypeError:  # not JSON-representable (a Python object): validate as Python
+            encoded = None
+        try:
+            if encoded is None:
+                return cls.Params.model_validate(dict(raw))
+            return cls.Params.model_validate_json(encoded, strict=True)
         except ValidationError as error:
             field, message = _format_validation_error(error)
             raise InvalidParams(message, field=field) from None

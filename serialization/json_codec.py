@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
+
 from warden_algos.interfaces import (
     DetectResult,
     ErrorCode,

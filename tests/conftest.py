@@ -51,7 +51,9 @@ def install_fake_distribution(
 def env_with_path(*paths: Path) -> dict[str, str]:
     env = dict(os.environ)
     existing = env.get("PYTHONPATH")
-    env["PYTHONPATH"] = os.pathsep.join([*(str(p) for p in paths), *([existing] if existing else [])])
+    env["PYTHONPATH"] = os.pathsep.join(
+        [*(str(p) for p in paths), *([existing] if existing else [])]
+    )
     return env
 
 
@@ -120,7 +122,11 @@ def rca_request(k: int = 2, request_id: str | None = "rca-1", **extra: Any) -> d
         "algorithm": "correlation",
         "params": {"window": 8},
         "rca": {
-            "metric_of_interest": {"dimensions": {"svc": "api"}, "times": times, "values": moi.tolist()},
+            "metric_of_interest": {
+                "dimensions": {"svc": "api"},
+                "times": times,
+                "values": moi.tolist(),
+            },
             "related_metrics": [
                 {"dimensions": {"dep": "noise"}, "times": times, "values": noise.tolist()},
                 {"dimensions": {"dep": "cause"}, "times": times, "values": cause.tolist()},
@@ -162,7 +168,7 @@ class ServeProcess:
 
     def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
         # stderr goes to a file: an undrained pipe would fill up and stall the server.
-        self.stderr_file = tempfile.TemporaryFile()
+        self.stderr_file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the fixture
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "warden_algos", "serve", *args],
             stdin=subprocess.PIPE,

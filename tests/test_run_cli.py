@@ -155,8 +155,9 @@ def test_invalid_params_name_the_parameter(params: dict[str, Any], field: str) -
     "mode", ["raise", "exit", "memory", "wrong_type", "bad_timestamp", "nan_score"]
 )
 def test_failing_algorithm_is_algorithm_failed(plugin_env: dict[str, str], mode: str) -> None:
-    done = cli("run", stdin=dumps(detect_request("test_crash", params={"mode": mode})),
-               env=plugin_env)
+    done = cli(
+        "run", stdin=dumps(detect_request("test_crash", params={"mode": mode})), env=plugin_env
+    )
     assert done.returncode == 0
     assert_error(orjson.loads(done.stdout), "ALGORITHM_FAILED")
     assert b"Traceback" not in done.stdout
@@ -181,8 +182,16 @@ def test_sleeping_past_the_timeout_is_timeout(plugin_env: dict[str, str]) -> Non
 
 def test_algorithm_ignoring_the_timeout_is_still_answered(plugin_env: dict[str, str]) -> None:
     request = detect_request("test_stubborn", params={"seconds": 60})
-    done = cli("run", "--timeout-s", "0.3", "--hard-grace-s", "0.5", stdin=dumps(request),
-               env=plugin_env, timeout=20)
+    done = cli(
+        "run",
+        "--timeout-s",
+        "0.3",
+        "--hard-grace-s",
+        "0.5",
+        stdin=dumps(request),
+        env=plugin_env,
+        timeout=20,
+    )
     assert done.returncode == 0
     assert_error(orjson.loads(done.stdout), "TIMEOUT")
 
@@ -217,7 +226,9 @@ def test_closed_stdout_exits_non_zero() -> None:
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "warden_algos", "run"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     assert proc.stdout is not None
     proc.stdout.close()

@@ -32,8 +32,9 @@ def mixed_requests(count: int) -> list[tuple[bytes, str | None]]:
 
 def test_serve_answers_1000_mixed_requests_in_order(plugin_env: dict[str, str]) -> None:
     requests = mixed_requests(1000)
-    done = cli("serve", stdin=b"".join(frame(body) for body, _ in requests), env=plugin_env,
-               timeout=120)
+    done = cli(
+        "serve", stdin=b"".join(frame(body) for body, _ in requests), env=plugin_env, timeout=120
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     responses = [orjson.loads(body) for body in read_frames(done.stdout)]
     assert len(responses) == 1000
@@ -48,7 +49,9 @@ def test_serve_answers_1000_mixed_requests_in_order(plugin_env: dict[str, str]) 
             assert response["error"]["code"] == code, response
 
 
-def test_serve_keeps_serving_after_a_timeout(plugin_env: dict[str, str], serve_factory: Any) -> None:
+def test_serve_keeps_serving_after_a_timeout(
+    plugin_env: dict[str, str], serve_factory: Any
+) -> None:
     server = serve_factory("--timeout-s", "0.5", env=plugin_env)
     slow = server.ask(detect_request("test_sleep", params={"seconds": 30}, request_id="slow"))
     assert slow["error"]["code"] == "TIMEOUT"

@@ -80,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     describe = commands.add_parser("describe", help="show an algorithm's interface and params")
     describe.add_argument("name")
     describe.add_argument("--json", action="store_true", help="machine-readable output")
+    check = commands.add_parser(
+        "check", help="run the contract checks on a registered algorithm (see warden_algos.testing)"
+    )
+    check.add_argument("name")
     schema = commands.add_parser("schema", help="print the JSON schema of the wire envelope")
     schema.add_argument("which", choices=["request", "response"])
     version = commands.add_parser("version", help="print the version")
@@ -188,6 +192,32 @@ def _describe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from warden_algos.interfaces import WardenError
+    from warden_algos.testing import run_checks
+
+    registry = _registry_or_exit()
+    try:
+        algorithm_class = registry.load(args.name)
+    except WardenError as error:
+        print(f"warden-algos: {error.message}", file=sys.stderr)
+        return 1
+    outcomes = run_checks(algorithm_class)
+    table = Table(title=f"contract checks for {args.name}")
+    for column in ("case", "result", "detail"):
+        table.add_column(column)
+    for outcome in outcomes:
+        mark = "[green]pass[/green]" if outcome.passed else "[red]FAIL[/red]"
+        table.add_row(outcome.case, mark, outcome.detail)
+    Console(width=120).print(table)
+    failed = sum(not outcome.passed for outcome in outcomes)
+    print(f"{len(outcomes) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
 def _schema(args: argparse.Namespace) -> int:
     import orjson
 
@@ -222,6 +252,7 @@ COMMANDS = {
     "serve": _serve_or_run,
     "list": _list,
     "describe": _describe,
+    "check": _check,
     "schema": _schema,
     "version": _version,
 }

@@ -6,6 +6,7 @@ the deadline, or return something malformed.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import subprocess
@@ -91,10 +92,8 @@ class Stubborn(DetectAlgorithm[SleepParams]):
     def detect(self, dimensions: list[str], timestamps: I64Array, values: F64Array) -> DetectResult:
         until = time.monotonic() + self.params.seconds
         while time.monotonic() < until:
-            try:
+            with contextlib.suppress(BaseException):
                 time.sleep(0.05)
-            except BaseException:  # noqa: S110 - the point of this algorithm
-                pass
         return _nothing(timestamps)
 
 

@@ -1,0 +1,1 @@
+"""Example warden-algos plugin (see ../../README.md, "Write your own algorithm")."""

@@ -1,0 +1,79 @@
+"""The example third-party package, installed for real with pip, then used through the CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from .conftest import EXAMPLES, cli, detect_request, dumps, env_with_path
+
+EXAMPLE = EXAMPLES / "custom_algorithm"
+
+
+@pytest.fixture(scope="module")
+def example_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    target = tmp_path_factory.mktemp("example-site")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(target),
+            str(EXAMPLE),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    assert list(Path(target).glob("warden_example_tukey-*.dist-info"))
+    return env_with_path(target)
+
+
+def test_installed_plugin_is_listed(example_env: dict[str, str]) -> None:
+    done = cli("list", "--json", env=example_env)
+    assert done.returncode == 0, done.stderr.decode()
+    rows = {row["name"]: row for row in orjson.loads(done.stdout)}
+    assert rows["tukey_fences"]["interface"] == "detect"
+    assert rows["tukey_fences"]["source"].startswith("warden-example-tukey")
+    assert {"ksigma", "correlation"} <= set(rows)
+
+
+def test_installed_plugin_runs_through_the_cli(example_env: dict[str, str]) -> None:
+    request = detect_request("tukey_fences", params={"window": 48})
+    done = cli("run", stdin=dumps(request), env=example_env)
+    response = orjson.loads(done.stdout)
+    assert response["status"] == "ok", response
+    assert request["detect"]["timestamps"][150] in response["detect"]["timestamps"]
+
+
+def test_installed_plugin_describes_its_params(example_env: dict[str, str]) -> None:
+    done = cli("describe", "tukey_fences", "--json", env=example_env)
+    info = orjson.loads(done.stdout)
+    assert info["params_schema"]["properties"]["fence"]["default"] == 3.0
+
+
+def test_installed_plugin_passes_the_contract_check(example_env: dict[str, str]) -> None:
+    done = cli("check", "tukey_fences", env=example_env)
+    assert done.returncode == 0, done.stdout.decode()
+
+
+def test_example_package_own_tests_pass(example_env: dict[str, str]) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(EXAMPLE / "tests")],
+        env=example_env,
+        capture_output=True,
+        timeout=300,
+        check=False,
+        cwd=EXAMPLE,
+    )
+    assert done.returncode == 0, done.stdout.decode()[-3000:]
