@@ -17,8 +17,9 @@ from .types import DetectResult, F64Array, I64Array, TimeSeries
 
 
 def _first(mask: np.ndarray) -> int | None:
-    hits = np.flatnonzero(mask)
-    return int(hits[0]) if hits.size else None
+    if not mask.any():  # one fast pass in the common, valid case
+        return None
+    return int(np.argmax(mask))
 
 
 def check_times(path: str, times: I64Array) -> None:
@@ -26,7 +27,7 @@ def check_times(path: str, times: I64Array) -> None:
     if times.ndim != 1:
         raise InvalidInput("must be a one-dimensional array", field=path)
     if times.shape[0] > 1:
-        bad = _first(np.diff(times) <= 0)
+        bad = _first(times[1:] <= times[:-1])
         if bad is not None:
             raise InvalidInput(
                 f"times must be strictly increasing, but {int(times[bad + 1])} follows "
@@ -121,7 +122,7 @@ def check_detect_result(result: object, timestamps: I64Array) -> DetectResult:
             raise AlgorithmFailed(
                 f"result timestamp {int(ts[bad])} (index {bad}) is not one of the input timestamps"
             )
-        bad = _first(np.diff(ts) <= 0)
+        bad = _first(ts[1:] <= ts[:-1])
         if bad is not None:
             raise AlgorithmFailed(f"result timestamps must be increasing (index {bad + 1})")
         bad = _first(~np.isfinite(scores))
