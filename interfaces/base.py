@@ -32,7 +32,7 @@ class AlgorithmParams(BaseModel):
     """Base for an algorithm's ``Params``: unknown keys are errors (a typo must not pass silently)
     and a validated instance is immutable, so it can be shared and hashed."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class NoParams(AlgorithmParams):

@@ -1,5 +1,6 @@
 """The data types an algorithm author receives and returns.
 
+The records are immutable named tuples (cheap to define: every one-shot run imports them).
 Everything numeric is a numpy array: ``int64`` Unix seconds for times, ``float64`` for values, with
 NaN meaning "missing". Arrays handed to an algorithm are read-only views of the request, so an
 algorithm that wants to modify one must copy it first (``values.copy()``); this keeps one request
@@ -9,8 +10,7 @@ from leaking into another and saves a copy on the hot path.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TypeAlias
+from typing import NamedTuple, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -24,8 +24,7 @@ def render_dimensions(dimensions: Mapping[str, str]) -> str:
     return ",".join(f"{k}={dimensions[k]}" for k in sorted(dimensions))
 
 
-@dataclass(frozen=True, slots=True)
-class TimeSeries:
+class TimeSeries(NamedTuple):
     """One metric: its dimensions and aligned arrays.
 
     ``sizes`` (sample count behind each point) and ``variances`` (of each point's aggregate) are
@@ -42,12 +41,8 @@ class TimeSeries:
     def key(self) -> str:
         return render_dimensions(self.dimensions)
 
-    def __len__(self) -> int:
-        return int(self.times.shape[0])
 
-
-@dataclass(frozen=True, slots=True)
-class DetectResult:
+class DetectResult(NamedTuple):
     """What a detect algorithm returns.
 
     ``timestamps``/``scores``: the anomalous instants (a subset of the input timestamps, increasing)
@@ -90,15 +85,14 @@ class DetectResult:
         return DetectResult(timestamps=self.timestamps, scores=self.scores)
 
 
-@dataclass(frozen=True, slots=True)
-class RCAResult:
+class RCAResult(NamedTuple):
     """Ranked contributions: ``(metric key, score)`` pairs, highest score first, at most ``k``.
 
     ``simple_rca`` returns a plain ``{key: score}`` mapping; the SDK ranks it with :meth:`rank` so
     every algorithm orders and truncates the same way (ties broken by key, for determinism).
     """
 
-    contributions: tuple[tuple[str, float], ...] = field(default_factory=tuple)
+    contributions: tuple[tuple[str, float], ...] = ()
 
     @classmethod
     def rank(cls, scores: Mapping[str, float], k: int) -> RCAResult:

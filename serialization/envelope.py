@@ -6,8 +6,7 @@ dispatcher only ever sees these. Arrays are numpy arrays already, so no later st
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from warden_algos.interfaces import (
     DetectResult,
@@ -21,15 +20,13 @@ from warden_algos.interfaces import (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class DetectPayload:
+class DetectPayload(NamedTuple):
     dimensions: list[str]
     timestamps: I64Array
     values: F64Array
 
 
-@dataclass(frozen=True, slots=True)
-class RCAPayload:
+class RCAPayload(NamedTuple):
     metric_of_interest: TimeSeries
     related_metrics: list[TimeSeries]
     k: int
@@ -39,12 +36,11 @@ class RCAPayload:
 Payload = DetectPayload | RCAPayload
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
+class Request(NamedTuple):
     interface: Interface
     algorithm: str
     payload: Payload
-    params: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any]
     request_id: str | None = None
     #: The host does not want the per-point band back (saves most of a large response).
     include_band: bool = True
@@ -52,8 +48,7 @@ class Request:
     packed_arrays: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class ErrorInfo:
+class ErrorInfo(NamedTuple):
     code: ErrorCode
     message: str
     field: str | None = None
@@ -63,8 +58,7 @@ class ErrorInfo:
         return cls(code=error.code, message=error.message, field=error.field)
 
 
-@dataclass(frozen=True, slots=True)
-class Response:
+class Response(NamedTuple):
     request_id: str | None
     result: DetectResult | RCAResult | None = None
     error: ErrorInfo | None = None

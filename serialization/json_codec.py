@@ -48,7 +48,7 @@ _PACKED_DTYPES = {"float64": np.dtype("<f8"), "int64": np.dtype("<i8")}
 class PackedArray(BaseModel):
     """A numeric array as base64 of its little-endian bytes."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
     dtype: Literal["float64", "int64"]
     base64: str
 
@@ -114,7 +114,11 @@ _TAGS = {"list", "packed"}
 
 
 class _Wire(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, arbitrary_types_allowed=True)
+    # Built on first use, not at import: a server never builds the response-side models, and
+    # every one-shot run pays for what it builds.
+    model_config = ConfigDict(
+        extra="forbid", strict=True, arbitrary_types_allowed=True, defer_build=True
+    )
 
 
 class WireTimeSeries(_Wire):

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from warden_algos.interfaces import (
     Algorithm,
@@ -42,8 +41,7 @@ from .deadline import SoftDeadline
 log = logging.getLogger("warden_algos.dispatcher")
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     """What the caller (the run/serve loop) needs to know about a handled request."""
 
     request_id: str | None

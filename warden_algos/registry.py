@@ -10,9 +10,8 @@ install order.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, NamedTuple
 
 from warden_algos.interfaces import (
     Algorithm,
@@ -37,8 +36,7 @@ class RegistryError(InternalError):
     """The installed set of algorithms is inconsistent (duplicate name, broken plugin)."""
 
 
-@dataclass(frozen=True, slots=True)
-class AlgorithmEntry:
+class AlgorithmEntry(NamedTuple):
     """One registered algorithm before it is imported."""
 
     name: str
@@ -76,10 +74,12 @@ class AlgorithmEntry:
         return loaded
 
 
-@dataclass
 class Registry:
-    entries: dict[str, AlgorithmEntry]
-    _loaded: dict[str, type[Algorithm[Any]]] = field(default_factory=dict, repr=False)
+    """Names to entries; classes are imported on first use and kept for the process's life."""
+
+    def __init__(self, entries: dict[str, AlgorithmEntry]) -> None:
+        self.entries = entries
+        self._loaded: dict[str, type[Algorithm[Any]]] = {}
 
     @classmethod
     def discover(cls) -> Registry:

@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 import threading
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from warden_algos.interfaces import InvalidInput, RequestTimeout
 from warden_algos.serialization import (
@@ -32,8 +32,7 @@ log = logging.getLogger("warden_algos.server")
 RESTART_ENV = "WARDEN_ALGOS_RESTARTED"
 
 
-@dataclass(frozen=True, slots=True)
-class ServerOptions:
+class ServerOptions(NamedTuple):
     format: str = "json"
     timeout_s: float | None = None
     hard_grace_s: float = 2.0

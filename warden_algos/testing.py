@@ -101,7 +101,7 @@ def _same_detect(a: DetectResult, b: DetectResult) -> bool:
             return x is y
         return bool(np.array_equal(x, y, equal_nan=True))
 
-    return all(eq(getattr(a, f), getattr(b, f)) for f in DetectResult.__slots__)
+    return all(eq(getattr(a, f), getattr(b, f)) for f in DetectResult._fields)
 
 
 def _check_detect(algorithm: DetectAlgorithm[Any]) -> list[CheckOutcome]:

@@ -8,15 +8,14 @@ is combined from block-local partial sums, whose size is bounded by the block, n
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from warden_algos.interfaces import F64Array
 
 
-@dataclass(frozen=True, slots=True)
-class WindowStats:
+class WindowStats(NamedTuple):
     mean: F64Array  # NaN where count < min_periods
     std: F64Array  # sample standard deviation (ddof=1); NaN where count < min_periods
     level: float  # mean of the whole series: its scale, for relative tolerances
