@@ -30,6 +30,7 @@ TEST_PLUGINS = {
     "test_print": "warden_test_algos:Printer",
     "test_crash": "warden_test_algos:Crasher",
     "test_stubborn": "warden_test_algos:Stubborn",
+    "test_catch_all": "warden_test_algos:CatchAll",
     "test_bad_rca": "warden_test_algos:BadRCA",
 }
 

@@ -180,6 +180,14 @@ def test_sleeping_past_the_timeout_is_timeout(plugin_env: dict[str, str]) -> Non
     assert response["request_id"] == "r1"
 
 
+def test_broad_except_in_an_algorithm_does_not_swallow_the_timeout(
+    plugin_env: dict[str, str],
+) -> None:
+    request = detect_request("test_catch_all", params={"seconds": 30})
+    done = cli("run", "--timeout-s", "0.3", stdin=dumps(request), env=plugin_env, timeout=20)
+    assert_error(orjson.loads(done.stdout), "TIMEOUT")
+
+
 def test_algorithm_ignoring_the_timeout_is_still_answered(plugin_env: dict[str, str]) -> None:
     request = detect_request("test_stubborn", params={"seconds": 60})
     done = cli(

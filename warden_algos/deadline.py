@@ -8,6 +8,10 @@ The hard layer is a watchdog thread for what the soft one cannot stop: an algori
 the exception, or C code that never returns. When the deadline plus a grace period has passed, the
 watchdog claims the request (so the main thread can no longer answer it), and calls ``on_expire``,
 which answers ``TIMEOUT`` and then replaces or ends the process. Exactly one side answers.
+
+What neither layer can stop: C code that holds the GIL and never returns (the watchdog thread
+needs the GIL to run). That process is stuck for good; the host's own deadline, which kills and
+replaces a worker that does not answer, is the last line of defence (see the JVM host harness).
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ from types import FrameType, TracebackType
 from warden_algos.interfaces import RequestTimeout
 
 
-class _Alarm(RequestTimeout):
-    pass
+class DeadlineExceeded(BaseException):
+    """Raised inside the algorithm by the alarm. A BaseException, like KeyboardInterrupt, so that
+    an algorithm's ``except Exception`` cannot swallow it; ``SoftDeadline`` turns it into
+    ``RequestTimeout`` on the way out."""
 
 
 class SoftDeadline:
@@ -38,7 +44,7 @@ class SoftDeadline:
     def _on_alarm(self, signum: int, frame: FrameType | None) -> None:
         if self._armed:
             self._armed = False
-            raise _Alarm(f"the request did not finish within {self.seconds:g} s (--timeout-s)")
+            raise DeadlineExceeded
 
     def __enter__(self) -> SoftDeadline:
         if self._usable and self.seconds:
@@ -55,6 +61,10 @@ class SoftDeadline:
         if self._usable:
             self._armed = False
             signal.setitimer(signal.ITIMER_REAL, 0)
+        if isinstance(exc, DeadlineExceeded):
+            raise RequestTimeout(
+                f"the request did not finish within {self.seconds:g} s (--timeout-s)"
+            ) from None
 
 
 class Watchdog:

@@ -97,6 +97,18 @@ class Stubborn(DetectAlgorithm[SleepParams]):
         return _nothing(timestamps)
 
 
+class CatchAll(DetectAlgorithm[SleepParams]):
+    name = "test_catch_all"
+    summary = "Sleeps inside a broad `except Exception`, as careless code does."
+
+    def detect(self, dimensions: list[str], timestamps: I64Array, values: F64Array) -> DetectResult:
+        try:
+            time.sleep(self.params.seconds)
+        except Exception:
+            return DetectResult(timestamps[:1].copy(), np.array([99.0]))
+        return _nothing(timestamps)
+
+
 class BadRCA(RCAAlgorithm):
     name = "test_bad_rca"
     summary = "Returns a key that is not among the related metrics."
