@@ -31,6 +31,8 @@ class Codec(Protocol):
 #: format name -> "module:class" of its codec, resolved lazily.
 CODECS: dict[str, str] = {
     "json": "warden_algos.serialization.json_codec:JsonCodec",
+    "thrift-binary": "warden_algos.serialization.thrift_codec:ThriftBinaryCodec",
+    "thrift-compact": "warden_algos.serialization.thrift_codec:ThriftCompactCodec",
 }
 
 

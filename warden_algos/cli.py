@@ -12,7 +12,11 @@ from typing import Any
 
 from warden_algos import __version__
 
-FORMATS = ["json"]  # kept in step with serialization.codec.CODECS by a test
+FORMATS = [
+    "json",
+    "thrift-binary",
+    "thrift-compact",
+]  # kept in step with serialization.codec.CODECS by a test
 
 
 def _positive_float(text: str) -> float:

@@ -1,4 +1,5 @@
-"""The JSON codec in-process: strict typing, packed arrays, and round trips (hypothesis)."""
+"""The codecs in-process: round trips of every format (hypothesis), strict typing, packed arrays,
+and malformed input."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from warden_algos.serialization.codec import CODECS
 from .conftest import detect_request, dumps
 
 codec = get_codec("json")
+ALL_FORMATS = list(CODECS)
 
 
 def arrays_equal(a: Any, b: Any) -> bool:
@@ -136,10 +138,12 @@ def requests(draw: Any) -> Request:
     )
 
 
-@settings(max_examples=300, deadline=None)
-@given(requests())
-def test_any_valid_request_round_trips_unchanged(request: Request) -> None:
-    assert requests_equal(codec.decode_request(codec.encode_request(request)), request)
+@pytest.mark.parametrize("format_name", ALL_FORMATS)
+@settings(max_examples=200, deadline=None)
+@given(request=requests())
+def test_any_valid_request_round_trips_unchanged(format_name: str, request: Request) -> None:
+    fmt = get_codec(format_name)
+    assert requests_equal(fmt.decode_request(fmt.encode_request(request)), request)
 
 
 @st.composite
@@ -168,10 +172,12 @@ def responses(draw: Any) -> Response:
     return Response(request_id=request_id, result=result, packed_arrays=draw(st.booleans()))
 
 
-@settings(max_examples=200, deadline=None)
-@given(responses())
-def test_any_response_round_trips_unchanged(response: Response) -> None:
-    back = codec.decode_response(codec.encode_response(response))
+@pytest.mark.parametrize("format_name", ALL_FORMATS)
+@settings(max_examples=150, deadline=None)
+@given(response=responses())
+def test_any_response_round_trips_unchanged(format_name: str, response: Response) -> None:
+    fmt = get_codec(format_name)
+    back = fmt.decode_response(fmt.encode_response(response))
     assert back.request_id == response.request_id
     assert back.error == response.error
     if isinstance(response.result, DetectResult):
@@ -247,3 +253,93 @@ def test_cli_formats_match_the_codec_table() -> None:
     from warden_algos.cli import FORMATS
 
     assert list(CODECS) == FORMATS
+
+
+THRIFT = ["thrift-binary", "thrift-compact"]
+
+
+def thrift_request(format_name: str, **changes: Any) -> bytes:
+    """A valid detect request in a Thrift format, with generated-struct fields overridden."""
+    from warden_algos.serialization.warden_wire import ttypes as wire
+
+    message = wire.Request(
+        interface_name="detect",
+        algorithm="ksigma",
+        request_id="t1",
+        detect=wire.DetectPayload(dimensions=["h=a"], timestamps=[1, 2, 3], values=[1.0, 2.0, 3.0]),
+    )
+    for name, value in changes.items():
+        target = message
+        *parents, last = name.split(".")
+        for parent in parents:
+            target = getattr(target, parent)
+        setattr(target, last, value)
+    return get_codec(format_name)._serialize(message, False)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("format_name", THRIFT)
+@pytest.mark.parametrize(
+    ("changes", "field", "message"),
+    [
+        ({"interface_name": "forecast"}, "interface_name", "must be 'detect' or 'rca'"),
+        ({"algorithm": ""}, "algorithm", "1 to 200"),
+        ({"detect.values": None}, "detect.values", "missing"),
+        ({"detect.values_packed": b"\0" * 24}, "detect.values", "not both"),
+        ({"detect.values": None, "detect.values_packed": b"\0" * 7}, "detect.values", "8-byte"),
+        ({"params_json": "[1]"}, "params", "JSON object"),
+        ({"params_json": "{"}, "params", "not valid JSON"),
+        ({"detect": None}, None, "exactly one payload"),
+    ],
+)
+def test_thrift_request_problems_name_the_field(
+    format_name: str, changes: dict[str, Any], field: str | None, message: str
+) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        get_codec(format_name).decode_request(thrift_request(format_name, **changes))
+    assert message in caught.value.message
+    assert caught.value.field == field
+    assert caught.value.request_id == "t1"
+
+
+@pytest.mark.parametrize("format_name", THRIFT)
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"\xff" * 16, b"\x0b\x00\x01\x7f\xff\xff\xff", b"\x0f\x00\x02\x0a\x7f\xff\xff\xff"],
+)
+def test_garbage_thrift_is_invalid_input(format_name: str, body: bytes) -> None:
+    with pytest.raises(InvalidInput, match=f"not valid {format_name}|after the end|payload"):
+        get_codec(format_name).decode_request(body)
+
+
+@pytest.mark.parametrize("format_name", THRIFT)
+def test_trailing_bytes_after_a_thrift_request_are_refused(format_name: str) -> None:
+    with pytest.raises(InvalidInput, match="after the end"):
+        get_codec(format_name).decode_request(thrift_request(format_name) + b"\x00\x00")
+
+
+@pytest.mark.parametrize("format_name", THRIFT)
+def test_packed_and_list_thrift_responses_hold_the_same_numbers(format_name: str) -> None:
+    fmt = get_codec(format_name)
+    band = np.array([1.0, np.nan, 3.0])
+    result = DetectResult(np.array([5], dtype=np.int64), np.array([2.5]), band, band, band)
+    for packed in (False, True):
+        back = fmt.decode_response(fmt.encode_response(Response("x", result, None, packed)))
+        assert isinstance(back.result, DetectResult)
+        assert arrays_equal(back.result.expected, band)
+        assert back.packed_arrays == packed
+
+
+def test_generated_thrift_code_matches_the_idl() -> None:
+    import shutil
+    import subprocess
+
+    from .conftest import ROOT
+
+    assert shutil.which("thrift"), "thrift-compiler is not installed (.ci/run installs it)"
+    done = subprocess.run(
+        ["bash", str(ROOT / "dev" / "gen_thrift.sh"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

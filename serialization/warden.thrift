@@ -1,0 +1,129 @@
+/*
+ * warden-algos wire envelope, Thrift form.
+ *
+ * This is the one file the JVM platform compiles. It carries exactly the envelope of the JSON form
+ * (README "The wire contract"): a Request names an interface and an algorithm, gives the
+ * algorithm's params and the interface's payload; a Response carries either the interface's result
+ * or an Error with a stable code. Both the binary and the compact protocol are spoken.
+ *
+ * Numeric arrays come in two spellings, and a sender sets exactly one of each pair:
+ *   - a Thrift list (list<i64>, list<double>): natural for Java; NaN is a missing value;
+ *   - a packed array (binary field, name ending in _packed): the array's little-endian bytes,
+ *     8 per element. Decoding it costs a copy instead of a per-element loop, which is what makes
+ *     a million points cheap (see benchmarks/codecs.py).
+ * A request that sets packed_arrays = true gets packed arrays back.
+ *
+ * Evolution rules (keep old hosts and old executables working):
+ *   1. Every field is optional and has a stable id. Never reuse or renumber an id, never change a
+ *      field's type; to replace a field, add a new one with a new id and deprecate the old one
+ *      in a comment.
+ *   2. New fields go at the end with the next free id. An old reader skips fields it does not
+ *      know, so adding fields is always compatible.
+ *   3. New ErrorCode values may appear: a host must treat a code it does not know as INTERNAL
+ *      (the Java enum's findByValue returns null for it).
+ *   4. ENVELOPE_VERSION is bumped when the meaning of an existing field changes (never done
+ *      silently). A Request may carry the version it was written against.
+ *   5. Fields are written in id order and map keys sorted, so that both sides produce the same
+ *      bytes for the same envelope (the shared test vectors check this byte for byte).
+ */
+
+namespace java warden.algos.thrift
+namespace py warden_wire
+
+const i32 ENVELOPE_VERSION = 1
+
+enum ErrorCode {
+  INVALID_INPUT = 1,
+  UNKNOWN_ALGORITHM = 2,
+  INVALID_PARAMS = 3,
+  ALGORITHM_FAILED = 4,
+  TIMEOUT = 5,
+  INTERNAL = 6,
+}
+
+/** One metric: dimensions and aligned arrays (sizes and variances are optional). */
+struct TimeSeries {
+  1: optional map<string, string> dimensions,
+  2: optional list<i64> times,
+  3: optional list<double> values,
+  4: optional list<i64> sizes,
+  5: optional list<double> variances,
+  6: optional binary times_packed,
+  7: optional binary values_packed,
+  8: optional binary sizes_packed,
+  9: optional binary variances_packed,
+}
+
+/** detect(dimensions, timestamps, values) */
+struct DetectPayload {
+  1: optional list<string> dimensions,
+  2: optional list<i64> timestamps,
+  3: optional list<double> values,
+  4: optional binary timestamps_packed,
+  5: optional binary values_packed,
+}
+
+/** simple_rca(metric_of_interest, related_metrics, k, anomalies, params) */
+struct RcaPayload {
+  1: optional TimeSeries metric_of_interest,
+  2: optional list<TimeSeries> related_metrics,
+  3: optional i32 k,
+  4: optional list<i64> anomalies,
+  5: optional binary anomalies_packed,
+}
+
+struct Request {
+  /** "detect" or "rca"; names which payload is set. */
+  1: optional string interface_name,
+  2: optional string algorithm,
+  /** The algorithm's params as one JSON object ("{}" or unset for the defaults). */
+  3: optional string params_json,
+  4: optional string request_id,
+  /** Unset means true: return expected/lower/upper for every point when the algorithm has them. */
+  5: optional bool include_band,
+  /** Unset means false: answer with lists, not packed arrays. */
+  6: optional bool packed_arrays,
+  7: optional DetectPayload detect,
+  8: optional RcaPayload rca,
+  /** The ENVELOPE_VERSION the sender was written against. */
+  9: optional i32 envelope_version,
+}
+
+struct DetectResult {
+  1: optional list<i64> timestamps,
+  2: optional list<double> scores,
+  3: optional list<double> expected,
+  4: optional list<double> lower,
+  5: optional list<double> upper,
+  6: optional binary timestamps_packed,
+  7: optional binary scores_packed,
+  8: optional binary expected_packed,
+  9: optional binary lower_packed,
+  10: optional binary upper_packed,
+}
+
+struct Contribution {
+  1: optional string key,
+  2: optional double score,
+}
+
+/** Ranked: highest score first, at most k, ties broken by key. */
+struct RcaResult {
+  1: optional list<Contribution> contributions,
+}
+
+struct Error {
+  1: optional ErrorCode code,
+  2: optional string message,
+  /** The offending part of the request, e.g. "detect.values[3]", when there is one. */
+  3: optional string field,
+}
+
+struct Response {
+  /** "ok" or "error". */
+  1: optional string status,
+  2: optional string request_id,
+  3: optional DetectResult detect,
+  4: optional RcaResult rca,
+  5: optional Error error,
+}
