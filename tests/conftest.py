@@ -7,8 +7,6 @@ on a path the child interpreter searches (``PYTHONPATH``), so discovery goes thr
 
 from __future__ import annotations
 
-import os
-import shutil
 import struct
 import subprocess
 import sys
@@ -21,48 +19,23 @@ import numpy as np
 import orjson
 import pytest
 
+from .plugins.environments import (
+    PLUGIN_MODULE,
+    TEST_PLUGINS,
+    env_with_path,
+    install_fake_distribution,
+    install_test_plugins,
+)
+
+__all__ = ["PLUGIN_MODULE", "TEST_PLUGINS", "env_with_path", "install_fake_distribution"]
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
-PLUGIN_MODULE = Path(__file__).resolve().parent / "plugins" / "warden_test_algos.py"
-
-TEST_PLUGINS = {
-    "test_sleep": "warden_test_algos:Sleeper",
-    "test_print": "warden_test_algos:Printer",
-    "test_crash": "warden_test_algos:Crasher",
-    "test_stubborn": "warden_test_algos:Stubborn",
-    "test_catch_all": "warden_test_algos:CatchAll",
-    "test_bad_rca": "warden_test_algos:BadRCA",
-}
-
-
-def install_fake_distribution(
-    site: Path, dist_name: str, entry_points: dict[str, str], modules: list[Path] = ()
-) -> None:
-    """Write what pip would: the modules, and a dist-info with METADATA and entry_points.txt."""
-    site.mkdir(parents=True, exist_ok=True)
-    for module in modules:
-        shutil.copy(module, site / module.name)
-    info = site / f"{dist_name}-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: 1.0\n")
-    lines = ["[warden_algos.algorithms]"] + [f"{k} = {v}" for k, v in entry_points.items()]
-    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
-
-
-def env_with_path(*paths: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    existing = env.get("PYTHONPATH")
-    env["PYTHONPATH"] = os.pathsep.join(
-        [*(str(p) for p in paths), *([existing] if existing else [])]
-    )
-    return env
 
 
 @pytest.fixture(scope="session")
 def plugin_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    site = tmp_path_factory.mktemp("plugin-site")
-    install_fake_distribution(site, "warden_test_algos", TEST_PLUGINS, [PLUGIN_MODULE])
-    return env_with_path(site)
+    return install_test_plugins(tmp_path_factory.mktemp("plugin-site"))
 
 
 def cli(

@@ -1,0 +1,238 @@
+"""Regenerate the shared test vectors in this folder.
+
+    python serialization/vectors/generate.py
+
+Each vector is a folder holding one request and the response the real executable gives to it, in
+every wire format (``request.json``, ``request.thrift-binary``, ``request.thrift-compact``, and the
+same for ``response.*``), plus ``case.json``: what the case shows, the command-line options it
+needs, the installed-plugin environment it needs, and the expected status and error code. The
+responses are produced by running ``python -m warden_algos run --format F`` for real. The Python
+tests (tests/test_vectors.py) and the Java tests (examples/jvm_host) replay every vector and
+require the same bytes back, so both sides agree on the contract byte for byte.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.plugins.environments import (  # noqa: E402 - needs the repo root on sys.path
+    install_broken_registry,
+    install_test_plugins,
+)
+from warden_algos.interfaces import TimeSeries  # noqa: E402
+from warden_algos.serialization import (  # noqa: E402
+    CODECS,
+    DetectPayload,
+    RCAPayload,
+    Request,
+    get_codec,
+)
+
+T0 = 1_700_000_000
+FORMATS = list(CODECS)
+
+
+def detect(
+    algorithm: str, values: list[float], params: dict[str, Any] | None = None, **options: Any
+) -> Request:
+    timestamps = options.pop("timestamps", None)
+    if timestamps is None:
+        timestamps = np.array([T0 + 60 * i for i in range(len(values))], dtype=np.int64)
+    return Request(
+        interface="detect",
+        algorithm=algorithm,
+        payload=DetectPayload(
+            ["host=web-1", "service=checkout"], timestamps, np.array(values, dtype=np.float64)
+        ),
+        params=params or {},
+        request_id=options.pop("request_id", f"vector-{algorithm}"),
+        **options,
+    )
+
+
+def wave(n: int, spike_at: int | None = None) -> list[float]:
+    values = [100.0 + 5.0 * np.sin(i / 3.0) for i in range(n)]
+    if spike_at is not None:
+        values[spike_at] += 60.0
+    return [round(v, 6) for v in values]
+
+
+def rca() -> Request:
+    n = 40
+    times = np.array([T0 + 60 * i for i in range(n)], dtype=np.int64)
+    bump = np.zeros(n)
+    bump[25:30] = 1.0
+    wobble = np.round(np.sin(np.arange(n) * 1.7), 6)
+    cause = 10.0 + wobble + 20.0 * bump
+    bystander = 10.0 + np.round(np.cos(np.arange(n) * 0.9), 6)
+    return Request(
+        interface="rca",
+        algorithm="correlation",
+        payload=RCAPayload(
+            metric_of_interest=TimeSeries(
+                {"service": "checkout", "metric": "latency"}, times, 100.0 + 2.0 * cause
+            ),
+            related_metrics=[
+                TimeSeries(
+                    {"dependency": "db"},
+                    times,
+                    cause,
+                    sizes=np.full(n, 30, dtype=np.int64),
+                    variances=np.full(n, 0.5),
+                ),
+                TimeSeries({"dependency": "cache"}, times, bystander),
+            ],
+            k=2,
+            anomalies=times[[26, 28]],
+        ),
+        params={"window": 4},
+        request_id="vector-correlation",
+    )
+
+
+def cases() -> dict[str, dict[str, Any]]:
+    times = T0 + 60 * np.arange(20, dtype=np.int64)
+    times[7] = times[6]
+    non_increasing = detect("ksigma", wave(20), request_id="vector-bad-times", timestamps=times)
+    return {
+        "ksigma_spike": {
+            "request": detect("ksigma", wave(60, spike_at=45), {"window": 20, "k": 4.0}),
+            "description": "ksigma flags one spike and returns its band (warm-up points null/NaN)",
+        },
+        "ksigma_missing_values_packed": {
+            "request": detect(
+                "ksigma",
+                wave(40, spike_at=30)[:12] + [float("nan")] * 3 + wave(40, 30)[15:],
+                {"window": 10, "k": 4.0},
+                packed_arrays=True,
+                request_id="vector-packed",
+            ),
+            "description": "missing values, arrays packed both ways",
+        },
+        "ksigma_no_band": {
+            "request": detect(
+                "ksigma",
+                wave(30, spike_at=25),
+                {"window": 10},
+                include_band=False,
+                request_id="vector-no-band",
+            ),
+            "description": "include_band false: only timestamps and scores come back",
+        },
+        "correlation_ranks_the_cause": {
+            "request": rca(),
+            "description": "correlation RCA ranks the injected cause first; sizes and variances",
+        },
+        "invalid_input_times_not_increasing": {
+            "request": non_increasing,
+            "description": "times must be strictly increasing: INVALID_INPUT naming the index",
+        },
+        "unknown_algorithm": {
+            "request": detect("no_such_algorithm", wave(5), request_id="vector-unknown"),
+            "description": "UNKNOWN_ALGORITHM lists what is registered",
+        },
+        "invalid_params": {
+            "request": detect("ksigma", wave(5), {"window": 1}, request_id="vector-params"),
+            "description": "INVALID_PARAMS names the parameter",
+        },
+        "algorithm_failed": {
+            "request": detect("test_crash", wave(5), {"mode": "raise"}, request_id="vector-crash"),
+            "environment": "test-plugins",
+            "description": "an algorithm that raises: ALGORITHM_FAILED, the process carries on",
+        },
+        "timeout": {
+            "request": detect("test_sleep", wave(5), {"seconds": 30}, request_id="vector-slow"),
+            "environment": "test-plugins",
+            "args": ["--timeout-s", "0.2"],
+            "description": "an algorithm slower than --timeout-s: TIMEOUT",
+        },
+        "internal_duplicate_registration": {
+            "request": detect("ksigma", wave(5), request_id="vector-internal"),
+            "environment": "broken-registry",
+            "description": "two installed algorithms claim one name: INTERNAL on every request",
+        },
+    }
+
+
+ENVIRONMENTS = {
+    "default": None,
+    "test-plugins": install_test_plugins,
+    "broken-registry": install_broken_registry,
+}
+
+
+def run(request: bytes, format_name: str, args: list[str], env: dict[str, str] | None) -> bytes:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "warden_algos",
+            "run",
+            "--format",
+            format_name,
+            "--log-level",
+            "warning",
+            *args,
+        ],
+        input=request,
+        capture_output=True,
+        env=env,
+        check=True,
+        timeout=60,
+    )
+    return done.stdout
+
+
+def main() -> None:
+    json_codec = get_codec("json")
+    with tempfile.TemporaryDirectory() as scratch:
+        envs = {
+            name: (install(Path(scratch) / name) if install else None)
+            for name, install in ENVIRONMENTS.items()
+        }
+        for old in HERE.iterdir():
+            if old.is_dir() and (old / "case.json").exists():
+                shutil.rmtree(old)
+        for name, case in cases().items():
+            folder = HERE / name
+            folder.mkdir()
+            environment = case.get("environment", "default")
+            args = case.get("args", [])
+            expect: dict[str, Any] = {}
+            for format_name in FORMATS:
+                body = get_codec(format_name).encode_request(case["request"])
+                (folder / f"request.{format_name}").write_bytes(body)
+                response = run(body, format_name, args, envs[environment])
+                (folder / f"response.{format_name}").write_bytes(response)
+                if format_name == "json":
+                    decoded = json_codec.decode_response(response)
+                    expect = {
+                        "status": "ok" if decoded.ok else "error",
+                        "code": None if decoded.error is None else decoded.error.code.value,
+                    }
+            meta = {
+                "description": case["description"],
+                "environment": environment,
+                "args": args,
+                "expect": expect,
+            }
+            (folder / "case.json").write_bytes(
+                orjson.dumps(meta, option=orjson.OPT_INDENT_2) + b"\n"
+            )
+            print(f"{name}: {expect}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,202 @@
+"""The shared test vectors, replayed through the real executable in every wire format.
+
+The Java harness (examples/jvm_host) replays the same files; both sides require the stored bytes
+back, so a change to the contract shows up here and in Java at once, and regenerating the vectors
+(``python serialization/vectors/generate.py``) is a deliberate, reviewed act.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import math
+from collections.abc import Iterator
+from enum import Enum
+from pathlib import Path
+from types import ModuleType
+from typing import Any, NamedTuple
+
+import numpy as np
+import orjson
+import pytest
+
+from warden_algos.interfaces import ErrorCode
+from warden_algos.registry import BUILTIN_ALGORITHMS
+from warden_algos.serialization import CODECS, get_codec
+
+from .conftest import ROOT, ServeProcess, cli, read_frames
+from .plugins.environments import install_broken_registry
+
+VECTORS = ROOT / "serialization" / "vectors"
+FORMATS = list(CODECS)
+
+
+class Vector(NamedTuple):
+    name: str
+    folder: Path
+    case: dict[str, Any]
+
+    def request(self, format_name: str) -> bytes:
+        return (self.folder / f"request.{format_name}").read_bytes()
+
+    def response(self, format_name: str) -> bytes:
+        return (self.folder / f"response.{format_name}").read_bytes()
+
+
+def load_vectors() -> list[Vector]:
+    return [
+        Vector(folder.name, folder, orjson.loads((folder / "case.json").read_bytes()))
+        for folder in sorted(VECTORS.iterdir())
+        if (folder / "case.json").is_file()
+    ]
+
+
+ALL = load_vectors()
+
+
+def load_generator() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("vector_generator", VECTORS / "generate.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def environments(
+    plugin_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, dict[str, str] | None]:
+    return {
+        "default": None,
+        "test-plugins": plugin_env,
+        "broken-registry": install_broken_registry(tmp_path_factory.mktemp("broken-registry")),
+    }
+
+
+def test_vectors_cover_every_builtin_and_every_error_code() -> None:
+    codes = {v.case["expect"]["code"] for v in ALL}
+    assert {code.value for code in ErrorCode} <= codes
+    algorithms = set()
+    for vector in ALL:
+        request = get_codec("json").decode_request(vector.request("json"))
+        if vector.case["expect"]["status"] == "ok":
+            algorithms.add(request.algorithm)
+    assert set(BUILTIN_ALGORITHMS) <= algorithms
+
+
+@pytest.mark.parametrize("vector", ALL, ids=lambda v: v.name)
+def test_formats_agree_on_every_vector(vector: Vector) -> None:
+    """The three stored encodings of one vector decode to the same request and response."""
+    requests = [get_codec(f).decode_request(vector.request(f)) for f in FORMATS]
+    responses = [get_codec(f).decode_response(vector.response(f)) for f in FORMATS]
+    for other in requests[1:]:
+        assert canonical(other) == canonical(requests[0])
+    for other in responses[1:]:
+        assert canonical(other) == canonical(responses[0])
+    expect = vector.case["expect"]
+    response = responses[0]
+    assert response.ok == (expect["status"] == "ok")
+    assert (None if response.error is None else response.error.code.value) == expect["code"]
+    assert response.request_id == requests[0].request_id
+
+
+def test_stored_requests_are_what_the_generator_encodes() -> None:
+    """Regenerating gives the same request bytes: the vectors are reproducible, not hand-edited."""
+    generator = load_generator()
+    cases = generator.cases()
+    assert sorted(cases) == [v.name for v in ALL]
+    for vector in ALL:
+        for format_name in FORMATS:
+            encoded = get_codec(format_name).encode_request(cases[vector.name]["request"])
+            assert encoded == vector.request(format_name), (vector.name, format_name)
+
+
+@pytest.mark.parametrize(
+    ("vector", "format_name"),
+    list(itertools.product(ALL, FORMATS)),
+    ids=lambda p: p.name if isinstance(p, Vector) else p,
+)
+def test_one_shot_answers_the_stored_bytes(
+    vector: Vector, format_name: str, environments: dict[str, dict[str, str] | None]
+) -> None:
+    done = cli(
+        "run",
+        "--format",
+        format_name,
+        *vector.case["args"],
+        stdin=vector.request(format_name),
+        env=environments[vector.case["environment"]],
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    assert done.stdout == vector.response(format_name), describe_difference(
+        format_name, done.stdout, vector.response(format_name)
+    )
+
+
+def serve_groups() -> Iterator[tuple[str, tuple[str, ...], str, list[Vector]]]:
+    """Vectors that can share one serve process: same environment, options and format."""
+
+    def key(v: Vector) -> tuple[str, tuple[str, ...]]:
+        return v.case["environment"], tuple(v.case["args"])
+
+    for (environment, args), group in itertools.groupby(sorted(ALL, key=key), key=key):
+        members = list(group)
+        for format_name in FORMATS:
+            yield environment, args, format_name, members
+
+
+@pytest.mark.parametrize(
+    ("environment", "args", "format_name", "members"),
+    list(serve_groups()),
+    ids=lambda p: p if isinstance(p, str) else "-".join(p) if isinstance(p, tuple) else None,
+)
+def test_serve_answers_the_stored_bytes_in_one_process(
+    environment: str,
+    args: tuple[str, ...],
+    format_name: str,
+    members: list[Vector],
+    environments: dict[str, dict[str, str] | None],
+) -> None:
+    server = ServeProcess("--format", format_name, *args, env=environments[environment])
+    try:
+        # Every vector twice: answers must not depend on what the process served before.
+        order = members + members
+        for vector in order:
+            server.send(vector.request(format_name))
+        assert server.close() == 0, server.stderr_tail()
+        assert server.proc.stdout is not None
+        frames = read_frames(server.proc.stdout.read())
+    finally:
+        if server.proc.poll() is None:
+            server.proc.kill()
+        server.proc.wait()
+        server.stderr_file.close()
+    assert len(frames) == len(order)
+    for vector, body in zip(order, frames, strict=True):
+        expected = vector.response(format_name)
+        assert body == expected, describe_difference(format_name, body, expected)
+
+
+def canonical(value: Any) -> Any:
+    """A comparable form: maps sorted, arrays as lists, NaN as None (NaN != NaN)."""
+    if isinstance(value, tuple) and hasattr(value, "_asdict"):
+        return {k: canonical(v) for k, v in value._asdict().items()}
+    if isinstance(value, dict):
+        return sorted((str(k), canonical(v)) for k, v in value.items())
+    if isinstance(value, np.ndarray):
+        return canonical(value.tolist())
+    if isinstance(value, list | tuple):
+        return [canonical(v) for v in value]
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, Enum):
+        return value.value
+    return value
+
+
+def describe_difference(format_name: str, got: bytes, expected: bytes) -> str:
+    codec = get_codec(format_name)
+    try:
+        return f"got {codec.decode_response(got)!r}\nexpected {codec.decode_response(expected)!r}"
+    except Exception as error:
+        return f"undecodable answer ({error}): {got[:300]!r}"
