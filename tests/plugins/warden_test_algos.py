@@ -63,7 +63,9 @@ class Printer(DetectAlgorithm):
 
 
 class CrashParams(AlgorithmParams):
-    mode: Literal["raise", "exit", "wrong_type", "bad_timestamp", "nan_score", "memory"] = "raise"
+    mode: Literal[
+        "raise", "exit", "hard_exit", "wrong_type", "bad_timestamp", "nan_score", "memory"
+    ] = "raise"
 
 
 class Crasher(DetectAlgorithm[CrashParams]):
@@ -76,6 +78,8 @@ class Crasher(DetectAlgorithm[CrashParams]):
             raise ValueError("boom from test_crash")
         if mode == "exit":
             sys.exit(3)
+        if mode == "hard_exit":  # what a segfault in C code looks like from outside: no answer
+            os._exit(70)
         if mode == "memory":
             raise MemoryError("pretend allocation failure")
         if mode == "wrong_type":

@@ -1,0 +1,77 @@
+package warden.algos.host;
+
+import java.io.IOException;
+import java.io.OutputStream;
+import java.time.Duration;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.atomic.AtomicBoolean;
+import warden.algos.thrift.Request;
+import warden.algos.thrift.Response;
+
+/**
+ * One process per request ({@code warden-algos run}): the simplest contract and the most robust
+ * (nothing survives a request), at the price of the interpreter's start-up on every call. See
+ * {@link WorkerPool} for the low-latency path.
+ */
+public final class OneShotInvoker {
+  private final Executable executable;
+
+  public OneShotInvoker(Executable executable) {
+    this.executable = executable;
+  }
+
+  /** The response bytes, in the executable's format, for one request's bytes. */
+  public byte[] invokeRaw(byte[] request, Duration deadline) {
+    long deadlineNanos = System.nanoTime() + deadline.toNanos();
+    Process process = executable.start("run");
+    StderrPump stderr = StderrPump.start(process, executable.stderrLines());
+    AtomicBoolean expired = new AtomicBoolean();
+    ScheduledFuture<?> killer =
+        Deadlines.at(
+            deadlineNanos,
+            () -> {
+              expired.set(true);
+              process.destroyForcibly();
+            });
+    try {
+      IOException writeFailure = null;
+      try (OutputStream stdin = process.getOutputStream()) {
+        stdin.write(request);
+      } catch (IOException e) {
+        writeFailure = e; // the process stopped reading; what it answered still counts
+      }
+      byte[] response = process.getInputStream().readAllBytes();
+      int exit = process.waitFor();
+      killer.cancel(false);
+      if (expired.get()) {
+        throw new WardenException.DeadlineExceeded(
+            "no response within " + deadline.toMillis() + " ms; the process was killed");
+      }
+      if (exit != 0 || response.length == 0) {
+        throw new WardenException.WorkerDied(
+            "the process exited with status " + exit + " and " + response.length
+                + " response bytes; stderr:\n" + stderr.tail(),
+            writeFailure);
+      }
+      return response;
+    } catch (IOException e) {
+      if (expired.get()) {
+        throw new WardenException.DeadlineExceeded(
+            "no response within " + deadline.toMillis() + " ms; the process was killed");
+      }
+      throw new WardenException.WorkerDied("reading the response failed; stderr:\n" + stderr.tail(), e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new WardenException.WorkerDied("interrupted while waiting for the process", e);
+    } finally {
+      killer.cancel(false);
+      process.destroyForcibly();
+    }
+  }
+
+  /** A typed call: the successful response, or the exception for its error code. */
+  public Response invoke(Request request, Duration deadline) {
+    byte[] answer = invokeRaw(executable.format().encode(request), deadline);
+    return Responses.decode(executable.format(), answer);
+  }
+}

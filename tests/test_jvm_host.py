@@ -1,0 +1,174 @@
+"""The contract from the JVM: the harness in examples/jvm_host, built with javac and run by pytest.
+
+Each scenario is one JVM (``HarnessTests``) talking to the real executable through its pipes; it
+prints what it checked and exits non-zero on any failed check. The JDK, Debian's libthrift-java and
+the Thrift compiler are installed by ``.ci/run``; a machine without them fails here, loudly, rather
+than skipping, because then the contract would go unchecked.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT
+from .plugins.environments import install_broken_registry
+from .test_vectors import ALL, Vector
+
+JVM_HOST = ROOT / "examples" / "jvm_host"
+PYTHON_COMMAND = f"{sys.executable} -m warden_algos"
+CONSOLE_SCRIPT = str(Path(sys.executable).parent / "warden-algos")
+
+
+@pytest.fixture(scope="session")
+def classpath(tmp_path_factory: pytest.TempPathFactory) -> str:
+    missing = [tool for tool in ("javac", "java", "thrift") if shutil.which(tool) is None]
+    assert not missing, f"{missing} not installed: run .ci/run or apt-get the packages it names"
+    built = subprocess.run(
+        ["bash", str(JVM_HOST / "build.sh"), str(tmp_path_factory.mktemp("jvm-host"))],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert built.returncode == 0, built.stderr
+    return built.stdout.strip().splitlines()[-1]
+
+
+def java(
+    classpath: str, main: str, *args: str, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["java", "-cp", classpath, main, *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def scenario(
+    classpath: str, name: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    done = java(
+        classpath,
+        "warden.algos.host.HarnessTests",
+        name,
+        "--command",
+        PYTHON_COMMAND,
+        *args,
+        env=env,
+    )
+    assert done.returncode == 0, f"{done.stdout}\n--- stderr ---\n{done.stderr[-4000:]}"
+    assert f"{name}: " in done.stdout and " 0 failed" in done.stdout, done.stdout
+    return done
+
+
+def vector_groups() -> list[tuple[str, tuple[str, ...], list[Vector]]]:
+    def key(v: Vector) -> tuple[str, tuple[str, ...]]:
+        return v.case["environment"], tuple(v.case["args"])
+
+    return [
+        (environment, args, list(group))
+        for (environment, args), group in itertools.groupby(sorted(ALL, key=key), key=key)
+    ]
+
+
+@pytest.fixture(scope="session")
+def vector_environments(
+    plugin_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, dict[str, str] | None]:
+    return {
+        "default": None,
+        "test-plugins": plugin_env,
+        "broken-registry": install_broken_registry(tmp_path_factory.mktemp("broken-registry")),
+    }
+
+
+@pytest.mark.parametrize(
+    ("environment", "args", "members"),
+    vector_groups(),
+    ids=[f"{env}{'-' + '-'.join(args) if args else ''}" for env, args, _ in vector_groups()],
+)
+def test_every_vector_round_trips_from_java(
+    classpath: str,
+    environment: str,
+    args: tuple[str, ...],
+    members: list[Vector],
+    vector_environments: dict[str, dict[str, str] | None],
+) -> None:
+    """One-shot and pooled, every format; Java re-encodes Thrift to the same bytes; typed errors."""
+    options = [item for arg in args for item in ("--option", arg)]
+    done = scenario(
+        classpath,
+        "vectors",
+        *options,
+        *(str(v.folder) for v in members),
+        env=vector_environments[environment],
+    )
+    # 3 formats x (one-shot + 2 pooled) per vector, plus the Thrift round trips: all counted
+    (count,) = (line.split()[1] for line in done.stdout.splitlines() if line.startswith("vectors:"))
+    assert int(count) >= 3 * 3 * len(members)
+
+
+def test_four_threads_share_the_pool(classpath: str) -> None:
+    """4 threads x 1,000 requests through 2 workers, each answer checked against its own input."""
+    scenario(classpath, "concurrency")
+
+
+def test_a_killed_or_crashed_worker_is_replaced(classpath: str, plugin_env: dict[str, str]) -> None:
+    done = scenario(classpath, "worker_killed", env=plugin_env)
+    assert "killed mid-request -> INTERNAL: worker" in done.stdout
+
+
+def test_deadlines_on_both_sides(classpath: str, plugin_env: dict[str, str]) -> None:
+    done = scenario(classpath, "deadline", env=plugin_env)
+    assert "DeadlineExceeded after" in done.stdout
+    assert "test_stubborn -> TIMEOUT" in done.stdout
+
+
+def test_malformed_frames_get_structured_errors(classpath: str) -> None:
+    scenario(classpath, "malformed_frame")
+
+
+def test_a_200_mb_request_is_refused(classpath: str) -> None:
+    done = scenario(classpath, "huge_request")
+    assert "exceeds the limit of 134217728 bytes" in done.stdout
+
+
+def test_host_cli_shows_answers_and_codes(classpath: str) -> None:
+    """The person-facing CLI, driving the console script itself (as the platform would)."""
+    vectors = ROOT / "serialization" / "vectors"
+    main = "warden.algos.host.HostCli"
+    ok = java(
+        classpath,
+        main,
+        "--command",
+        CONSOLE_SCRIPT,
+        str(vectors / "correlation_ranks_the_cause" / "request.thrift-compact"),
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "Contribution(key:dependency=db" in ok.stdout
+    pooled = java(
+        classpath,
+        main,
+        "--command",
+        CONSOLE_SCRIPT,
+        "--serve",
+        "--repeat",
+        "3",
+        str(vectors / "unknown_algorithm" / "request.thrift-binary"),
+    )
+    assert pooled.returncode == 1, pooled.stderr
+    assert "error response: UNKNOWN_ALGORITHM" in pooled.stderr
+    assert pooled.stderr.count("attempt ") == 3
+    missing = java(classpath, main, "--command", "/nonexistent/warden-algos", "-")
+    assert missing.returncode == 2
+    assert "cannot start /nonexistent/warden-algos" in missing.stderr
