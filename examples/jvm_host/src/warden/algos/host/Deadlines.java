@@ -1,33 +1,81 @@
 package warden.algos.host;
 
-import java.util.concurrent.ScheduledFuture;
-import java.util.concurrent.ScheduledThreadPoolExecutor;
-import java.util.concurrent.TimeUnit;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.locks.LockSupport;
 
 /**
- * One timer thread for every deadline in the JVM. A call arms a task that kills the process if the
- * answer is late, and cancels it when the answer arrives: a blocking read cannot be interrupted in
- * Java, but killing the process ends it with end-of-stream, which is exactly what the caller sees.
+ * One watchdog thread for every deadline in the JVM. A call arms an entry that kills its process
+ * if the answer is late, and disarms it when the answer arrives: a blocking pipe read cannot be
+ * interrupted in Java, but killing the process ends it with end-of-stream, which the caller sees.
+ *
+ * <p>Arming costs a set insertion and no thread wake-up in the common case: the watchdog sleeps
+ * until the earliest deadline it knows of, and is only woken by an entry that is due earlier. With
+ * one deadline for all calls that happens once per idle-to-busy transition, not per call, so a
+ * sub-millisecond round trip does not pay for waking a timer thread twice.
  */
 final class Deadlines {
-  private static final ScheduledThreadPoolExecutor TIMER = createTimer();
+  /** The watchdog's planned wake-up while it is scanning: any arm must wake it again. */
+  private static final long SCANNING = Long.MIN_VALUE;
+
+  private static final Set<Armed> ARMED = ConcurrentHashMap.newKeySet();
+  private static volatile long plannedWake = Long.MAX_VALUE;
+  private static final Thread WATCHDOG = startWatchdog();
 
   private Deadlines() {}
 
-  private static ScheduledThreadPoolExecutor createTimer() {
-    ScheduledThreadPoolExecutor timer =
-        new ScheduledThreadPoolExecutor(
-            1,
-            runnable -> {
-              Thread thread = new Thread(runnable, "warden-deadlines");
-              thread.setDaemon(true);
-              return thread;
-            });
-    timer.setRemoveOnCancelPolicy(true);
-    return timer;
+  /** A pending deadline; {@link #disarm()} it when the call is over, whatever its outcome. */
+  static final class Armed {
+    private final long deadlineNanos;
+    private final Runnable onExpiry;
+
+    private Armed(long deadlineNanos, Runnable onExpiry) {
+      this.deadlineNanos = deadlineNanos;
+      this.onExpiry = onExpiry;
+    }
+
+    void disarm() {
+      ARMED.remove(this);
+    }
   }
 
-  static ScheduledFuture<?> at(long deadlineNanos, Runnable onExpiry) {
-    return TIMER.schedule(onExpiry, deadlineNanos - System.nanoTime(), TimeUnit.NANOSECONDS);
+  static Armed at(long deadlineNanos, Runnable onExpiry) {
+    Armed armed = new Armed(deadlineNanos, onExpiry);
+    ARMED.add(armed);
+    long wake = plannedWake;
+    if (wake == SCANNING || wake == Long.MAX_VALUE || deadlineNanos - wake < 0) {
+      LockSupport.unpark(WATCHDOG);
+    }
+    return armed;
+  }
+
+  private static Thread startWatchdog() {
+    Thread thread = new Thread(Deadlines::watch, "warden-deadlines");
+    thread.setDaemon(true);
+    thread.start();
+    return thread;
+  }
+
+  private static void watch() {
+    while (true) {
+      plannedWake = SCANNING;
+      long now = System.nanoTime();
+      long next = Long.MAX_VALUE;
+      for (Armed armed : ARMED) {
+        if (armed.deadlineNanos - now <= 0) {
+          if (ARMED.remove(armed)) {
+            armed.onExpiry.run();
+          }
+        } else if (next == Long.MAX_VALUE || armed.deadlineNanos - next < 0) {
+          next = armed.deadlineNanos;
+        }
+      }
+      plannedWake = next;
+      if (next == Long.MAX_VALUE) {
+        LockSupport.park(); // an arm (or a spurious wake-up) starts a new scan
+      } else {
+        LockSupport.parkNanos(next - System.nanoTime());
+      }
+    }
   }
 }

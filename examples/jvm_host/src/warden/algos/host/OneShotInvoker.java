@@ -3,7 +3,6 @@ package warden.algos.host;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.time.Duration;
-import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.atomic.AtomicBoolean;
 import warden.algos.thrift.Request;
 import warden.algos.thrift.Response;
@@ -26,7 +25,7 @@ public final class OneShotInvoker {
     Process process = executable.start("run");
     StderrPump stderr = StderrPump.start(process, executable.stderrLines());
     AtomicBoolean expired = new AtomicBoolean();
-    ScheduledFuture<?> killer =
+    Deadlines.Armed killer =
         Deadlines.at(
             deadlineNanos,
             () -> {
@@ -42,7 +41,7 @@ public final class OneShotInvoker {
       }
       byte[] response = process.getInputStream().readAllBytes();
       int exit = process.waitFor();
-      killer.cancel(false);
+      killer.disarm();
       if (expired.get()) {
         throw new WardenException.DeadlineExceeded(
             "no response within " + deadline.toMillis() + " ms; the process was killed");
@@ -64,7 +63,7 @@ public final class OneShotInvoker {
       Thread.currentThread().interrupt();
       throw new WardenException.WorkerDied("interrupted while waiting for the process", e);
     } finally {
-      killer.cancel(false);
+      killer.disarm();
       process.destroyForcibly();
     }
   }

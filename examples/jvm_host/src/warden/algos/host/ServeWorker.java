@@ -5,7 +5,6 @@ import java.io.BufferedOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
-import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -43,7 +42,7 @@ final class ServeWorker {
 
   byte[] call(byte[] body, long deadlineNanos, long deadlineMillisForMessage) {
     expired = false;
-    ScheduledFuture<?> killer =
+    Deadlines.Armed killer =
         Deadlines.at(
             deadlineNanos,
             () -> {
@@ -63,7 +62,7 @@ final class ServeWorker {
       }
       throw new WardenException.WorkerDied(describeDeath(), e);
     } finally {
-      killer.cancel(false);
+      killer.disarm();
     }
   }
 

@@ -125,6 +125,12 @@ public final class HarnessTests {
     check(
         java.util.Arrays.equals(format.encode(request), requestBytes),
         name + ": Java re-encodes the request to other bytes");
+    if (request.isSetDetect() && request.getDetect().isSetValues_packed()) {
+      java.nio.ByteBuffer packed = request.getDetect().bufferForValues_packed();
+      double[] values = PackedArrays.doubles(packed);
+      check(PackedArrays.pack(values).equals(packed), name + ": PackedArrays round trip");
+      check(java.util.Arrays.stream(values).anyMatch(Double::isNaN), name + ": NaN survives packing");
+    }
     Response expected = format.decode(new Response(), responseBytes);
     check(
         java.util.Arrays.equals(format.encode(expected), responseBytes),
