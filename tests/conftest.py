@@ -23,6 +23,7 @@ from .plugins.environments import (
     PLUGIN_MODULE,
     TEST_PLUGINS,
     env_with_path,
+    install_broken_registry,
     install_fake_distribution,
     install_test_plugins,
 )
@@ -36,6 +37,18 @@ EXAMPLES = ROOT / "examples"
 @pytest.fixture(scope="session")
 def plugin_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return install_test_plugins(tmp_path_factory.mktemp("plugin-site"))
+
+
+@pytest.fixture(scope="session")
+def vector_environments(
+    plugin_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, dict[str, str] | None]:
+    """The installed-plugin environments a shared vector can ask for (its case.json says which)."""
+    return {
+        "default": None,
+        "test-plugins": plugin_env,
+        "broken-registry": install_broken_registry(tmp_path_factory.mktemp("broken-registry")),
+    }
 
 
 def cli(

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from .conftest import ROOT
-from .plugins.environments import install_broken_registry
 from .test_vectors import ALL, Vector
 
 JVM_HOST = ROOT / "examples" / "jvm_host"
@@ -79,17 +78,6 @@ def vector_groups() -> list[tuple[str, tuple[str, ...], list[Vector]]]:
         (environment, args, list(group))
         for (environment, args), group in itertools.groupby(sorted(ALL, key=key), key=key)
     ]
-
-
-@pytest.fixture(scope="session")
-def vector_environments(
-    plugin_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, dict[str, str] | None]:
-    return {
-        "default": None,
-        "test-plugins": plugin_env,
-        "broken-registry": install_broken_registry(tmp_path_factory.mktemp("broken-registry")),
-    }
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,6 @@ from warden_algos.registry import BUILTIN_ALGORITHMS
 from warden_algos.serialization import CODECS, get_codec
 
 from .conftest import ROOT, ServeProcess, cli, read_frames
-from .plugins.environments import install_broken_registry
 
 VECTORS = ROOT / "serialization" / "vectors"
 FORMATS = list(CODECS)
@@ -60,17 +59,6 @@ def load_generator() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-@pytest.fixture(scope="session")
-def environments(
-    plugin_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, dict[str, str] | None]:
-    return {
-        "default": None,
-        "test-plugins": plugin_env,
-        "broken-registry": install_broken_registry(tmp_path_factory.mktemp("broken-registry")),
-    }
 
 
 def test_vectors_cover_every_builtin_and_every_error_code() -> None:
@@ -117,7 +105,7 @@ def test_stored_requests_are_what_the_generator_encodes() -> None:
     ids=lambda p: p.name if isinstance(p, Vector) else p,
 )
 def test_one_shot_answers_the_stored_bytes(
-    vector: Vector, format_name: str, environments: dict[str, dict[str, str] | None]
+    vector: Vector, format_name: str, vector_environments: dict[str, dict[str, str] | None]
 ) -> None:
     done = cli(
         "run",
@@ -125,7 +113,7 @@ def test_one_shot_answers_the_stored_bytes(
         format_name,
         *vector.case["args"],
         stdin=vector.request(format_name),
-        env=environments[vector.case["environment"]],
+        env=vector_environments[vector.case["environment"]],
     )
     assert done.returncode == 0, done.stderr.decode(errors="replace")
     assert done.stdout == vector.response(format_name), describe_difference(
@@ -155,9 +143,9 @@ def test_serve_answers_the_stored_bytes_in_one_process(
     args: tuple[str, ...],
     format_name: str,
     members: list[Vector],
-    environments: dict[str, dict[str, str] | None],
+    vector_environments: dict[str, dict[str, str] | None],
 ) -> None:
-    server = ServeProcess("--format", format_name, *args, env=environments[environment])
+    server = ServeProcess("--format", format_name, *args, env=vector_environments[environment])
     try:
         # Every vector twice: answers must not depend on what the process served before.
         order = members + members
