@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Generic, Literal, Self, TypeVar, get_args, get_origin
 
 import orjson
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import InvalidParams
 from .types import DetectResult, F64Array, I64Array, TimeSeries
@@ -33,6 +33,21 @@ class AlgorithmParams(BaseModel):
     and a validated instance is immutable, so it can be shared and hashed."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+
+
+class DetectorParams(AlgorithmParams):
+    """Base for a detector's ``Params``: the reporting switch every built-in detector shares.
+
+    An incident is a run of consecutive flagged points; a host pages once per incident, and a
+    scorer such as NAB's counts only the first detection in a window, so one detection per run
+    (at its first point, scored by the run's highest score) is the default.
+    """
+
+    every_point: bool = Field(
+        False,
+        description="Report every flagged point instead of one detection at the start of each "
+        "run of consecutive flagged points.",
+    )
 
 
 class NoParams(AlgorithmParams):

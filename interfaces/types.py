@@ -77,6 +77,45 @@ class DetectResult(NamedTuple):
             upper=upper,
         )
 
+    @classmethod
+    def from_flags(
+        cls,
+        timestamps: I64Array,
+        is_anomaly: npt.NDArray[np.bool_],
+        point_scores: F64Array,
+        *,
+        every_point: bool = False,
+        expected: F64Array | None = None,
+        lower: F64Array | None = None,
+        upper: F64Array | None = None,
+    ) -> DetectResult:
+        """One detection per run of consecutive flagged points (at its first point, scored by the
+        run's highest score), or every flagged point with ``every_point``."""
+        if every_point:
+            return cls.from_mask(
+                timestamps, is_anomaly, point_scores, expected=expected, lower=lower, upper=upper
+            )
+        flagged = np.flatnonzero(is_anomaly)
+        if flagged.size == 0:
+            starts = flagged
+            scores = np.empty(0, dtype=np.float64)
+        else:
+            first_of_run = np.empty(flagged.size, dtype=bool)
+            first_of_run[0] = True
+            np.not_equal(flagged[1:], flagged[:-1] + 1, out=first_of_run[1:])
+            run_index = np.flatnonzero(first_of_run)
+            starts = flagged[run_index]
+            scores = np.fmax.reduceat(
+                np.asarray(point_scores, dtype=np.float64)[flagged], run_index
+            )
+        return cls(
+            timestamps=np.ascontiguousarray(timestamps[starts], dtype=np.int64),
+            scores=np.ascontiguousarray(scores, dtype=np.float64),
+            expected=expected,
+            lower=lower,
+            upper=upper,
+        )
+
     @property
     def has_band(self) -> bool:
         return self.expected is not None or self.lower is not None or self.upper is not None

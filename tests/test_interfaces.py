@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from warden_algos.algorithms.correlation import Correlation
 from warden_algos.algorithms.ksigma import KSigma, KSigmaParams
@@ -196,3 +198,22 @@ def test_pandas_convenience_runs_a_detector_on_a_series() -> None:
 def test_pandas_convenience_requires_a_datetime_index() -> None:
     with pytest.raises(InvalidInput, match="DatetimeIndex"):
         detect_series(KSigma(), pd.Series([1.0, 2.0]))
+
+
+@given(st.lists(st.tuples(st.booleans(), st.floats(0, 100)), max_size=60))
+def test_from_flags_reports_each_run_once_at_its_start(points: list[tuple[bool, float]]) -> None:
+    flags = np.array([f for f, _ in points], dtype=bool)
+    scores = np.array([s for _, s in points], dtype=np.float64)
+    times = np.arange(len(points), dtype=np.int64) * 60
+    result = DetectResult.from_flags(times, flags, scores)
+    expected_times, expected_scores = [], []
+    for i, flagged in enumerate(flags):
+        if flagged and (i == 0 or not flags[i - 1]):
+            expected_times.append(times[i])
+            expected_scores.append(scores[i])
+        elif flagged:
+            expected_scores[-1] = max(expected_scores[-1], scores[i])
+    assert result.timestamps.tolist() == expected_times
+    assert result.scores.tolist() == expected_scores
+    every = DetectResult.from_flags(times, flags, scores, every_point=True)
+    assert every.timestamps.tolist() == times[flags].tolist()

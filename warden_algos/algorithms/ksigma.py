@@ -6,8 +6,8 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from warden_algos.interfaces import (
-    AlgorithmParams,
     DetectAlgorithm,
+    DetectorParams,
     DetectResult,
     F64Array,
     I64Array,
@@ -16,7 +16,7 @@ from warden_algos.interfaces import (
 from .rolling import trailing_window_stats
 
 
-class KSigmaParams(AlgorithmParams):
+class KSigmaParams(DetectorParams):
     window: int = Field(60, ge=2, le=1_000_000, description="Points in the trailing window.")
     k: float = Field(3.0, gt=0, le=1000, description="Flag points with |z| above this.")
     min_periods: int = Field(
@@ -70,8 +70,14 @@ class KSigma(DetectAlgorithm[KSigmaParams]):
             for band in (stats.mean, lower, upper):
                 band[np.isinf(band)] = np.nan
             np.minimum(z, np.finfo(np.float64).max, out=z)
-        return DetectResult.from_mask(
-            timestamps, is_anomaly, z, expected=stats.mean, lower=lower, upper=upper
+        return DetectResult.from_flags(
+            timestamps,
+            is_anomaly,
+            z,
+            every_point=p.every_point,
+            expected=stats.mean,
+            lower=lower,
+            upper=upper,
         )
 
 
