@@ -1,4 +1,4 @@
-"""The ``warden-algos`` command: run, serve, list, describe, schema, version.
+"""The ``warden-algos`` command: run, serve, list, describe, check, schema, version, evaluate.
 
 Imports are deferred into each sub-command so that ``run`` pays only for what a request needs;
 ``list``/``describe`` may use rich, which the hot path never imports.
@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from warden_algos import __version__
+from warden_algos.evaluation.cli import add_evaluate_parser, run_evaluate
 
 FORMATS = [
     "json",
@@ -92,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     schema.add_argument("which", choices=["request", "response"])
     version = commands.add_parser("version", help="print the version")
     version.add_argument("--json", action="store_true", help="machine-readable output")
+    add_evaluate_parser(commands)
     return parser
 
 
@@ -259,6 +261,7 @@ COMMANDS = {
     "check": _check,
     "schema": _schema,
     "version": _version,
+    "evaluate": run_evaluate,
 }
 
 

@@ -1,0 +1,1 @@
+"""The evaluation harness: labelled corpora, NAB-style scoring, baselines, grids, plots, RCA."""

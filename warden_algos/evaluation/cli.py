@@ -1,0 +1,280 @@
+"""``warden-algos evaluate``: score an algorithm on labelled data, beside reference baselines."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from warden_algos.interfaces.errors import WardenError
+
+EXIT_USAGE = 2
+
+
+def add_evaluate_parser(commands: Any) -> None:
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="score an algorithm on a labelled corpus (detectors) or synthetic cases (RCA)",
+        description="Score a detector on a labelled corpus in the NAB layout (or one CSV with a "
+        "label column) beside the null, random and windowed-Gaussian baselines; or an RCA "
+        "algorithm on synthetic dimensional metrics with injected root causes.",
+    )
+    evaluate.add_argument("--algorithm", required=True, help="registered algorithm name")
+    evaluate.add_argument("--params", default="{}", help="parameters as a JSON object")
+    evaluate.add_argument(
+        "--corpus",
+        type=Path,
+        help="NAB-layout directory (data/, labels/) or a CSV with timestamp,value,label",
+    )
+    evaluate.add_argument("--json", type=Path, dest="json_out", help="write the results here")
+    evaluate.add_argument(
+        "--detections-out", type=Path, help="write detections as CSV (file,timestamp,score)"
+    )
+    evaluate.add_argument("--plot", type=Path, help="write one PNG per series into this folder")
+    evaluate.add_argument(
+        "--grid", help="search parameters, e.g. '{\"k\": [3, 4, 5]}' (best by NAB standard)"
+    )
+    evaluate.add_argument("--jobs", type=int, default=1, help="grid settings run in parallel")
+    evaluate.add_argument("--cache-dir", type=Path, help="run cache (default ~/.cache/...)")
+    evaluate.add_argument("--no-cache", action="store_true", help="neither read nor write cache")
+    evaluate.add_argument(
+        "--no-baselines", action="store_true", help="do not run the reference baselines"
+    )
+    evaluate.add_argument("--per-file", action="store_true", help="also print per-file rows")
+    evaluate.add_argument("--cases", type=int, default=300, help="RCA: synthetic cases")
+    evaluate.add_argument("--seed", type=int, default=0, help="RCA: generator seed")
+
+
+def _json_object(text: str, option: str) -> dict[str, Any]:
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as error:
+        raise SystemExit(_usage(f"{option} is not valid JSON: {error}")) from None
+    if not isinstance(value, dict):
+        raise SystemExit(_usage(f"{option} must be a JSON object, got {type(value).__name__}"))
+    return value
+
+
+def _usage(message: str) -> int:
+    print(f"warden-algos evaluate: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except WardenError as error:  # unknown algorithm, invalid params: one line, no traceback
+        return _usage(str(error))
+
+
+def _run(args: argparse.Namespace) -> int:
+    from warden_algos.registry import Registry, is_rca
+
+    from .baselines import BASELINES
+
+    params = _json_object(args.params, "--params")
+    registry = Registry.discover()
+    if args.algorithm in registry.entries and is_rca(registry.load(args.algorithm)):
+        return _run_rca(args, params)
+    if args.algorithm not in registry.entries and args.algorithm not in BASELINES:
+        known = ", ".join(registry.names())
+        return _usage(f"no algorithm named {args.algorithm!r}; registered: {known}")
+    if args.corpus is None:
+        return _usage("--corpus is required to evaluate a detector")
+    return _run_detector(args, params)
+
+
+def _run_detector(args: argparse.Namespace, params: dict[str, Any]) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from .baselines import BASELINES
+    from .cache import RunCache
+    from .corpus import CorpusError, load_corpus
+    from .grid import GridError, expand_grid, rank_key, search
+    from .report import evaluation_json, evaluation_table, print_table, write_detections
+    from .runner import evaluate_algorithm
+
+    try:
+        corpus = load_corpus(args.corpus)
+    except (CorpusError, OSError) as error:
+        return _usage(str(error))
+    cache = None if args.no_cache else RunCache(args.cache_dir)
+    stderr = Console(file=sys.stderr)
+    grid_rows: list[dict[str, Any]] | None = None
+    if args.grid is not None:
+        try:
+            settings = expand_grid(params, _json_object(args.grid, "--grid"))
+        except GridError as error:
+            return _usage(str(error))
+        # Validate every setting before spending minutes on the first ones.
+        from .runner import resolve_detector
+
+        detector_class = resolve_detector(args.algorithm)
+        for setting in settings:
+            detector_class.validate_params(setting)
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=stderr,
+            transient=False,
+        ) as progress:
+            task = progress.add_task(f"grid {args.algorithm}", total=len(settings))
+            evaluations = search(
+                args.algorithm,
+                settings,
+                corpus,
+                cache=cache,
+                jobs=args.jobs,
+                on_done=lambda _: progress.advance(task),
+            )
+        ranked = sorted(evaluations, key=rank_key, reverse=True)
+        grid_rows = [
+            {
+                "params": e.params,
+                "nab": e.overall.nab,
+                "f1": e.overall.f1,
+                "detections": e.overall.detections,
+                "wall_s": round(e.wall_s, 3),
+                "cached": e.cached,
+            }
+            for e in ranked
+        ]
+        _print_grid(ranked, args.algorithm)
+        best_params = ranked[0].params
+    else:
+        best_params = params
+    main = evaluate_algorithm(
+        args.algorithm, best_params, corpus, cache=cache, keep_bands=args.plot is not None
+    )
+    baselines = (
+        []
+        if args.no_baselines
+        else [evaluate_algorithm(name, {}, corpus, cache=cache) for name in BASELINES]
+    )
+    print_table(evaluation_table(main, baselines), sys.stdout)
+    if args.per_file:
+        _print_per_file(main)
+    for problem in main.errors:
+        print(f"warning: {problem}", file=sys.stderr)
+    if args.json_out is not None:
+        document = evaluation_json(main, baselines, corpus, grid_rows)
+        args.json_out.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
+    if args.detections_out is not None:
+        count = write_detections(args.detections_out, corpus, main)
+        print(f"{count} detections written to {args.detections_out}", file=sys.stderr)
+    if args.plot is not None:
+        from .plots import plot_evaluation
+
+        written = plot_evaluation(args.plot, corpus, main)
+        print(f"{len(written)} plots written to {args.plot}", file=sys.stderr)
+    return 1 if main.errors else 0
+
+
+def _print_grid(ranked: list[Any], algorithm: str) -> None:
+    from rich.table import Table
+
+    from .report import _fmt, print_table
+
+    table = Table(
+        title=f"grid {algorithm}: {len(ranked)} settings, best first", title_justify="left"
+    )
+    for column in ("rank", "params", "NAB standard", "low_fp", "low_fn", "F1", "detections", "s"):
+        table.add_column(column, justify="left" if column == "params" else "right")
+    for rank, evaluation in enumerate(ranked[:15], start=1):
+        nab = evaluation.overall.nab
+        table.add_row(
+            str(rank),
+            orjson.dumps(evaluation.params).decode(),
+            _fmt(nab["standard"]),
+            _fmt(nab["low_fp"]),
+            _fmt(nab["low_fn"]),
+            _fmt(evaluation.overall.f1, 2),
+            str(evaluation.overall.detections),
+            "cached" if evaluation.cached else f"{evaluation.wall_s:.2f}",
+            style="bold" if rank == 1 else None,
+        )
+    print_table(table, sys.stdout)
+
+
+def _print_per_file(main: Any) -> None:
+    from rich.table import Table
+
+    from .report import _fmt, print_table
+    from .scoring import aggregate
+
+    table = Table(title="per file", title_justify="left")
+    for column in ("file", "windows", "detections", "found", "F1", "NAB standard", "s"):
+        table.add_column(column, justify="left" if column == "file" else "right")
+    for score, run in zip(main.files, main.runs, strict=True):
+        group = aggregate(score.key, [score])
+        table.add_row(
+            score.key,
+            str(group.windows),
+            str(group.detections),
+            f"{group.windows_found}/{group.windows}",
+            _fmt(group.f1, 2),
+            _fmt(group.nab["standard"]) if group.windows else f"raw {group.raw['standard']:.2f}",
+            f"{run.seconds:.2f}",
+        )
+    print_table(table, sys.stdout)
+
+
+def _run_rca(args: argparse.Namespace, params: dict[str, Any]) -> int:
+    """RCA has no labelled corpus in the NAB sense: score on synthetic cases with known causes,
+    beside every other registered RCA algorithm for context."""
+    from rich.table import Table
+
+    from warden_algos.registry import Registry, is_rca
+
+    from .rca_synthetic import Difficulty, evaluate_rca, generate_cases
+    from .report import print_table
+
+    if args.cases <= 0:
+        return _usage("--cases must be > 0")
+    registry = Registry.discover()
+    main_class = registry.load(args.algorithm)
+    main_class.validate_params(params)
+    difficulty = Difficulty()
+    cases = generate_cases(difficulty, args.cases, args.seed)
+    scores = [evaluate_rca(main_class, params, cases)]  # type: ignore[arg-type]
+    if not args.no_baselines:
+        for name in registry.names():
+            other = registry.load(name)
+            if name != args.algorithm and is_rca(other):
+                scores.append(evaluate_rca(other, {}, cases))  # type: ignore[arg-type]
+    table = Table(
+        title=f"RCA on {args.cases} synthetic cases (seed {args.seed})",
+        title_justify="left",
+        caption=f"difficulty: {orjson.dumps(difficulty.model_dump()).decode()}",
+        caption_justify="left",
+    )
+    for column in ("algorithm", "top-1", "top-3", "all causes in top-3", "ms/case"):
+        table.add_column(column, justify="left" if column == "algorithm" else "right")
+    for index, score in enumerate(scores):
+        table.add_row(
+            score.algorithm,
+            f"{score.top1:.3f}",
+            f"{score.top3:.3f}",
+            f"{score.complete_top3:.3f}",
+            f"{score.ms_per_case:.2f}",
+            style="bold" if index == 0 else "dim",
+        )
+    print_table(table, sys.stdout)
+    if args.json_out is not None:
+        document = {
+            "algorithm": args.algorithm,
+            "params": scores[0].params,
+            "cases": args.cases,
+            "seed": args.seed,
+            "difficulty": difficulty.model_dump(),
+            "result": scores[0].model_dump(),
+            "others": {s.algorithm: s.model_dump() for s in scores[1:]},
+        }
+        args.json_out.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
+    return 0

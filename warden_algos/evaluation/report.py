@@ -1,0 +1,103 @@
+"""How an evaluation is shown: a rich table (stderr or a terminal), a JSON document, a CSV of
+detections that any other scorer can re-score."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from rich.console import Console
+from rich.table import Table
+
+from .corpus import Corpus
+from .runner import Evaluation
+from .scoring import PROFILES, GroupScore
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def _row(scope: str, label: str, group: GroupScore, seconds: float | None) -> list[str]:
+    nab = group.nab
+    return [
+        scope,
+        label,
+        str(group.windows),
+        str(group.detections),
+        f"{group.windows_found}/{group.windows}",
+        _fmt(group.precision, 2),
+        _fmt(group.f1, 2),
+        *(_fmt(nab[p.name]) for p in PROFILES),
+        _fmt(seconds, 2) if seconds is not None else "",
+    ]
+
+
+def evaluation_table(main: Evaluation, baselines: Sequence[Evaluation] = ()) -> Table:
+    """One table: per category then overall, the algorithm's row followed by the baselines'."""
+    table = Table(
+        title=f"{main.algorithm} {main.params}" if main.params else main.algorithm,
+        title_justify="left",
+    )
+    for column in ("scope", "algorithm", "windows", "detections", "found", "precision", "F1"):
+        table.add_column(column, justify="left" if column in ("scope", "algorithm") else "right")
+    for profile in PROFILES:
+        table.add_column(f"NAB {profile.name}", justify="right")
+    table.add_column("seconds", justify="right")
+    scopes = [(group.name, index) for index, group in enumerate(main.categories)]
+    for position, (scope, index) in enumerate([*scopes, ("overall", -1)]):
+        for run_index, run in enumerate([main, *baselines]):
+            group = run.overall if index < 0 else run.categories[index]
+            seconds = run.wall_s if index < 0 else None
+            style = "bold" if run_index == 0 and index < 0 else ("dim" if run_index else None)
+            table.add_row(
+                *_row(scope if run_index == 0 else "", run.algorithm, group, seconds),
+                style=style,
+                end_section=run_index == len(baselines) and position < len(scopes),
+            )
+    return table
+
+
+def print_table(table: Table, stream: IO[str]) -> None:
+    Console(file=stream, width=160).print(table)
+
+
+def evaluation_json(
+    main: Evaluation,
+    baselines: Sequence[Evaluation] = (),
+    corpus: Corpus | None = None,
+    grid: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "algorithm": main.algorithm,
+        "params": main.params,
+        "result": main.as_dict(),
+        "baselines": {b.algorithm: b.as_dict() for b in baselines},
+        "profiles": {p.name: {"tp": p.tp, "fp": p.fp, "fn": p.fn} for p in PROFILES},
+    }
+    if corpus is not None:
+        document["corpus"] = {
+            "root": str(corpus.root),
+            "fingerprint": corpus.fingerprint,
+            "files": len(corpus.series),
+            "rows": corpus.n_rows,
+            "windows": corpus.n_windows,
+        }
+    if grid is not None:
+        document["grid"] = grid
+    return document
+
+
+def write_detections(path: Path, corpus: Corpus, evaluation: Evaluation) -> int:
+    """``file,timestamp,score`` rows, timestamps as written in the source file."""
+    count = 0
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["file", "timestamp", "score"])
+        for series, run in zip(corpus.series, evaluation.runs, strict=True):
+            for row, score in zip(run.rows.tolist(), run.scores.tolist(), strict=True):
+                writer.writerow([series.key, series.timestamp_text[row], repr(float(score))])
+                count += 1
+    return count
