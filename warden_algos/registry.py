@@ -28,6 +28,9 @@ ENTRY_POINT_GROUP = "warden_algos.algorithms"
 #: name -> "module:Class" of every built-in algorithm.
 BUILTIN_ALGORITHMS: dict[str, str] = {
     "ksigma": "warden_algos.algorithms.ksigma:KSigma",
+    "mad": "warden_algos.algorithms.mad:Mad",
+    "ewma": "warden_algos.algorithms.ewma:Ewma",
+    "level_shift": "warden_algos.algorithms.level_shift:LevelShift",
     "correlation": "warden_algos.algorithms.correlation:Correlation",
 }
 
