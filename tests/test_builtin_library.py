@@ -53,7 +53,10 @@ def test_every_detector_reports_an_incident_once_unless_asked(name: str) -> None
     assert every.timestamps.size > 0, name
     rows = np.searchsorted(times, every.timestamps)
     run_starts = rows[np.r_[True, np.diff(rows) > 1]]
-    assert grouped.timestamps.tolist() == times[run_starts].tolist(), name
+    # One detection per run at its first point; a detector may merge nearby runs into one
+    # incident (novelty's refractory period), never split one.
+    assert set(grouped.timestamps.tolist()) <= set(times[run_starts].tolist()), name
+    assert grouped.timestamps.size >= 1, name
     assert every.timestamps.size > grouped.timestamps.size, name  # the incident spans points
 
 

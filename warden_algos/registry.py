@@ -31,6 +31,7 @@ BUILTIN_ALGORITHMS: dict[str, str] = {
     "mad": "warden_algos.algorithms.mad:Mad",
     "ewma": "warden_algos.algorithms.ewma:Ewma",
     "level_shift": "warden_algos.algorithms.level_shift:LevelShift",
+    "novelty": "warden_algos.algorithms.novelty:Novelty",
     "correlation": "warden_algos.algorithms.correlation:Correlation",
 }
 
