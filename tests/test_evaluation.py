@@ -295,3 +295,17 @@ def test_bad_arguments_get_one_clear_line(tmp_path: Path, extra: list[str], mess
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_rca_algorithms_are_evaluated_on_synthetic_cases(tmp_path: Path) -> None:
+    out = tmp_path / "rca.json"
+    result = evaluate("--algorithm", "adtributor", "--cases", "40", "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    for name in ("adtributor", "deviation", "correlation", "top-1", "difficulty"):
+        assert name in result.stdout
+    document = orjson.loads(out.read_bytes())
+    assert document["result"]["n_cases"] == 40
+    assert document["result"]["top1"] >= 0.9
+    assert document["result"]["top3"] >= document["result"]["top1"]
+    assert set(document["others"]) == {"deviation", "correlation"}
+    assert document["difficulty"]["n_dimensions"] >= 3

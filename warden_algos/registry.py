@@ -33,6 +33,8 @@ BUILTIN_ALGORITHMS: dict[str, str] = {
     "level_shift": "warden_algos.algorithms.level_shift:LevelShift",
     "novelty": "warden_algos.algorithms.novelty:Novelty",
     "correlation": "warden_algos.algorithms.correlation:Correlation",
+    "adtributor": "warden_algos.algorithms.adtributor:Adtributor",
+    "deviation": "warden_algos.algorithms.deviation:Deviation",
 }
 
 
