@@ -1,0 +1,128 @@
+"""Ensemble: a weighted vote of other registered detectors, referenced by name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from warden_algos.interfaces import (
+    DetectAlgorithm,
+    DetectorParams,
+    DetectResult,
+    F64Array,
+    I64Array,
+)
+
+
+class Member(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    algorithm: str = Field(description="Registered name of a detect algorithm.")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="That algorithm's parameters, as --params takes them."
+    )
+    weight: float = Field(1.0, gt=0, le=1e6, description="Votes this member casts.")
+
+
+#: Pattern novelty OR a robust z-score: each sees what the other misses (new patterns within the
+#: usual range; outliers among patterns seen before). With two equal weights and threshold 0.5
+#: either member's flag is enough.
+DEFAULT_MEMBERS = (
+    Member(algorithm="novelty", params={}),
+    Member(algorithm="mad", params={}),
+)
+
+
+class EnsembleParams(DetectorParams):
+    members: tuple[Member, ...] = Field(
+        DEFAULT_MEMBERS,
+        min_length=1,
+        max_length=16,
+        description="The detectors to combine: name, params and weight of each.",
+    )
+    threshold: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="Flag a point when the members flagging it hold at least this fraction of "
+        "the total weight (a small value makes a union, 1 an intersection).",
+    )
+    tolerance: int = Field(
+        3,
+        ge=0,
+        le=10_000,
+        description="A member's flag also counts for this many following points, so detectors "
+        "that see the same incident a few points apart still agree.",
+    )
+
+    @model_validator(mode="after")
+    def _members_exist(self) -> EnsembleParams:
+        for index, member in enumerate(self.members):
+            if member.algorithm == "ensemble":
+                raise ValueError(f"members[{index}]: an ensemble cannot contain an ensemble")
+            try:
+                cls = _detector_class(member.algorithm)
+            except Exception as error:  # unknown name, RCA algorithm: name the member
+                raise ValueError(f"members[{index}]: {error}") from None
+            try:
+                cls.validate_params({**member.params, "every_point": True})
+            except Exception as error:  # InvalidParams: name the member
+                raise ValueError(f"members[{index}] ({member.algorithm}): {error}") from None
+        return self
+
+
+def _detector_class(name: str) -> type[DetectAlgorithm[Any]]:
+    from warden_algos.registry import Registry, is_detect
+
+    loaded = Registry.discover().load(name)
+    if not is_detect(loaded):
+        raise ValueError(f"{name!r} is an {loaded.interface} algorithm, not a detector")
+    return loaded  # type: ignore[return-value]
+
+
+class Ensemble(DetectAlgorithm[EnsembleParams]):
+    """Runs several registered detectors on the same series and flags the points enough of them
+    agree on: each member votes its weight for every point it flags (and for the ``tolerance``
+    points after it), and a point is flagged when the votes reach ``threshold`` of the total. The
+    score is the vote share; the band is the first member's that has one.
+
+    Use it to compose algorithms without copying them: require agreement between detectors with
+    different blind spots (a z-score and a seasonal model) to cut false alarms, or take their
+    union (a low threshold) to miss less. The members are ordinary registered detectors, so an
+    author's own plugin can be a member. Missing values are handled by each member.
+    """
+
+    name = "ensemble"
+    summary = "Weighted vote of other registered detectors, named in its params."
+
+    def detect(self, dimensions: list[str], timestamps: I64Array, values: F64Array) -> DetectResult:
+        p = self.params
+        n = values.shape[0]
+        votes = np.zeros(n)
+        band: tuple[F64Array | None, F64Array | None, F64Array | None] | None = None
+        for member in p.members:
+            cls = _detector_class(member.algorithm)
+            result = cls.from_params({**member.params, "every_point": True}).detect(
+                dimensions, timestamps, values
+            )
+            flagged = np.zeros(n + 1, dtype=np.int64)
+            positions = np.searchsorted(timestamps, result.timestamps)
+            np.add.at(flagged, positions, 1)
+            np.add.at(flagged, np.minimum(positions + p.tolerance + 1, n), -1)
+            votes += member.weight * (np.cumsum(flagged[:n]) > 0)
+            if band is None and result.has_band:
+                band = (result.expected, result.lower, result.upper)
+        share = votes / sum(member.weight for member in p.members)
+        is_anomaly = share >= p.threshold - 1e-12
+        expected, lower, upper = band if band is not None else (None, None, None)
+        return DetectResult.from_flags(
+            timestamps,
+            is_anomaly,
+            share,
+            every_point=p.every_point,
+            expected=expected,
+            lower=lower,
+            upper=upper,
+        )
