@@ -32,6 +32,7 @@ BUILTIN_ALGORITHMS: dict[str, str] = {
     "ewma": "warden_algos.algorithms.ewma:Ewma",
     "level_shift": "warden_algos.algorithms.level_shift:LevelShift",
     "novelty": "warden_algos.algorithms.novelty:Novelty",
+    "prophet": "warden_algos.algorithms.prophet_forecast:ProphetDetector",
     "ensemble": "warden_algos.algorithms.ensemble:Ensemble",
     "correlation": "warden_algos.algorithms.correlation:Correlation",
     "adtributor": "warden_algos.algorithms.adtributor:Adtributor",
