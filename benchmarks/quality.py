@@ -44,6 +44,14 @@ RESULTS = ROOT / "results"
 #: Per detector: the axes searched (merged over the defaults). An empty grid = the defaults only.
 GRIDS: dict[str, dict[str, list[Any]]] = {
     "ksigma": {"window": [100, 500, 2000], "k": [4.0, 5.0, 6.0, 8.0]},
+    "mad": {"window": [1000, 2000, 4000], "k": [3.0, 3.5, 4.0]},
+    "ewma": {"alpha": [0.01, 0.03], "k": [4.0, 4.5, 5.0]},
+    "level_shift": {"window": [100, 200, 300], "k": [4.0, 5.0, 7.0]},
+    "seasonal": {"k": [4.0, 4.5, 5.0], "window": [250, 300, 350]},
+    "spectral_residual": {"threshold": [5.0, 6.0, 8.0]},
+    "novelty": {"levels": [4.0, 5.0, 6.0], "threshold": [0.375, 0.5, 0.625]},
+    "prophet": {"margin": [0.6, 0.7, 0.8]},
+    "ensemble": {"threshold": [0.5, 1.0]},
 }
 
 console = Console(width=150, stderr=True)

@@ -40,7 +40,9 @@ class WardenError(Exception):
         self.request_id: str | None = None
 
     def __str__(self) -> str:
-        return f"{self.field}: {self.message}" if self.field else self.message
+        if not self.field or self.message.startswith(f"{self.field}: "):
+            return self.message  # params messages already name their fields
+        return f"{self.field}: {self.message}"
 
 
 class InvalidInput(WardenError):

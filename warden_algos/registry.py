@@ -31,6 +31,8 @@ BUILTIN_ALGORITHMS: dict[str, str] = {
     "mad": "warden_algos.algorithms.mad:Mad",
     "ewma": "warden_algos.algorithms.ewma:Ewma",
     "level_shift": "warden_algos.algorithms.level_shift:LevelShift",
+    "seasonal": "warden_algos.algorithms.seasonal:Seasonal",
+    "spectral_residual": "warden_algos.algorithms.spectral_residual:SpectralResidual",
     "novelty": "warden_algos.algorithms.novelty:Novelty",
     "prophet": "warden_algos.algorithms.prophet_forecast:ProphetDetector",
     "ensemble": "warden_algos.algorithms.ensemble:Ensemble",
