@@ -319,3 +319,32 @@ def test_any_series_gets_a_valid_result(n: int, seed: int, scale: float, missing
         assert not np.isnan(values[np.searchsorted(times, result.timestamps)]).any()
         for band in (result.expected, result.lower, result.upper):
             assert band is None or band.shape == (n,)
+
+
+def test_seasonal_survives_a_series_whose_acf_peaks_are_all_negative() -> None:
+    """Regression (found by the shared vectors): two days of a daily cycle with a spike made
+    the period search index an empty array."""
+    n = 600
+    times = 1_700_000_000 + 300 * np.arange(n, dtype=np.int64)
+    noise = np.random.default_rng(5).normal(0.0, 0.5, n)
+    values = 50.0 + 10.0 * np.sin(2 * np.pi * np.arange(n) / 288) + noise
+    values[500] += 25.0
+    result = Seasonal().detect([], times, values)
+    assert np.isfinite(result.scores).all()
+    assert result.expected is not None and result.expected.shape == (n,)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(0, 700),
+    seed=st.integers(0, 2**16),
+    step=st.sampled_from([60, 300, 3600]),
+    scale=st.sampled_from([1e-3, 1.0, 1e6]),
+)
+def test_seasonal_never_raises_on_random_series(n: int, seed: int, step: int, scale: float) -> None:
+    rng = np.random.default_rng(seed)
+    times = 1_700_000_000 + step * np.cumsum(rng.integers(1, 3, n)).astype(np.int64)
+    values = scale * (np.sin(np.arange(n) * rng.uniform(0.01, 1.0)) + rng.normal(0, 1, n))
+    values[rng.random(n) < 0.05] = np.nan
+    result = Seasonal().detect([], times, values)
+    assert np.isfinite(result.scores).all()

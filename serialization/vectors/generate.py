@@ -102,6 +102,68 @@ def rca() -> Request:
     )
 
 
+def daily(n: int = 600, spike_at: int = 500) -> tuple[np.ndarray, list[float]]:
+    """Five-minute points over two days: a daily cycle, fixed noise, one spike."""
+    times = T0 + 300 * np.arange(n, dtype=np.int64)
+    noise = np.random.default_rng(5).normal(0.0, 0.5, n)
+    values = 50.0 + 10.0 * np.sin(2 * np.pi * np.arange(n) / 288) + noise
+    values[spike_at] += 25.0
+    return times, [round(float(v), 6) for v in values]
+
+
+def sliced_total() -> Request:
+    """A total and its slices by country and by device; DE x ios drops at the last hour."""
+    n = 288
+    times = T0 + 300 * np.arange(n, dtype=np.int64)
+    wobble = 1.0 + 0.02 * np.sin(np.arange(n) * 0.37)
+    shares = {("US", "ios"): 40.0, ("US", "android"): 30.0, ("DE", "ios"): 20.0}
+    shares |= {("DE", "android"): 15.0, ("FR", "ios"): 8.0, ("FR", "android"): 7.0}
+    leaves = {key: np.round(level * wobble, 6) for key, level in shares.items()}
+    leaves[("DE", "ios")][-12:] *= 0.2
+    slices = []
+    for axis, names in (("country", ("US", "DE", "FR")), ("device", ("ios", "android"))):
+        for name in names:
+            total = sum(v for k, v in leaves.items() if k[0 if axis == "country" else 1] == name)
+            slices.append(TimeSeries({axis: name}, times, np.round(total, 6)))
+    total = np.round(sum(leaves.values()), 6)
+    return Request(
+        interface="rca",
+        algorithm="adtributor",
+        payload=RCAPayload(
+            metric_of_interest=TimeSeries({"metric": "revenue"}, times, total),
+            related_metrics=slices,
+            k=3,
+            anomalies=times[-12:],
+        ),
+        params={},
+        request_id="vector-adtributor",
+    )
+
+
+def library_cases() -> dict[str, dict[str, Any]]:
+    """One successful request per built-in beyond ksigma and correlation, at default params."""
+    times, values = daily()
+    out: dict[str, dict[str, Any]] = {}
+    for name in (
+        "mad", "ewma", "level_shift", "seasonal", "spectral_residual", "novelty", "prophet",
+        "ensemble",
+    ):  # fmt: skip
+        out[f"{name}_defaults"] = {
+            "request": detect(name, values, {}, timestamps=times, request_id=f"vector-{name}"),
+            "description": f"{name} at its defaults on two days of 5-minute points with a spike",
+        }
+    out["adtributor_finds_the_slice"] = {
+        "request": sliced_total(),
+        "description": "adtributor explains a drop of the total by the country slice DE",
+    }
+    deviation = rca()._replace(algorithm="deviation", params={}, request_id="vector-deviation")
+    out["deviation_ranks_the_cause"] = {
+        "request": deviation,
+        "description": "deviation ranks the metric that leaves its band first",
+    }
+    return out
+
+
 def cases() -> dict[str, dict[str, Any]]:
     times = T0 + 60 * np.arange(20, dtype=np.int64)
     times[7] = times[6]
@@ -163,6 +225,7 @@ def cases() -> dict[str, dict[str, Any]]:
             "environment": "broken-registry",
             "description": "two installed algorithms claim one name: INTERNAL on every request",
         },
+        **library_cases(),
     }
 
 

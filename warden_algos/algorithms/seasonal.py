@@ -229,7 +229,10 @@ def _strongest_peak(x: F64Array, min_lag: int, max_lag: int) -> int | None:
     # The fundamental: a cycle of lag L also peaks at 2L, 3L, ... about as high, so take the
     # shortest lag nearly as strong as the strongest peak.
     heights = inner[peaks]
-    best = int(peaks[np.flatnonzero(heights >= 0.9 * heights.max())[0]])
+    strongest = float(np.nanmax(heights)) if np.isfinite(heights).any() else float("nan")
+    if not np.isfinite(strongest) or strongest <= 0:
+        return None  # no positive correlation at any candidate lag: no cycle
+    best = int(peaks[np.flatnonzero(heights >= 0.9 * strongest)[0]])
     return start + best
 
 
