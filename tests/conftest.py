@@ -169,14 +169,18 @@ class ServeProcess:
         self.proc.stdin.write(frame(body))
         self.proc.stdin.flush()
 
-    def receive(self) -> dict[str, Any]:
+    def receive_raw(self) -> bytes:
+        """One response frame's body, exactly as written."""
         assert self.proc.stdout is not None
         header = self.proc.stdout.read(4)
         assert len(header) == 4, f"no response frame; stderr: {self.stderr_tail()}"
         (size,) = struct.unpack(">I", header)
         body = self.proc.stdout.read(size)
         assert len(body) == size
-        response: dict[str, Any] = orjson.loads(body)
+        return body
+
+    def receive(self) -> dict[str, Any]:
+        response: dict[str, Any] = orjson.loads(self.receive_raw())
         return response
 
     def ask(self, request: dict[str, Any] | bytes) -> dict[str, Any]:
