@@ -85,3 +85,16 @@ def test_bad_members_are_refused_with_the_member_named(
     with pytest.raises(InvalidParams) as caught:
         Ensemble.from_params(params)
     assert message in str(caught.value)
+
+
+def test_members_vote_with_incidents_by_default_or_with_points() -> None:
+    values = 100 + np.random.default_rng(4).normal(0, 1, N)
+    values[450:462] += 40.0  # one incident of twelve points
+    member = {"algorithm": "ksigma", "params": {"window": 100, "k": 6.0}}
+    incidents = Ensemble(members=[member], tolerance=0, every_point=True)
+    points = Ensemble(members=[member], tolerance=0, every_point=True, member_reports="points")
+    by_incident = incidents.detect([], TIMES, values).timestamps
+    by_point = points.detect([], TIMES, values).timestamps
+    assert TIMES[450] in by_incident and TIMES[450] in by_point
+    assert by_point.size > by_incident.size
+    assert set(by_incident.tolist()) <= set(by_point.tolist())
