@@ -309,3 +309,25 @@ def test_rca_algorithms_are_evaluated_on_synthetic_cases(tmp_path: Path) -> None
     assert document["result"]["top3"] >= document["result"]["top1"]
     assert set(document["others"]) == {"deviation", "correlation"}
     assert document["difficulty"]["n_dimensions"] >= 3
+
+
+def _without_timings(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _without_timings(v) for k, v in value.items() if k not in ("wall_s", "seconds")}
+    if isinstance(value, list):
+        return [_without_timings(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("algorithm", ["novelty", "ensemble", "random"])
+def test_a_run_is_deterministic(tmp_path: Path, algorithm: str) -> None:
+    root = _tiny_corpus(tmp_path / "corpus")
+    documents = []
+    for attempt in range(2):
+        out = tmp_path / f"run{attempt}.json"
+        result = evaluate(
+            "--algorithm", algorithm, "--corpus", str(root), "--no-cache", "--json", str(out)
+        )
+        assert result.returncode == 0, result.stderr
+        documents.append(_without_timings(orjson.loads(out.read_bytes())))
+    assert documents[0] == documents[1]
