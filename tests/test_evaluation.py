@@ -309,6 +309,13 @@ def test_rca_algorithms_are_evaluated_on_synthetic_cases(tmp_path: Path) -> None
     assert document["result"]["top3"] >= document["result"]["top1"]
     assert set(document["others"]) == {"deviation", "correlation"}
     assert document["difficulty"]["n_dimensions"] >= 3
+    hard = evaluate(
+        "--algorithm", "deviation", "--cases", "10", "--difficulty", "hard", "--json", str(out)
+    )
+    assert hard.returncode == 0, hard.stderr
+    harder = orjson.loads(out.read_bytes())
+    assert harder["difficulty_name"] == "hard"
+    assert harder["difficulty"] != document["difficulty"]
 
 
 def _without_timings(value: object) -> object:
@@ -331,3 +338,15 @@ def test_a_run_is_deterministic(tmp_path: Path, algorithm: str) -> None:
         assert result.returncode == 0, result.stderr
         documents.append(_without_timings(orjson.loads(out.read_bytes())))
     assert documents[0] == documents[1]
+
+
+def test_grid_in_parallel_matches_the_sequential_grid(tmp_path: Path) -> None:
+    root = _tiny_corpus(tmp_path / "corpus")
+    grids = []
+    for jobs in ("1", "2"):
+        out = tmp_path / f"grid{jobs}.json"
+        args = ["--algorithm", "mad", "--corpus", str(root), "--grid", '{"k": [2.5, 4.0, 6.0]}']
+        result = evaluate(*args, "--jobs", jobs, "--no-cache", "--no-baselines", "--json", str(out))
+        assert result.returncode == 0, result.stderr
+        grids.append(_without_timings(orjson.loads(out.read_bytes())["grid"]))
+    assert grids[0] == grids[1]

@@ -46,6 +46,12 @@ def add_evaluate_parser(commands: Any) -> None:
     evaluate.add_argument("--per-file", action="store_true", help="also print per-file rows")
     evaluate.add_argument("--cases", type=int, default=300, help="RCA: synthetic cases")
     evaluate.add_argument("--seed", type=int, default=0, help="RCA: generator seed")
+    evaluate.add_argument(
+        "--difficulty",
+        choices=["default", "hard"],
+        default="default",
+        help="RCA: generator setting (see benchmarks/results/rca_synthetic.md)",
+    )
 
 
 def _json_object(text: str, option: str) -> dict[str, Any]:
@@ -232,7 +238,7 @@ def _run_rca(args: argparse.Namespace, params: dict[str, Any]) -> int:
 
     from warden_algos.registry import Registry, is_rca
 
-    from .rca_synthetic import Difficulty, evaluate_rca, generate_cases
+    from .rca_synthetic import HARD, Difficulty, evaluate_rca, generate_cases
     from .report import print_table
 
     if args.cases <= 0:
@@ -240,7 +246,7 @@ def _run_rca(args: argparse.Namespace, params: dict[str, Any]) -> int:
     registry = Registry.discover()
     main_class = registry.load(args.algorithm)
     main_class.validate_params(params)
-    difficulty = Difficulty()
+    difficulty = HARD if args.difficulty == "hard" else Difficulty()
     cases = generate_cases(difficulty, args.cases, args.seed)
     scores = [evaluate_rca(main_class, params, cases)]  # type: ignore[arg-type]
     if not args.no_baselines:
@@ -272,6 +278,7 @@ def _run_rca(args: argparse.Namespace, params: dict[str, Any]) -> int:
             "params": scores[0].params,
             "cases": args.cases,
             "seed": args.seed,
+            "difficulty_name": args.difficulty,
             "difficulty": difficulty.model_dump(),
             "result": scores[0].model_dump(),
             "others": {s.algorithm: s.model_dump() for s in scores[1:]},
