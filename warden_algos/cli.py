@@ -236,6 +236,17 @@ def _schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interface_or_none(registry: Any, name: str) -> str | None:
+    """A plugin that fails to load must not take ``version`` down with it."""
+    from warden_algos.interfaces.errors import WardenError
+
+    try:
+        interface: str = registry.load(name).interface
+    except WardenError:
+        return None
+    return interface
+
+
 def _version(args: argparse.Namespace) -> int:
     if not args.json:
         print(f"warden-algos {__version__}")
@@ -244,10 +255,26 @@ def _version(args: argparse.Namespace) -> int:
 
     import orjson
 
+    from warden_algos.frozen import baked, current_stamp
+    from warden_algos.registry import Registry
+
+    stamp = current_stamp()
+    registry = Registry.discover()
     info = {
         "version": __version__,
         "python": platform.python_version(),
         "frozen": bool(getattr(sys, "frozen", False)),
+        "git_commit": stamp.git_commit,
+        # A build's time; an ordinary install has none (its stamp time is just "now").
+        "build_time": stamp.build_time if baked() is not None else None,
+        "algorithms": [
+            {
+                "name": name,
+                "interface": _interface_or_none(registry, name),
+                "source": registry.entries[name].source,
+            }
+            for name in registry.names()
+        ],
     }
     sys.stdout.buffer.write(orjson.dumps(info) + b"\n")
     return 0

@@ -93,7 +93,15 @@ class Registry:
 
     @classmethod
     def discover(cls) -> Registry:
-        """Built-ins plus every installed plugin. Raises RegistryError on a duplicate name."""
+        """Built-ins plus every installed plugin. Raises RegistryError on a duplicate name.
+
+        A frozen executable uses the registry baked in when it was built (see ``frozen``).
+        """
+        from warden_algos.frozen import baked
+
+        stamp = baked()
+        if stamp is not None:
+            return cls.from_entries([AlgorithmEntry(*entry) for entry in stamp.entries])
         found = [
             AlgorithmEntry(name, target, "built-in") for name, target in BUILTIN_ALGORITHMS.items()
         ]
