@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from warden_algos import __version__
@@ -94,6 +95,16 @@ def build_parser() -> argparse.ArgumentParser:
     version = commands.add_parser("version", help="print the version")
     version.add_argument("--json", action="store_true", help="machine-readable output")
     add_evaluate_parser(commands)
+    build = commands.add_parser(
+        "build", help="freeze every algorithm into one executable with PyInstaller (see build/)"
+    )
+    build.add_argument("--onefile", action="store_true", help="one file instead of a folder")
+    build.add_argument("--verify", action="store_true", help="run every vector on the result")
+    build.add_argument("--dist", type=Path, help="output folder (default dist/)")
+    build.add_argument("--work", type=Path, help="PyInstaller work folder (pyinstaller-work/)")
+    build.add_argument(
+        "--verify-only", type=Path, metavar="EXECUTABLE", help="verify an existing executable"
+    )
     return parser
 
 
@@ -280,6 +291,38 @@ def _version(args: argparse.Namespace) -> int:
     return 0
 
 
+def _build(args: argparse.Namespace) -> int:
+    from warden_algos.build.freeze import BuildError, freeze
+    from warden_algos.build.verify import verify
+
+    examples = Path(__file__).resolve().parent.parent / "examples" / "requests"
+    if args.verify_only is not None:
+        executable = args.verify_only
+    else:
+        try:
+            built = freeze("onefile" if args.onefile else "onedir", args.dist, args.work)
+        except BuildError as error:
+            print(f"warden-algos build: error: {error}", file=sys.stderr)
+            return 1
+        executable = built.executable
+        print(
+            f"built {built.artifact} in {built.seconds:.0f} s; manifest {built.manifest}",
+            file=sys.stderr,
+        )
+        if not args.verify:
+            return 0
+    outcome = verify(executable, examples)
+    for problem in outcome.mismatches:
+        print(f"MISMATCH {problem}", file=sys.stderr)
+    for skipped in outcome.skipped:
+        print(f"skipped {skipped}", file=sys.stderr)
+    print(
+        f"verified {outcome.checked} answers of {executable}: {len(outcome.mismatches)} mismatches",
+        file=sys.stderr,
+    )
+    return 0 if outcome.ok else 1
+
+
 COMMANDS = {
     "run": _serve_or_run,
     "serve": _serve_or_run,
@@ -289,6 +332,7 @@ COMMANDS = {
     "schema": _schema,
     "version": _version,
     "evaluate": run_evaluate,
+    "build": _build,
 }
 
 

@@ -9,8 +9,6 @@ from typing import Any
 
 import orjson
 
-from warden_algos.interfaces.errors import WardenError
-
 EXIT_USAGE = 2
 
 
@@ -70,6 +68,8 @@ def _usage(message: str) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from warden_algos.interfaces.errors import WardenError  # not at import: `run` builds the parser
+
     try:
         return _run(args)
     except WardenError as error:  # unknown algorithm, invalid params: one line, no traceback
