@@ -10,7 +10,6 @@ install order.
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import entry_points
 from typing import Any, NamedTuple
 
 from warden_algos.interfaces import (
@@ -102,6 +101,9 @@ class Registry:
         stamp = baked()
         if stamp is not None:
             return cls.from_entries([AlgorithmEntry(*entry) for entry in stamp.entries])
+        # Only unfrozen: importlib.metadata costs tens of ms a frozen start does not need.
+        from importlib.metadata import entry_points
+
         found = [
             AlgorithmEntry(name, target, "built-in") for name, target in BUILTIN_ALGORITHMS.items()
         ]
