@@ -26,14 +26,13 @@ from typing import Any
 
 import orjson
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
 from warden_algos import __version__
 from warden_algos.evaluation.baselines import BASELINES
 from warden_algos.evaluation.cache import RunCache
 from warden_algos.evaluation.corpus import load_corpus
-from warden_algos.evaluation.grid import expand_grid, rank_key, search
+from warden_algos.evaluation.grid import expand_grid, grid_row, ranked_search
 from warden_algos.evaluation.runner import Evaluation, evaluate_algorithm
 from warden_algos.registry import BUILTIN_ALGORITHMS, Registry, is_detect
 
@@ -61,32 +60,10 @@ def run_detector(
     name: str, corpus: Any, cache: RunCache, jobs: int
 ) -> tuple[Evaluation, list[dict[str, Any]]]:
     settings = expand_grid({}, GRIDS[name]) if GRIDS.get(name) else [{}]
-    with Progress(
-        f"[bold]{name:<18}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
-        task = progress.add_task(name, total=len(settings))
-        evaluations = search(
-            name,
-            settings,
-            corpus,
-            cache=cache,
-            jobs=jobs,
-            on_done=lambda _: progress.advance(task),
-        )
-    ranked = sorted(evaluations, key=rank_key, reverse=True)
-    grid = [
-        {
-            "params": e.params,
-            "nab": e.overall.nab,
-            "f1": e.overall.f1,
-            "detections": e.overall.detections,
-        }
-        for e in ranked
-    ]
+    ranked = ranked_search(
+        name, settings, corpus, cache=cache, jobs=jobs, label=f"{name:<18}", console=console
+    )
+    grid = [grid_row(e) for e in ranked]
     # The timing run: the best setting alone, nothing cached, one process (so one core).
     timed = evaluate_algorithm(name, ranked[0].params, corpus, cache=None)
     return timed, grid

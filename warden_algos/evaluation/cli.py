@@ -95,12 +95,11 @@ def _run(args: argparse.Namespace) -> int:
 
 def _run_detector(args: argparse.Namespace, params: dict[str, Any]) -> int:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from .baselines import BASELINES
     from .cache import RunCache
     from .corpus import CorpusError, load_corpus
-    from .grid import GridError, expand_grid, rank_key, search
+    from .grid import GridError, expand_grid, grid_row, ranked_search
     from .report import evaluation_json, evaluation_table, print_table, write_detections
     from .runner import evaluate_algorithm
 
@@ -122,35 +121,16 @@ def _run_detector(args: argparse.Namespace, params: dict[str, Any]) -> int:
         detector_class = resolve_detector(args.algorithm)
         for setting in settings:
             detector_class.validate_params(setting)
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
+        ranked = ranked_search(
+            args.algorithm,
+            settings,
+            corpus,
+            cache=cache,
+            jobs=args.jobs,
+            label=f"grid {args.algorithm}",
             console=stderr,
-            transient=False,
-        ) as progress:
-            task = progress.add_task(f"grid {args.algorithm}", total=len(settings))
-            evaluations = search(
-                args.algorithm,
-                settings,
-                corpus,
-                cache=cache,
-                jobs=args.jobs,
-                on_done=lambda _: progress.advance(task),
-            )
-        ranked = sorted(evaluations, key=rank_key, reverse=True)
-        grid_rows = [
-            {
-                "params": e.params,
-                "nab": e.overall.nab,
-                "f1": e.overall.f1,
-                "detections": e.overall.detections,
-                "wall_s": round(e.wall_s, 3),
-                "cached": e.cached,
-            }
-            for e in ranked
-        ]
+        )
+        grid_rows = [grid_row(e) for e in ranked]
         _print_grid(ranked, args.algorithm)
         best_params = ranked[0].params
     else:

@@ -79,3 +79,47 @@ def search(
             if on_done is not None:
                 on_done(evaluation)
     return results
+
+
+def ranked_search(
+    algorithm: str,
+    settings: list[dict[str, Any]],
+    corpus: Corpus,
+    *,
+    cache: RunCache | None,
+    jobs: int,
+    label: str,
+    console: Any,
+) -> list[Evaluation]:
+    """:func:`search` behind a rich progress bar on ``console``; best setting first."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task(label, total=len(settings))
+        evaluations = search(
+            algorithm,
+            settings,
+            corpus,
+            cache=cache,
+            jobs=jobs,
+            on_done=lambda _: progress.advance(task),
+        )
+    return sorted(evaluations, key=rank_key, reverse=True)
+
+
+def grid_row(evaluation: Evaluation) -> dict[str, Any]:
+    """One grid setting as the JSON outputs list it."""
+    return {
+        "params": evaluation.params,
+        "nab": evaluation.overall.nab,
+        "f1": evaluation.overall.f1,
+        "detections": evaluation.overall.detections,
+        "wall_s": round(evaluation.wall_s, 3),
+        "cached": evaluation.cached,
+    }
