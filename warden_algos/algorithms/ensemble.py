@@ -21,7 +21,7 @@ class Member(BaseModel):
 
     algorithm: str = Field(description="Registered name of a detect algorithm.")
     params: dict[str, Any] = Field(
-        default_factory=dict, description="That algorithm's parameters, as --params takes them."
+        default={}, description="That algorithm's parameters, as --params takes them."
     )
     weight: float = Field(1.0, gt=0, le=1e6, description="Votes this member casts.")
 
