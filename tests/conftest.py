@@ -11,7 +11,7 @@ import struct
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,30 @@ def cli(
         capture_output=True,
         env=env,
         timeout=timeout,
+        check=False,
+    )
+
+
+def build_executable(
+    out: Path, env: dict[str, str], *flags: str
+) -> subprocess.CompletedProcess[str]:
+    """``warden-algos build`` into ``out/dist`` (work in ``out/work``), in ``env``'s registry."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "warden_algos",
+            "build",
+            *flags,
+            "--dist",
+            str(out / "dist"),
+            "--work",
+            str(out / "work"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1800,
         check=False,
     )
 
@@ -153,11 +177,17 @@ def read_frames(data: bytes) -> list[bytes]:
 class ServeProcess:
     """A live ``serve`` process to talk to frame by frame."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        command: Sequence[str] = (sys.executable, "-m", "warden_algos"),
+    ) -> None:
+        """``command`` is the program before ``serve``: the unfrozen CLI, or a built binary."""
         # stderr goes to a file: an undrained pipe would fill up and stall the server.
         self.stderr_file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the fixture
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "warden_algos", "serve", *args],
+            [*command, "serve", *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.stderr_file,
