@@ -9,7 +9,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from .conftest import EXAMPLES, cli, detect_request, dumps, env_with_path
+from .conftest import EXAMPLES, cli, detect_request, dumps
+from .plugins.environments import install_example_plugin
 
 EXAMPLE = EXAMPLES / "custom_algorithm"
 
@@ -17,26 +18,9 @@ EXAMPLE = EXAMPLES / "custom_algorithm"
 @pytest.fixture(scope="module")
 def example_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     target = tmp_path_factory.mktemp("example-site")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--no-index",
-            "--target",
-            str(target),
-            str(EXAMPLE),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    env = install_example_plugin(target)
     assert list(Path(target).glob("warden_example_tukey-*.dist-info"))
-    return env_with_path(target)
+    return env
 
 
 def test_installed_plugin_is_listed(example_env: dict[str, str]) -> None:

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 PLUGIN_MODULE = Path(__file__).resolve().parent / "warden_test_algos.py"
+FRAGILE_MODULE = Path(__file__).resolve().parent / "warden_fragile_algos.py"
+EXAMPLE_PACKAGE = Path(__file__).resolve().parents[2] / "examples" / "custom_algorithm"
 
 TEST_PLUGINS = {
     "test_sleep": "warden_test_algos:Sleeper",
@@ -22,6 +26,8 @@ TEST_PLUGINS = {
     "test_catch_all": "warden_test_algos:CatchAll",
     "test_bad_rca": "warden_test_algos:BadRCA",
 }
+
+FRAGILE_PLUGINS = {"test_fragile": "warden_fragile_algos:Fragile"}
 
 
 def install_fake_distribution(
@@ -59,4 +65,34 @@ def install_test_plugins(site: Path) -> dict[str, str]:
 def install_broken_registry(site: Path) -> dict[str, str]:
     """A plugin that claims a built-in's name: every request answers INTERNAL."""
     install_fake_distribution(site, "shadowing_plugin", {"ksigma": "os:path"})
+    return env_with_path(site)
+
+
+def install_fragile_plugin(site: Path) -> dict[str, str]:
+    """test_fragile, its own distribution: imports at build time, fails to when the environment
+    says so (see warden_fragile_algos.py), like a plugin whose dependency a freeze left out."""
+    install_fake_distribution(site, "warden_fragile_algos", FRAGILE_PLUGINS, (FRAGILE_MODULE,))
+    return env_with_path(site)
+
+
+def install_example_plugin(site: Path) -> dict[str, str]:
+    """The example third-party package (``tukey_fences``), installed by pip as a user would."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(site),
+            str(EXAMPLE_PACKAGE),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     return env_with_path(site)
