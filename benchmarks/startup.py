@@ -3,21 +3,28 @@
     python benchmarks/startup.py                          # uses dist/onedir and dist/onefile
     python benchmarks/startup.py --launches 20 --build    # build both first (and time the builds)
 
-One-shot wall latency (median, p90 over ``--launches`` runs, default 20) of: ``python -c pass``;
-the floor for light algorithms ``python -c "import numpy, orjson, pydantic"``; the floor for
+One-shot wall latency (median, p90 over ``--launches`` runs, default 20, every command launched in
+turn) of: ``python -c pass``; a PyInstaller program that does nothing (the bootloader's own cost);
+the floor for light algorithms ``python -c "import numpy, orjson, pydantic"`` and the same with one
+pydantic ``BaseModel`` defined and validated (``import pydantic`` alone loads no model machinery:
+every request validates through models, so this is the floor a pydantic contract can reach); the
+floor for
 prophet (a fresh interpreter that imports prophet and runs the same fit and prediction); the
 unfrozen CLI; the onedir and the onefile executables; each for ``version``, ``ksigma`` on 1,000
 points and ``prophet`` on 720 hourly points. Then the serve-mode round trip of the onedir binary,
-artifact sizes and, with ``--build``, build times. Ratios are against the floors.
+where the onedir binary's ksigma start spends its import time (``WARDEN_IMPORTTIME``), artifact
+sizes and, with ``--build``, build times. Ratios are against the floors.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +33,8 @@ import numpy as np
 import orjson
 from rich.console import Console
 from rich.table import Table
+
+from warden_algos.importtrace import ENVIRONMENT_VARIABLE, parse
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -59,6 +68,8 @@ def prophet_request() -> bytes:
     )
 
 
+LIGHT_FLOOR = "import numpy, orjson, pydantic"
+PROPHET_FLOOR_LABEL = "prophet fit+predict (plain python)"
 PROPHET_FLOOR = """
 import sys, orjson, numpy as np, pandas as pd
 from prophet import Prophet
@@ -71,14 +82,32 @@ model.predict(frame[["ds"]])
 """
 
 
+BASEMODEL_FLOOR = """
+import numpy, orjson
+from pydantic import BaseModel
+class Payload(BaseModel):
+    values: list[float]
+Payload.model_validate({"values": [1.0]})
+"""
+
+
 def launches(command: Sequence[str], stdin: bytes, count: int) -> list[float]:
-    samples = []
-    for _ in range(count):
-        started = time.perf_counter()
-        done = subprocess.run(command, input=stdin, capture_output=True, check=False)
-        samples.append(time.perf_counter() - started)
-        if done.returncode != 0:
-            raise SystemExit(f"{command} failed: {done.stderr.decode()[-1500:]}")
+    return interleaved({"one": (list(command), stdin, count)})["one"]
+
+
+def interleaved(commands: dict[str, tuple[list[str], bytes, int]]) -> dict[str, list[float]]:
+    """Launch every command in turn, round after round, so that a slow spell of the machine
+    (2 shared cores) hits every line alike instead of whichever ran during it."""
+    samples: dict[str, list[float]] = {label: [] for label in commands}
+    for round_ in range(max(count for _, _, count in commands.values())):
+        for label, (command, stdin, count) in commands.items():
+            if round_ >= count:
+                continue
+            started = time.perf_counter()
+            done = subprocess.run(command, input=stdin, capture_output=True, check=False)
+            samples[label].append(time.perf_counter() - started)
+            if done.returncode != 0:
+                raise SystemExit(f"{command} failed: {done.stderr.decode()[-1500:]}")
     return samples
 
 
@@ -117,6 +146,49 @@ def build(mode: str) -> float:
     return time.perf_counter() - started
 
 
+def frozen_hello(work: Path) -> Path:
+    """A PyInstaller onedir program that does nothing: what the bootloader alone costs."""
+    script = work / "hello.py"
+    script.write_text("pass\n")
+    subprocess.run(
+        [
+            PY,
+            "-m",
+            "PyInstaller",
+            "--noconfirm",
+            "--log-level",
+            "ERROR",
+            "--onedir",
+            "--distpath",
+            str(work / "dist"),
+            "--workpath",
+            str(work / "work"),
+            "--specpath",
+            str(work),
+            str(script),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return work / "dist" / "hello" / "hello"
+
+
+def import_breakdown(executable: Path, request: bytes) -> list[tuple[str, float]]:
+    """Where a frozen one-shot start spends its import time: ms per top-level package."""
+    done = subprocess.run(
+        [str(executable), "run"],
+        input=request,
+        capture_output=True,
+        env={**os.environ, ENVIRONMENT_VARIABLE: "1"},
+        check=True,
+    )
+    per_package: dict[str, float] = {}
+    for name, (own, _) in parse(done.stderr.decode()).items():
+        top = name.split(".")[0]
+        per_package[top] = per_package.get(top, 0.0) + own / 1e3
+    return sorted(per_package.items(), key=lambda item: -item[1])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -138,51 +210,66 @@ def main() -> int:
         "ksigma 1k": (["run"], ksigma_request()),
         "prophet 720h": (["run"], prophet_request()),
     }
-    floors = {
-        "python -c pass": launches([PY, "-c", "pass"], b"", args.launches),
-        "import numpy, orjson, pydantic": launches(
-            [PY, "-c", "import numpy, orjson, pydantic"], b"", args.launches
-        ),
-        "prophet fit+predict (plain python)": launches(
-            [PY, "-c", PROPHET_FLOOR], cases["prophet 720h"][1], max(5, args.launches // 2)
-        ),
-    }
+    n, few = args.launches, max(5, args.launches // 2)
+    with tempfile.TemporaryDirectory() as work:
+        hello = frozen_hello(Path(work))
+        plan: dict[str, tuple[list[str], bytes, int]] = {
+            "python -c pass": ([PY, "-c", "pass"], b"", n),
+            "frozen no-op (PyInstaller onedir)": ([str(hello)], b"", n),
+            LIGHT_FLOOR: ([PY, "-c", LIGHT_FLOOR], b"", n),
+            "numpy, orjson + one pydantic BaseModel": ([PY, "-c", BASEMODEL_FLOOR], b"", n),
+            PROPHET_FLOOR_LABEL: ([PY, "-c", PROPHET_FLOOR], cases["prophet 720h"][1], few),
+        }
+        for runner, command in runners.items():
+            for case, (argv, stdin) in cases.items():
+                count = few if "prophet" in case or runner == "onefile" else n
+                plan[f"{runner}: {case}"] = ([*command, *argv], stdin, count)
+        samples = interleaved(plan)
+    medians = {label: summary(values)[0] for label, values in samples.items()}
     table = Table(
-        title=f"one-shot wall latency, ms ({args.launches} launches)", title_justify="left"
+        title=f"one-shot wall latency, ms (up to {n} interleaved launches each)",
+        title_justify="left",
     )
-    for column in ("what", "median", "p90", "vs floor"):
+    for column in ("what", "median", "p90", "vs floor", "vs BaseModel floor"):
         table.add_column(column, justify="left" if column == "what" else "right")
     results: dict[str, object] = {}
-    for label, samples in floors.items():
-        median, p90 = summary(samples)
-        results[label] = {"median_ms": median * 1e3, "p90_ms": p90 * 1e3}
-        table.add_row(label, f"{median * 1e3:.1f}", f"{p90 * 1e3:.1f}", "floor")
-    light_floor = summary(floors["import numpy, orjson, pydantic"])[0]
-    prophet_floor = summary(floors["prophet fit+predict (plain python)"])[0]
-    for runner, command in runners.items():
-        for case, (argv, stdin) in cases.items():
-            count = args.launches if "prophet" not in case else max(5, args.launches // 2)
-            median, p90 = summary(launches([*command, *argv], stdin, count))
-            floor = prophet_floor if "prophet" in case else light_floor
-            results[f"{runner} {case}"] = {"median_ms": median * 1e3, "p90_ms": p90 * 1e3}
-            table.add_row(
-                f"{runner}: {case}",
-                f"{median * 1e3:.1f}",
-                f"{p90 * 1e3:.1f}",
-                f"{median / floor:.2f}x",
-            )
+    for label, values in samples.items():
+        median, p90 = summary(values)
+        results[label] = {"median_ms": median * 1e3, "p90_ms": p90 * 1e3, "launches": len(values)}
+        if ":" not in label:
+            ratio, model_ratio = "floor", ""
+        elif "prophet" in label:
+            ratio, model_ratio = f"{median / medians[PROPHET_FLOOR_LABEL]:.2f}x", ""
+        elif "version" in label:
+            ratio, model_ratio = f"{median / medians['python -c pass']:.2f}x (pass)", ""
+        else:
+            ratio = f"{median / medians[LIGHT_FLOOR]:.2f}x"
+            model_ratio = f"{median / medians['numpy, orjson + one pydantic BaseModel']:.2f}x"
+        table.add_row(label, f"{median * 1e3:.1f}", f"{p90 * 1e3:.1f}", ratio, model_ratio)
     console.print(table)
     if onedir.is_file():
         median, p90 = summary(serve_round_trip(onedir, cases["ksigma 1k"][1], 200))
+        results["onedir serve round trip ksigma 1k"] = {
+            "median_ms": median * 1e3,
+            "p90_ms": p90 * 1e3,
+        }
         console.print(
             f"onedir serve round trip, ksigma 1k: median {median * 1e3:.2f} ms, "
             f"p90 {p90 * 1e3:.2f} ms"
+        )
+        breakdown = import_breakdown(onedir, cases["ksigma 1k"][1])
+        results["onedir ksigma import ms by package"] = dict(breakdown)
+        console.print(
+            "onedir ksigma imports (WARDEN_IMPORTTIME, ms by top-level package, traced): "
+            + ", ".join(f"{name} {ms:.0f}" for name, ms in breakdown[:10])
+            + f"; total {sum(ms for _, ms in breakdown):.0f}"
         )
     for label, path in (
         ("onedir tarball", next((args.dist / "onedir").glob("*.tar.gz"), None)),
         ("onefile", onefile if onefile.is_file() else None),
     ):
         if path is not None:
+            results[f"{label} MB"] = path.stat().st_size / 1e6
             console.print(f"{label}: {path.stat().st_size / 1e6:.1f} MB ({path.name})")
     for mode, seconds in build_times.items():
         console.print(f"build {mode}: {seconds:.0f} s")
