@@ -8,6 +8,6 @@ shadow=$(mktemp -d)
 trap 'rm -rf "$shadow"' EXIT
 mkdir "$shadow/warden_algos"
 for entry in "$repo"/warden_algos/*; do ln -s "$entry" "$shadow/warden_algos/"; done
-for folder in interfaces serialization build; do ln -s "$repo/$folder" "$shadow/warden_algos/$folder"; done
+for folder in interfaces serialization build deploy; do ln -s "$repo/$folder" "$shadow/warden_algos/$folder"; done
 cd "$shadow"
 python -m mypy --config-file "$repo/pyproject.toml" --cache-dir "$repo/.mypy_cache" -p warden_algos "$@"

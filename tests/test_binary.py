@@ -473,3 +473,15 @@ def test_a_frozen_ksigma_start_imports_only_what_it_needs(built: Built, format_n
     assert not loaded & plugins  # registered, baked in, and not imported until asked for
     algorithms = {m for m in modules if m.startswith("warden_algos.algorithms.")}
     assert algorithms <= {"warden_algos.algorithms.ksigma", "warden_algos.algorithms.rolling"}
+
+
+@pytest.mark.parametrize("command", ["build", "release", "pull"])
+def test_package_only_commands_say_where_they_live(built: Built, command: str) -> None:
+    """The executable knows every sub-command, but making, shipping and installing executables
+    needs the Python package (PyInstaller, boto3): a clear refusal, not a traceback."""
+    argv = {"build": [], "release": ["list"], "pull": ["--dest", "/nonexistent"]}[command]
+    done = frozen(built, command, *argv)
+    assert done.returncode == 2
+    assert done.stdout == b""
+    assert b"not available in the executable" in done.stderr
+    assert b"Traceback" not in done.stderr

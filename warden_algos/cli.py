@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from warden_algos import __version__
+from warden_algos.deploy.cli import add_delivery_parsers, run_pull, run_release
 from warden_algos.evaluation.cli import add_evaluate_parser, run_evaluate
 
 FORMATS = [
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     version = commands.add_parser("version", help="print the version")
     version.add_argument("--json", action="store_true", help="machine-readable output")
     add_evaluate_parser(commands)
+    add_delivery_parsers(commands)
     build = commands.add_parser(
         "build", help="freeze every algorithm into one executable with PyInstaller (see build/)"
     )
@@ -333,11 +335,24 @@ COMMANDS = {
     "version": _version,
     "evaluate": run_evaluate,
     "build": _build,
+    "release": run_release,
+    "pull": run_pull,
 }
+
+#: Sub-commands that make, ship or install executables: they need the Python package (PyInstaller,
+#: boto3), which the executable leaves out. It still knows them, and says where they live.
+PACKAGE_ONLY = frozenset({"build", "release", "pull"})
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in PACKAGE_ONLY and getattr(sys, "frozen", False):
+        print(
+            f"warden-algos {args.command}: not available in the executable, which answers "
+            "requests; run it from the Python package (pip install warden-algos)",
+            file=sys.stderr,
+        )
+        return 2
     return COMMANDS[args.command](args)
 
 

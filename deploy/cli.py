@@ -1,0 +1,203 @@
+"""``warden-algos release ...`` and ``warden-algos pull``: the delivery commands.
+
+Everything CI's workflow does goes through these, so every step of a production release can be
+run, and is tested, on a laptop against an S3-compatible server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+
+def _add_location(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="TOML file with a [release] table")
+    parser.add_argument("--bucket", help="S3 bucket (or WARDEN_RELEASE_BUCKET)")
+    parser.add_argument("--prefix", help="key prefix (or WARDEN_RELEASE_PREFIX)")
+    parser.add_argument(
+        "--endpoint-url", help="S3-compatible endpoint (or WARDEN_RELEASE_ENDPOINT_URL)"
+    )
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def add_delivery_parsers(commands: Any) -> None:
+    release = commands.add_parser(
+        "release",
+        help="publish an artifact, move channels, read the history",
+        description="Immutable releases and movable channels in S3. Credentials come from the "
+        "standard AWS chain, never from flags or files.",
+    )
+    actions = release.add_subparsers(dest="action", required=True)
+    publish = actions.add_parser("publish", help="upload an artifact and its manifest, once")
+    publish.add_argument("--artifact", type=Path, required=True)
+    publish.add_argument(
+        "--manifest", type=Path, help="default: the .manifest.json beside the artifact"
+    )
+    publish.add_argument("--release-id", help="default: <version>+<git commit>")
+    for name, helptext in (
+        ("promote", "point a channel at a release"),
+        ("rollback", "point a channel back at its previous release"),
+    ):
+        move = actions.add_parser(name, help=helptext)
+        move.add_argument("--channel", required=True, help="prod, staging, test/<name>, ...")
+        if name == "promote":
+            move.add_argument("--release", required=True, dest="release_id")
+        else:
+            move.add_argument("--to", dest="release_id", help="default: the previous release")
+        move.add_argument("--why", required=True, help="recorded in the channel's history")
+    history = actions.add_parser("history", help="every move of a channel, oldest first")
+    history.add_argument("--channel", required=True)
+    actions.add_parser("list", help="releases and channels")
+    presign = actions.add_parser(
+        "presign", help="a time-limited download URL for what a channel points to"
+    )
+    presign.add_argument("--channel", required=True)
+    presign.add_argument("--expires-s", type=int, default=900)
+    for parser in actions.choices.values():
+        _add_location(parser)
+
+    pull = commands.add_parser(
+        "pull",
+        help="install what a channel points to into a folder (no-op when current)",
+        description="Download, verify (size, sha256), unpack and atomically switch DEST/current "
+        "to the channel's release, keeping the previous one; --rollback swaps back locally.",
+    )
+    pull.add_argument("--channel", help="required unless --rollback")
+    pull.add_argument("--dest", type=Path, required=True)
+    pull.add_argument("--retries", type=int, default=5)
+    pull.add_argument("--rollback", action="store_true", help="swap current and previous")
+    _add_location(pull)
+
+
+def _store(args: argparse.Namespace) -> Any:
+    from .config import ReleaseConfig
+    from .store import ReleaseStore
+
+    config = ReleaseConfig.load(
+        args.config, bucket=args.bucket, prefix=args.prefix, endpoint_url=args.endpoint_url
+    )
+    return ReleaseStore(config.client(), config.bucket, config.prefix)
+
+
+def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
+    if args.json:
+        sys.stdout.buffer.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        print(text)
+
+
+def run_release(args: argparse.Namespace) -> int:
+    from .config import ConfigError
+    from .store import ReleaseError
+
+    try:
+        return _release(args)
+    except (ConfigError, ReleaseError) as error:
+        print(f"warden-algos release {args.action}: {error}", file=sys.stderr)
+        return 1
+
+
+def _release(args: argparse.Namespace) -> int:
+    from warden_algos.build.manifest import Manifest
+
+    store = _store(args)
+    if args.action == "publish":
+        manifest_path = args.manifest or args.artifact.with_name(
+            args.artifact.name + ".manifest.json"
+        )
+        manifest = Manifest.model_validate(orjson.loads(manifest_path.read_bytes()))
+        release, created = store.publish(args.artifact, manifest, args.release_id)
+        verb = "published" if created else "already published (same bytes)"
+        _emit(
+            args,
+            {"created": created, **release.model_dump()},
+            f"{verb}: {release.release_id} ({release.manifest.sha256[:12]}..., "
+            f"{release.manifest.size / 1e6:.1f} MB) at s3://{store.bucket}/{release.artifact_key}",
+        )
+        return 0
+    if args.action in ("promote", "rollback"):
+        if args.action == "promote":
+            move = store.promote(args.channel, args.release_id, args.why)
+        else:
+            move = store.rollback(args.channel, args.why, args.release_id)
+        _emit(
+            args,
+            move.model_dump(),
+            f"{move.channel}: {move.from_release} -> {move.to_release} ({move.action} by "
+            f"{move.who}: {move.why})",
+        )
+        return 0
+    if args.action == "history":
+        moves = store.history(args.channel)
+        lines = [
+            f"{m.when}  {m.action:8}  {m.from_release} -> {m.to_release}  {m.who}: {m.why}"
+            for m in moves
+        ]
+        _emit(args, [m.model_dump() for m in moves], "\n".join(lines) or "(no moves)")
+        return 0
+    if args.action == "list":
+        releases, channels = store.releases(), store.channels()
+        text = "\n".join(
+            [
+                f"release {r.release_id}  {r.manifest.sha256[:12]}  {r.published_at}"
+                for r in releases
+            ]
+            + [f"channel {c.channel} -> {c.release_id}" for c in channels]
+        )
+        _emit(
+            args,
+            {
+                "releases": [r.model_dump() for r in releases],
+                "channels": [c.model_dump() for c in channels],
+            },
+            text or "(empty)",
+        )
+        return 0
+    if args.action == "presign":
+        pointer = store.channel(args.channel)
+        if pointer is None:
+            from .store import ReleaseError
+
+            raise ReleaseError(f"channel {args.channel!r} does not exist")
+        release = store.release(pointer.release_id)
+        payload = {
+            **pointer.model_dump(),
+            "name": release.manifest.name if release else None,
+            "url": store.presign(pointer.artifact_key, args.expires_s),
+            "expires_s": args.expires_s,
+        }
+        _emit(args, payload, payload["url"])
+        return 0
+    raise AssertionError(args.action)
+
+
+def run_pull(args: argparse.Namespace) -> int:
+    from .config import ConfigError
+    from .pull import pull, rollback_local
+    from .store import ReleaseError
+
+    def log(message: str) -> None:
+        print(f"warden-algos pull: {message}", file=sys.stderr)
+
+    try:
+        if args.rollback:
+            release = rollback_local(args.dest)
+            _emit(args, {"status": "rolled back", "release_id": release.release_id}, str(release))
+            return 0
+        if not args.channel:
+            print("warden-algos pull: --channel is required", file=sys.stderr)
+            return 2
+        result = pull(_store(args), args.channel, args.dest, retries=args.retries, log=log)
+    except (ConfigError, ReleaseError) as error:
+        log(f"error: {error}")
+        return 1
+    _emit(
+        args,
+        {**result._asdict(), "executable": str(result.executable)},
+        f"{result.status}: {result.release_id} ({result.executable})",
+    )
+    return 0

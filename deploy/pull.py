@@ -1,0 +1,290 @@
+"""Node-side pull: make ``DEST/current`` the release a channel points to, or leave it alone.
+
+``DEST`` holds ``releases/<id>/`` (unpacked artifacts, each with the ``release.json`` it came
+from), ``current`` and ``previous`` (relative symlinks into ``releases/``), ``.lock`` and
+``.partial/`` (downloads in progress, on the same filesystem so the finished file is renamed,
+never copied). The rules, each enforced below and tested against a real S3 server:
+
+- the installed artifact's sha256 equals the channel's: nothing is downloaded, nothing changes;
+- the download is verified (size, then sha256 from the release's manifest, never S3's ETag)
+  before it is unpacked, and the unpacked executable must run ``version --json`` before
+  ``current`` switches to it, so a corrupted or interrupted download never replaces a good
+  install;
+- ``current`` switches with one ``rename`` of a symlink (atomic: a host starting the executable
+  sees the old or the new release, never a half); the old one stays as ``previous`` for an
+  instant local rollback;
+- one pull at a time per ``DEST`` (``flock`` on ``.lock``); a partial download left by a killed
+  pull is resumed by the next one; transient failures are retried with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import tarfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import orjson
+
+from .records import Release
+from .store import ReleaseError, ReleaseStore
+
+EXECUTABLE = "warden-algos"
+KEEP_RELEASES = 2  # current and previous
+
+
+class PullError(ReleaseError):
+    """The pull could not install the channel's release; the installed one was kept."""
+
+
+class PullResult(NamedTuple):
+    status: str  # "current" (nothing to do) | "installed" (switched to a new release)
+    release_id: str
+    executable: Path
+    downloaded_bytes: int
+    attempts: int
+
+
+def executable_in(release_dir: Path) -> Path:
+    """The program inside an unpacked release (onedir folder or onefile)."""
+    onedir = release_dir / EXECUTABLE / EXECUTABLE
+    return onedir if onedir.is_file() else release_dir / EXECUTABLE
+
+
+def installed(dest: Path) -> Release | None:
+    """The release ``DEST/current`` holds, or None."""
+    record = dest / "current" / "release.json"
+    try:
+        return Release.model_validate(orjson.loads(record.read_bytes()))
+    except (OSError, ValueError):
+        return None
+
+
+class _Lock:
+    """``flock`` on ``DEST/.lock``: concurrent pulls on one node take turns."""
+
+    def __init__(self, path: Path, timeout_s: float) -> None:
+        self.path, self.timeout_s = path, timeout_s
+        self.fd = -1
+
+    def __enter__(self) -> _Lock:
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(self.fd)
+                    raise PullError(
+                        f"another pull holds {self.path} for over {self.timeout_s:g} s"
+                    ) from None
+                time.sleep(0.05)
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+
+
+def pull(
+    store: ReleaseStore,
+    channel: str,
+    dest: Path,
+    *,
+    retries: int = 5,
+    backoff_s: float = 0.5,
+    lock_timeout_s: float = 600,
+    log: Callable[[str], None] = lambda message: None,
+) -> PullResult:
+    dest.mkdir(parents=True, exist_ok=True)
+    with _Lock(dest / ".lock", lock_timeout_s):
+        pointer = store.channel(channel)
+        if pointer is None:
+            raise PullError(f"channel {channel!r} does not exist")
+        have = installed(dest)
+        if have is not None and have.sha256 == pointer.sha256:
+            log(f"{channel}: {have.release_id} is already installed")
+            return PullResult("current", have.release_id, executable_in(dest / "current"), 0, 0)
+        release = store.release(pointer.release_id)
+        if release is None or release.sha256 != pointer.sha256:
+            raise PullError(
+                f"channel {channel!r} points to {pointer.release_id}, whose release record is "
+                "missing or disagrees with the pointer's sha256; not installing"
+            )
+        target = dest / "releases" / release.release_id
+        downloaded, attempts = 0, 0
+        if not _intact(target, release):
+            archive, downloaded, attempts = _download(
+                store, release, dest / ".partial", retries, backoff_s, log
+            )
+            _unpack(archive, release, target)
+            archive.unlink()
+        _switch(dest, target)
+        _prune(dest)
+        log(f"{channel}: installed {release.release_id}")
+        return PullResult(
+            "installed", release.release_id, executable_in(dest / "current"), downloaded, attempts
+        )
+
+
+def rollback_local(dest: Path) -> Release:
+    """Swap ``current`` and ``previous``: back to the last release, without the network."""
+    with _Lock(dest / ".lock", 60):
+        previous = dest / "previous"
+        if not previous.is_symlink() or not previous.resolve().is_dir():
+            raise PullError(f"{dest} has no previous release to roll back to")
+        _switch(dest, previous.resolve())
+        release = installed(dest)
+        assert release is not None
+        return release
+
+
+def _intact(target: Path, release: Release) -> bool:
+    """An earlier pull already unpacked and checked this release (e.g. a rollback target)."""
+    try:
+        record = Release.model_validate(orjson.loads((target / "release.json").read_bytes()))
+    except (OSError, ValueError):
+        return False
+    return record.sha256 == release.sha256 and executable_in(target).is_file()
+
+
+def _download(
+    store: ReleaseStore,
+    release: Release,
+    partial_dir: Path,
+    retries: int,
+    backoff_s: float,
+    log: Callable[[str], None],
+) -> tuple[Path, int, int]:
+    """The verified artifact on local disk: (path, bytes fetched, attempts)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    partial_dir.mkdir(exist_ok=True)
+    for stale in partial_dir.iterdir():  # partial downloads of other releases: useless now
+        if not stale.name.startswith(release.sha256):
+            stale.unlink(missing_ok=True)
+    path = partial_dir / f"{release.sha256}.part"
+    fetched, attempt = 0, 0
+    expected = release.manifest.size
+    while True:
+        attempt += 1
+        try:
+            have = path.stat().st_size if path.exists() else 0
+            if have > expected:
+                path.unlink()
+                have = 0
+            if have < expected:
+                body = store.read_range(release.artifact_key, have)
+                with path.open("ab") as out:
+                    while chunk := body.read(1 << 20):
+                        out.write(chunk)
+                        fetched += len(chunk)
+                    out.flush()
+                    os.fsync(out.fileno())
+            size = path.stat().st_size
+            if size != expected:
+                raise _Transient(f"got {size} of {expected} bytes")
+            digest = _sha256(path)
+            if digest != release.sha256:
+                path.unlink()  # corrupt: never resume from it
+                raise _Corrupt(f"sha256 {digest[:12]}... != manifest's {release.sha256[:12]}...")
+            return path, fetched, attempt
+        except (_Transient, _Corrupt, BotoCoreError, ClientError, OSError) as error:
+            if attempt > retries:
+                raise PullError(
+                    f"could not download {release.release_id} after {attempt} attempts: {error}; "
+                    "the installed release was kept"
+                ) from None
+            delay = backoff_s * 2 ** (attempt - 1)
+            log(f"download attempt {attempt} failed ({error}); retrying in {delay:.1f} s")
+            time.sleep(delay)
+
+
+class _Transient(Exception):
+    pass
+
+
+class _Corrupt(Exception):
+    pass
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _unpack(archive: Path, release: Release, target: Path) -> None:
+    """Unpack beside ``target``, check the program runs, then rename into place."""
+    staging = target.with_name(f".{target.name}.unpacking-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        if release.manifest.mode == "onedir":
+            with tarfile.open(archive) as tar:
+                tar.extractall(staging, filter="tar")
+        else:
+            shutil.copyfile(archive, staging / EXECUTABLE)
+            (staging / EXECUTABLE).chmod(0o755)
+        (staging / "release.json").write_bytes(
+            orjson.dumps(release.model_dump(), option=orjson.OPT_INDENT_2)
+        )
+        _smoke_test(executable_in(staging), release)
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _smoke_test(executable: Path, release: Release) -> None:
+    """The unpacked program starts and holds the algorithms its manifest lists."""
+    try:
+        done = subprocess.run(
+            [str(executable), "version", "--json"], capture_output=True, timeout=120, check=False
+        )
+        info: Any = orjson.loads(done.stdout) if done.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired, orjson.JSONDecodeError) as error:
+        raise PullError(
+            f"{release.release_id}: the unpacked program does not run: {error}"
+        ) from None
+    if info is None:
+        raise PullError(
+            f"{release.release_id}: the unpacked program exited {done.returncode}: "
+            f"{done.stderr.decode(errors='replace')[-500:]}"
+        )
+    if info.get("algorithms") != release.manifest.algorithms:
+        raise PullError(f"{release.release_id}: the program's algorithms differ from its manifest")
+
+
+def _switch(dest: Path, target: Path) -> None:
+    """``current`` -> ``target`` in one rename; the old ``current`` becomes ``previous``."""
+    current = dest / "current"
+    old = current.resolve() if current.is_symlink() else None
+    _replace_link(dest / "current", target)
+    if old is not None and old != target.resolve():
+        _replace_link(dest / "previous", old)
+
+
+def _replace_link(link: Path, target: Path) -> None:
+    temporary = link.with_name(f".{link.name}.{os.getpid()}")
+    temporary.unlink(missing_ok=True)
+    temporary.symlink_to(os.path.relpath(target, link.parent))
+    os.replace(temporary, link)
+
+
+def _prune(dest: Path) -> None:
+    """Keep the releases ``current`` and ``previous`` point to; remove the rest."""
+    keep = {(dest / name).resolve() for name in ("current", "previous") if (dest / name).exists()}
+    for folder in (dest / "releases").iterdir():
+        if folder.resolve() not in keep and not folder.name.startswith("."):
+            shutil.rmtree(folder, ignore_errors=True)
