@@ -57,6 +57,19 @@ def add_delivery_parsers(commands: Any) -> None:
     )
     presign.add_argument("--channel", required=True)
     presign.add_argument("--expires-s", type=int, default=900)
+    presign.add_argument(
+        "--properties",
+        action="store_true",
+        help="key=value lines (java.util.Properties) instead of text or JSON",
+    )
+    ship = actions.add_parser(
+        "ship", help="publish (no-op if already published) and promote, in one step (CI)"
+    )
+    ship.add_argument("--artifact", type=Path, required=True)
+    ship.add_argument("--manifest", type=Path)
+    ship.add_argument("--release-id")
+    ship.add_argument("--channel", required=True)
+    ship.add_argument("--why", required=True)
     for parser in actions.choices.values():
         _add_location(parser)
 
@@ -105,12 +118,31 @@ def _release(args: argparse.Namespace) -> int:
     from warden_algos.build.manifest import Manifest
 
     store = _store(args)
-    if args.action == "publish":
+    if args.action in ("publish", "ship"):
         manifest_path = args.manifest or args.artifact.with_name(
             args.artifact.name + ".manifest.json"
         )
         manifest = Manifest.model_validate(orjson.loads(manifest_path.read_bytes()))
         release, created = store.publish(args.artifact, manifest, args.release_id)
+        if args.action == "ship":
+            current = store.channel(args.channel)
+            if current is not None and current.release_id == release.release_id:
+                move_text = f"{args.channel} already runs {release.release_id}"
+                move = None
+            else:
+                move = store.promote(args.channel, release.release_id, args.why)
+                move_text = f"{args.channel}: {move.from_release} -> {move.to_release}"
+            _emit(
+                args,
+                {
+                    "created": created,
+                    "release": release.model_dump(),
+                    "move": None if move is None else move.model_dump(),
+                },
+                f"{release.release_id} ({'published' if created else 'already published'}); "
+                + move_text,
+            )
+            return 0
         verb = "published" if created else "already published (same bytes)"
         _emit(
             args,
@@ -168,8 +200,12 @@ def _release(args: argparse.Namespace) -> int:
             **pointer.model_dump(),
             "name": release.manifest.name if release else None,
             "url": store.presign(pointer.artifact_key, args.expires_s),
+            "release_url": store.presign(store.release_key(pointer.release_id), args.expires_s),
             "expires_s": args.expires_s,
         }
+        if args.properties:
+            sys.stdout.write("".join(f"{key}={_escape(value)}\n" for key, value in payload.items()))
+            return 0
         _emit(args, payload, payload["url"])
         return 0
     raise AssertionError(args.action)
@@ -201,3 +237,9 @@ def run_pull(args: argparse.Namespace) -> int:
         f"{result.status}: {result.release_id} ({result.executable})",
     )
     return 0
+
+
+def _escape(value: object) -> str:
+    """A value as java.util.Properties reads it back (backslash, and ':' '=' are fine unescaped
+    after the first separator, but a backslash must be doubled)."""
+    return str(value).replace("\\", "\\\\")

@@ -13,8 +13,9 @@ never copied). The rules, each enforced below and tested against a real S3 serve
 - ``current`` switches with one ``rename`` of a symlink (atomic: a host starting the executable
   sees the old or the new release, never a half); the old one stays as ``previous`` for an
   instant local rollback;
-- one pull at a time per ``DEST`` (``flock`` on ``.lock``); a partial download left by a killed
-  pull is resumed by the next one; transient failures are retried with exponential backoff.
+- one pull at a time per ``DEST`` (a POSIX lock on ``.lock``, which the JVM puller takes too); a
+  partial download left by a killed pull is resumed by the next one; transient failures are
+  retried with exponential backoff.
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ def installed(dest: Path) -> Release | None:
 
 
 class _Lock:
-    """``flock`` on ``DEST/.lock``: concurrent pulls on one node take turns."""
+    """A POSIX record lock (``lockf``) on ``DEST/.lock``: concurrent pulls on one node take turns,
+    including the JVM host's puller, whose ``FileChannel.lock`` takes the same kind of lock."""
 
     def __init__(self, path: Path, timeout_s: float) -> None:
         self.path, self.timeout_s = path, timeout_s
@@ -78,9 +80,9 @@ class _Lock:
         deadline = time.monotonic() + self.timeout_s
         while True:
             try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.lockf(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 return self
-            except BlockingIOError:
+            except OSError:
                 if time.monotonic() > deadline:
                     os.close(self.fd)
                     raise PullError(
@@ -89,7 +91,7 @@ class _Lock:
                 time.sleep(0.05)
 
     def __exit__(self, *exc: object) -> None:
-        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        fcntl.lockf(self.fd, fcntl.LOCK_UN)
         os.close(self.fd)
 
 

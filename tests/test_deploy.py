@@ -505,3 +505,31 @@ def test_the_release_commands_end_to_end(s3_endpoint: str, prefix: str, tmp_path
     refused = release_cli(s3_endpoint, prefix, "rollback", "--channel", "prod", "--why", "x")
     assert refused.returncode == 1 and b"no earlier release" in refused.stderr
     assert b"Traceback" not in refused.stderr
+
+
+def test_ship_publishes_and_promotes_once(s3_endpoint: str, prefix: str, tmp_path: Path) -> None:
+    """What CI runs on merge: re-running the job for the same commit changes nothing."""
+    artifact, _ = fake_artifact(tmp_path, "ship")
+    args = ("ship", "--artifact", str(artifact), "--channel", "prod", "--why", "merge", "--json")
+    first = orjson.loads(release_cli(s3_endpoint, prefix, *args).stdout)
+    assert first["created"] and first["move"]["to_release"] == first["release"]["release_id"]
+    second = orjson.loads(release_cli(s3_endpoint, prefix, *args).stdout)
+    assert not second["created"] and second["move"] is None
+    assert len(make_store(s3_endpoint, prefix).history("prod")) == 1
+
+
+def test_presign_as_java_properties(s3_endpoint: str, prefix: str, tmp_path: Path) -> None:
+    store = make_store(s3_endpoint, prefix)
+    release_id = published(store, tmp_path, "props")
+    store.promote("test/alice", release_id, why="try")
+    done = release_cli(s3_endpoint, prefix, "presign", "--channel", "test/alice", "--properties")
+    assert done.returncode == 0, done.stderr.decode()
+    pairs = dict(line.split("=", 1) for line in done.stdout.decode().splitlines())
+    release = store.release(release_id)
+    assert release is not None
+    assert pairs["release_id"] == release_id and pairs["sha256"] == release.sha256
+    assert int(pairs["size"]) == release.manifest.size and pairs["mode"] == "onedir"
+    import urllib.request
+
+    with urllib.request.urlopen(pairs["release_url"], timeout=30) as response:
+        assert orjson.loads(response.read())["release_id"] == release_id
