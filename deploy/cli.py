@@ -73,6 +73,28 @@ def add_delivery_parsers(commands: Any) -> None:
     for parser in actions.choices.values():
         _add_location(parser)
 
+    deploy = commands.add_parser(
+        "test-deploy",
+        help="build, verify, publish to your test channel, wait for every test node to run it",
+        description="One command from a working tree to a test cluster running it (see "
+        "warden_algos.deploy.cluster for the cluster file).",
+    )
+    deploy.add_argument("--cluster", type=Path, required=True, help="cluster TOML file")
+    deploy.add_argument("--artifact", type=Path, help="ship this onedir tarball, don't build")
+    deploy.add_argument("--skip-verify", action="store_true", help="trust the artifact as is")
+    deploy.add_argument("--json", action="store_true", help="machine-readable result")
+
+    node = commands.add_parser(
+        "node",
+        help="run a node agent: serve workers of a channel's release, swapped on every pull",
+    )
+    node.add_argument("--channel", required=True)
+    node.add_argument("--dest", type=Path, required=True, help="install folder (see pull)")
+    node.add_argument("--listen", default="127.0.0.1:8701", help="host:port for HTTP")
+    node.add_argument("--workers", type=int, default=2)
+    node.add_argument("--poll-s", type=float, default=5.0)
+    _add_location(node)
+
     pull = commands.add_parser(
         "pull",
         help="install what a channel points to into a folder (no-op when current)",
@@ -243,3 +265,52 @@ def _escape(value: object) -> str:
     """A value as java.util.Properties reads it back (backslash, and ':' '=' are fine unescaped
     after the first separator, but a backslash must be doubled)."""
     return str(value).replace("\\", "\\\\")
+
+
+def run_test_deploy(args: argparse.Namespace) -> int:
+    from .cluster import run_test_deploy as deploy
+    from .config import ConfigError
+    from .store import ReleaseError
+
+    def log(message: str) -> None:
+        print(f"test-deploy: {message}", file=sys.stderr)
+
+    try:
+        result = deploy(
+            args.cluster, artifact=args.artifact, verify_build=not args.skip_verify, log=log
+        )
+    except (ConfigError, ReleaseError) as error:
+        log(f"error: {error}")
+        return 1
+    _emit(
+        args,
+        result,
+        f"{result['channel']} runs {result['release_id']} on {', '.join(result['nodes'])}",
+    )
+    return 0
+
+
+def run_node(args: argparse.Namespace) -> int:
+    from .config import ConfigError
+    from .node import NodeAgent
+    from .store import ReleaseError
+
+    host, _, port = args.listen.rpartition(":")
+    try:
+        agent = NodeAgent(
+            _store(args), args.channel, args.dest, workers=args.workers, poll_s=args.poll_s
+        )
+        agent.start()
+    except (ConfigError, ReleaseError) as error:
+        print(f"warden-algos node: {error}", file=sys.stderr)
+        return 1
+    server = agent.serve_http(host, int(port))
+    print(f"warden-algos node: listening on {host}:{server.server_port}", file=sys.stderr)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        agent.stop()
+    return 0

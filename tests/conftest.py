@@ -13,7 +13,7 @@ import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import orjson
@@ -24,9 +24,12 @@ from .plugins.environments import (
     TEST_PLUGINS,
     env_with_path,
     install_broken_registry,
+    install_example_plugin,
     install_fake_distribution,
+    install_fragile_plugin,
     install_test_plugins,
 )
+from .plugins.warden_fragile_algos import BREAK_IMPORT_ENV
 
 __all__ = ["PLUGIN_MODULE", "TEST_PLUGINS", "env_with_path", "install_fake_distribution"]
 
@@ -249,3 +252,47 @@ def serve_factory() -> Iterator[Any]:
             if stream is not None and not stream.closed:
                 stream.close()
         server.stderr_file.close()
+
+
+class Built(TypedDict):
+    """What the session's one build left behind, and the environment it was built in."""
+
+    executable: Path
+    tarball: Path
+    manifest: Path
+    verify_line: Path  # the build's "verified N answers ...: M mismatches" line
+    skipped: list[str]  # the vectors the build's verification listed as skipped
+    env: dict[str, str]  # the build's environment: the unfrozen reference runs in it too
+
+
+def plugin_build_env(root: Path) -> dict[str, str]:
+    """Test plugins, the fragile plugin and the tukey example, each in its own site folder on
+    PYTHONPATH: the build freezes whatever this environment's registry sees."""
+    sites = [root / "test-plugins", root / "fragile", root / "tukey"]
+    install_test_plugins(sites[0])
+    install_fragile_plugin(sites[1])
+    install_example_plugin(sites[2])
+    env = env_with_path(*sites)
+    env.pop(BREAK_IMPORT_ENV, None)  # the build must be able to import every plugin
+    return env
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    out = tmp_path_factory.mktemp("binary")
+    env = plugin_build_env(out / "sites")
+    done = build_executable(out, env, "--verify")
+    assert done.returncode == 0, done.stderr[-4000:]
+    onedir = out / "dist" / "onedir"
+    tarball = next(onedir.glob("warden-algos-*-onedir.tar.gz"))
+    verify_line = out / "verify.txt"
+    lines = done.stderr.splitlines()
+    verify_line.write_text("\n".join(line for line in lines if line.startswith("verified ")))
+    return {
+        "executable": onedir / "warden-algos" / "warden-algos",
+        "tarball": tarball,
+        "manifest": tarball.with_name(tarball.name + ".manifest.json"),
+        "verify_line": verify_line,
+        "skipped": [line.removeprefix("skipped ") for line in lines if line.startswith("skipped ")],
+        "env": env,
+    }

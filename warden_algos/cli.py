@@ -12,7 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from warden_algos import __version__
-from warden_algos.deploy.cli import add_delivery_parsers, run_pull, run_release
+from warden_algos.deploy.cli import (
+    add_delivery_parsers,
+    run_node,
+    run_pull,
+    run_release,
+    run_test_deploy,
+)
 from warden_algos.evaluation.cli import add_evaluate_parser, run_evaluate
 
 FORMATS = [
@@ -337,11 +343,13 @@ COMMANDS = {
     "build": _build,
     "release": run_release,
     "pull": run_pull,
+    "test-deploy": run_test_deploy,
+    "node": run_node,
 }
 
 #: Sub-commands that make, ship or install executables: they need the Python package (PyInstaller,
 #: boto3), which the executable leaves out. It still knows them, and says where they live.
-PACKAGE_ONLY = frozenset({"build", "release", "pull"})
+PACKAGE_ONLY = frozenset({"build", "release", "pull", "test-deploy", "node"})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,224 @@
+"""``warden-algos test-deploy`` end to end: real executable, real S3 server, real node agents.
+
+Two node agents (``warden-algos node``, each with two serve workers of the PyInstaller executable)
+run release A of an author's test channel while client threads keep sending requests to both.
+test-deploy then verifies, publishes and promotes release B and waits for the nodes: both must
+report B, and not one request may fail during the swap.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from warden_algos.build.manifest import Manifest, pack, sha256_of
+from warden_algos.deploy.cluster import node_status
+
+from .conftest import Built, detect_request, dumps
+from .s3_server import CREDENTIALS, free_port
+from .test_deploy import BUCKET, make_store, prefix, s3_endpoint
+
+__all__ = ["prefix", "s3_endpoint"]  # fixtures, imported to be used here
+
+CHANNEL = "test/alice"
+
+
+def repacked(built: Built, folder: Path, marker: str) -> tuple[Path, Manifest]:
+    """The built onedir with one extra file: a second release with the same program and new
+    bytes, without a second 75-second build."""
+    with tarfile.open(built["tarball"]) as tar:
+        tar.extractall(folder, filter="tar")
+    (folder / "warden-algos" / "_internal" / "DEPLOY_MARKER").write_text(marker)
+    tarball = pack(folder / "warden-algos", folder / f"warden-algos-{marker}-onedir.tar.gz")
+    original = Manifest.model_validate(orjson.loads(built["manifest"].read_bytes()))
+    manifest = original.model_copy(
+        update={"name": tarball.name, "sha256": sha256_of(tarball), "size": tarball.stat().st_size}
+    )
+    tarball.with_name(tarball.name + ".manifest.json").write_bytes(
+        orjson.dumps(manifest.model_dump())
+    )
+    return tarball, manifest
+
+
+class NodeProcess:
+    def __init__(self, endpoint: str, prefix: str, dest: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.stderr = (dest.parent / f"{dest.name}.log").open("wb")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "warden_algos",
+                "node",
+                "--channel",
+                CHANNEL,
+                "--dest",
+                str(dest),
+                "--listen",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                "2",
+                "--poll-s",
+                "30",
+                "--bucket",
+                BUCKET,
+                "--prefix",
+                prefix,
+                "--endpoint-url",
+                endpoint,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=self.stderr,
+            env={**os.environ, **CREDENTIALS},
+        )
+
+    def wait_ready(self, timeout_s: float = 120) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, "node agent exited"
+            try:
+                with urllib.request.urlopen(f"{self.url}/status", timeout=2) as response:
+                    status: dict[str, Any] = orjson.loads(response.read())
+                    return status
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError("node agent did not come up")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        self.stderr.close()
+
+
+@pytest.fixture
+def nodes(s3_endpoint: str, prefix: str, tmp_path: Path) -> Iterator[list[NodeProcess]]:
+    started: list[NodeProcess] = []
+    yield started
+    for node in started:
+        node.stop()
+
+
+class Traffic:
+    """Client threads sending ksigma requests to every node until stopped."""
+
+    def __init__(self, urls: list[str], per_node: int = 2) -> None:
+        self.ok = 0
+        self.failures: list[str] = []
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.threads = [
+            threading.Thread(target=self._run, args=(url, seed), daemon=True)
+            for url in urls
+            for seed in range(per_node)
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def _run(self, url: str, seed: int) -> None:
+        n = 0
+        while not self.stopping.is_set():
+            n += 1
+            request = detect_request(request_id=f"{url[-4:]}-{seed}-{n}", seed=seed)
+            try:
+                call = urllib.request.Request(f"{url}/invoke", data=dumps(request), method="POST")
+                with urllib.request.urlopen(call, timeout=60) as response:
+                    answer = orjson.loads(response.read())
+                good = (
+                    answer.get("status") == "ok" and answer["request_id"] == request["request_id"]
+                )
+                with self.lock:
+                    if good:
+                        self.ok += 1
+                    else:
+                        self.failures.append(str(answer)[:200])
+            except Exception as error:  # every kind of failure counts
+                with self.lock:
+                    self.failures.append(f"{type(error).__name__}: {error}")
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join(timeout=60)
+
+
+def test_test_deploy_swaps_every_node_without_failing_a_request(
+    built: Built,
+    s3_endpoint: str,
+    prefix: str,
+    tmp_path: Path,
+    nodes: list[NodeProcess],
+) -> None:
+    store = make_store(s3_endpoint, prefix)
+    manifest_a = Manifest.model_validate(orjson.loads(built["manifest"].read_bytes()))
+    release_a, _ = store.publish(built["tarball"], manifest_a, release_id="0.1.0+a")
+    store.promote(CHANNEL, release_a.release_id, why="the running version")
+    for index in range(2):
+        nodes.append(NodeProcess(s3_endpoint, prefix, tmp_path / f"node-{index}"))
+    for node in nodes:
+        assert node.wait_ready()["release_id"] == release_a.release_id
+
+    artifact_b, manifest_b = repacked(built, tmp_path / "b", "b")
+    cluster = tmp_path / "cluster.toml"
+    node_lines = "".join(
+        f'[[nodes]]\nname = "node-{i}"\nurl = "{node.url}"\n' for i, node in enumerate(nodes)
+    )
+    cluster.write_text(
+        f'[release]\nbucket = "{BUCKET}"\nprefix = "{prefix}"\nendpoint_url = "{s3_endpoint}"\n'
+        f'[cluster]\nchannel = "{CHANNEL}"\ntimeout_s = 180\n' + node_lines
+    )
+    traffic = Traffic([node.url for node in nodes])
+    try:
+        time.sleep(1.0)  # requests are flowing before the deploy starts
+        before = traffic.ok
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "warden_algos",
+                "test-deploy",
+                "--cluster",
+                str(cluster),
+                "--artifact",
+                str(artifact_b),
+                "--json",
+            ],
+            capture_output=True,
+            env={**built["env"], **CREDENTIALS},  # verify's reference registry = the binary's
+            timeout=900,
+            check=False,
+        )
+        time.sleep(1.0)  # and keep flowing after it
+    finally:
+        traffic.stop()
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    result = orjson.loads(done.stdout)
+    release_b = result["release_id"]
+    assert release_b.endswith(manifest_b.sha256[:12]) and release_b != release_a.release_id
+    assert result["nodes"] == {"node-0": release_b, "node-1": release_b}
+    assert b"verified" in done.stderr
+    assert traffic.failures == [], traffic.failures[:5]
+    assert traffic.ok > before > 0
+    for node in nodes:
+        status = node_status_of(node)
+        assert status["release_id"] == release_b and status["generation"] == 2
+        assert status["failed"] == 0
+    history = store.history(CHANNEL)
+    assert [m.to_release for m in history] == [release_a.release_id, release_b]
+
+
+def node_status_of(node: NodeProcess) -> dict[str, Any]:
+    from warden_algos.deploy.cluster import Node
+
+    return node_status(Node(name="n", url=node.url))
