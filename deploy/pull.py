@@ -21,7 +21,6 @@ never copied). The rules, each enforced below and tested against a real S3 serve
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
 import shutil
 import subprocess
@@ -32,6 +31,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import orjson
+
+from warden_algos.build.manifest import sha256_of
 
 from .records import Release
 from .store import ReleaseError, ReleaseStore
@@ -193,7 +194,7 @@ def _download(
             size = path.stat().st_size
             if size != expected:
                 raise _Transient(f"got {size} of {expected} bytes")
-            digest = _sha256(path)
+            digest = sha256_of(path)
             if digest != release.sha256:
                 path.unlink()  # corrupt: never resume from it
                 raise _Corrupt(f"sha256 {digest[:12]}... != manifest's {release.sha256[:12]}...")
@@ -215,14 +216,6 @@ class _Transient(Exception):
 
 class _Corrupt(Exception):
     pass
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _unpack(archive: Path, release: Release, target: Path) -> None:
