@@ -70,6 +70,11 @@ def add_delivery_parsers(commands: Any) -> None:
     ship.add_argument("--release-id")
     ship.add_argument("--channel", required=True)
     ship.add_argument("--why", required=True)
+    ship.add_argument(
+        "--allow-older",
+        action="store_true",
+        help="move the channel even to a release published before the one it runs",
+    )
     for parser in actions.choices.values():
         _add_location(parser)
 
@@ -139,6 +144,8 @@ def run_release(args: argparse.Namespace) -> int:
 def _release(args: argparse.Namespace) -> int:
     from warden_algos.build.manifest import Manifest
 
+    from .store import ReleaseError
+
     store = _store(args)
     if args.action in ("publish", "ship"):
         manifest_path = args.manifest or args.artifact.with_name(
@@ -148,9 +155,21 @@ def _release(args: argparse.Namespace) -> int:
         release, created = store.publish(args.artifact, manifest, args.release_id)
         if args.action == "ship":
             current = store.channel(args.channel)
+            running = None if current is None else store.release(current.release_id)
             if current is not None and current.release_id == release.release_id:
                 move_text = f"{args.channel} already runs {release.release_id}"
                 move = None
+            elif (
+                running is not None
+                and release.published_at < running.published_at
+                and not args.allow_older
+            ):
+                # A re-run of an old CI job must not move prod backwards; rollback says so.
+                raise ReleaseError(
+                    f"{args.channel} runs {running.release_id}, published after "
+                    f"{release.release_id}: not moving it back (use release rollback, or "
+                    "--allow-older)"
+                )
             else:
                 move = store.promote(args.channel, release.release_id, args.why)
                 move_text = f"{args.channel}: {move.from_release} -> {move.to_release}"
@@ -214,8 +233,6 @@ def _release(args: argparse.Namespace) -> int:
     if args.action == "presign":
         pointer = store.channel(args.channel)
         if pointer is None:
-            from .store import ReleaseError
-
             raise ReleaseError(f"channel {args.channel!r} does not exist")
         release = store.release(pointer.release_id)
         payload = {

@@ -533,3 +533,22 @@ def test_presign_as_java_properties(s3_endpoint: str, prefix: str, tmp_path: Pat
 
     with urllib.request.urlopen(pairs["release_url"], timeout=30) as response:
         assert orjson.loads(response.read())["release_id"] == release_id
+
+
+def test_ship_never_moves_a_channel_back_to_an_older_release(
+    s3_endpoint: str, prefix: str, tmp_path: Path
+) -> None:
+    """Re-running an old merge's CI job must not roll prod back; rollback is explicit."""
+    old, _ = fake_artifact(tmp_path / "old", "old")
+    new, _ = fake_artifact(tmp_path / "new", "new")
+    ship = ("ship", "--channel", "prod", "--why", "merge", "--json", "--artifact")
+    assert release_cli(s3_endpoint, prefix, *ship, str(old)).returncode == 0
+    assert release_cli(s3_endpoint, prefix, *ship, str(new)).returncode == 0
+    rerun = release_cli(s3_endpoint, prefix, *ship, str(old))
+    assert rerun.returncode == 1 and b"not moving it back" in rerun.stderr
+    store = make_store(s3_endpoint, prefix)
+    pointer = store.channel("prod")
+    new_release = store.releases()[-1]
+    assert pointer is not None and pointer.release_id == new_release.release_id
+    forced = release_cli(s3_endpoint, prefix, *ship, str(old), "--allow-older")
+    assert forced.returncode == 0 and len(store.history("prod")) == 3
