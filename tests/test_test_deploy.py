@@ -14,6 +14,7 @@ import sys
 import tarfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -222,3 +223,36 @@ def node_status_of(node: NodeProcess) -> dict[str, Any]:
     from warden_algos.deploy.cluster import Node
 
     return node_status(Node(name="n", url=node.url))
+
+
+def test_a_node_keeps_serving_when_a_pull_fails(
+    built: Built,
+    s3_endpoint: str,
+    prefix: str,
+    tmp_path: Path,
+    nodes: list[NodeProcess],
+) -> None:
+    """A corrupted release on the channel: the nudge says so, the node keeps its release."""
+    store = make_store(s3_endpoint, prefix)
+    manifest_a = Manifest.model_validate(orjson.loads(built["manifest"].read_bytes()))
+    release_a, _ = store.publish(built["tarball"], manifest_a, release_id="0.1.0+a")
+    store.promote(CHANNEL, release_a.release_id, why="the running version")
+    artifact_c, manifest_c = repacked(built, tmp_path / "c", "c")
+    release_c, _ = store.publish(artifact_c, manifest_c, release_id="0.1.0+c")
+    blob = bytearray(artifact_c.read_bytes())
+    blob[len(blob) // 3] ^= 0xFF
+    store.client.put_object(Bucket=BUCKET, Key=release_c.artifact_key, Body=bytes(blob))
+    node = NodeProcess(s3_endpoint, prefix, tmp_path / "node")
+    nodes.append(node)
+    assert node.wait_ready()["release_id"] == release_a.release_id
+    store.promote(CHANNEL, release_c.release_id, why="a bad upload")
+    nudge = urllib.request.Request(f"{node.url}/pull", data=b"", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(nudge, timeout=300)
+    assert refused.value.code == 502
+    assert b"sha256" in refused.value.read()
+    status = node_status_of(node)
+    assert status["release_id"] == release_a.release_id and status["generation"] == 1
+    call = urllib.request.Request(f"{node.url}/invoke", data=dumps(detect_request()), method="POST")
+    with urllib.request.urlopen(call, timeout=60) as response:
+        assert orjson.loads(response.read())["status"] == "ok"
