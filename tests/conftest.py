@@ -7,10 +7,12 @@ on a path the child interpreter searches (``PYTHONPATH``), so discovery goes thr
 
 from __future__ import annotations
 
+import os
 import struct
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypedDict
@@ -30,6 +32,7 @@ from .plugins.environments import (
     install_test_plugins,
 )
 from .plugins.warden_fragile_algos import BREAK_IMPORT_ENV
+from .s3_server import CREDENTIALS, moto_server
 
 __all__ = ["PLUGIN_MODULE", "TEST_PLUGINS", "env_with_path", "install_fake_distribution"]
 
@@ -296,3 +299,28 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
         "skipped": [line.removeprefix("skipped ") for line in lines if line.startswith("skipped ")],
         "env": env,
     }
+
+
+#: The bucket every delivery test uses, on the session's moto_server; tests differ by prefix.
+BUCKET = "warden-releases"
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    saved = {key: os.environ.get(key) for key in CREDENTIALS}
+    os.environ.update(CREDENTIALS)
+    with moto_server() as endpoint:
+        import boto3
+
+        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=BUCKET)
+        yield endpoint
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"t-{uuid.uuid4().hex[:10]}"  # every test its own corner of the bucket

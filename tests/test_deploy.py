@@ -16,11 +16,9 @@ import sys
 import tarfile
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import orjson
 import pytest
 
@@ -29,34 +27,15 @@ from warden_algos.deploy.config import ConfigError, ReleaseConfig
 from warden_algos.deploy.pull import PullError, installed, pull, rollback_local
 from warden_algos.deploy.store import ReleaseError, ReleaseStore
 
-from .s3_server import CREDENTIALS, FaultyProxy, moto_server
+from .conftest import BUCKET
+from .s3_server import CREDENTIALS, FaultyProxy
 
-BUCKET = "warden-releases"
 ALGORITHMS = [{"name": "ksigma", "interface": "detect", "source": "built-in"}]
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    saved = {key: os.environ.get(key) for key in CREDENTIALS}
-    os.environ.update(CREDENTIALS)
-    with moto_server() as endpoint:
-        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=BUCKET)
-        yield endpoint
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
 
 
 def make_store(endpoint: str, prefix: str) -> ReleaseStore:
     config = ReleaseConfig(bucket=BUCKET, prefix=prefix, endpoint_url=endpoint)
     return ReleaseStore(config.client(), BUCKET, prefix)
-
-
-@pytest.fixture
-def prefix() -> str:
-    return f"t-{uuid.uuid4().hex[:10]}"  # every test its own corner of the bucket
 
 
 @pytest.fixture

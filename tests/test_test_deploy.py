@@ -26,11 +26,9 @@ import pytest
 from warden_algos.build.manifest import Manifest, pack, sha256_of
 from warden_algos.deploy.cluster import node_status
 
-from .conftest import Built, detect_request, dumps
+from .conftest import BUCKET, Built, detect_request, dumps
 from .s3_server import CREDENTIALS, free_port
-from .test_deploy import BUCKET, make_store, prefix, s3_endpoint
-
-__all__ = ["prefix", "s3_endpoint"]  # fixtures, imported to be used here
+from .test_deploy import make_store
 
 CHANNEL = "test/alice"
 

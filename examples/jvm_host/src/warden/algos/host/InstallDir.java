@@ -1,0 +1,175 @@
+package warden.algos.host;
+
+import java.io.IOException;
+import java.nio.file.FileVisitResult;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.SimpleFileVisitor;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Optional;
+import java.util.Set;
+import java.util.stream.Stream;
+
+/**
+ * The layout deploy/pull.py defines for {@code DEST}, so that the Python and Java pullers can take
+ * turns on one node:
+ *
+ * <pre>
+ * DEST/releases/&lt;id&gt;/        an unpacked artifact and the release.json it came with
+ * DEST/current, DEST/previous  relative symlinks into releases/
+ * DEST/.lock                   the lock both pullers take
+ * DEST/.partial/&lt;sha256&gt;.part  a download in progress, on the same filesystem
+ * </pre>
+ */
+final class InstallDir {
+  static final String EXECUTABLE = "warden-algos";
+  static final String RECORD = "release.json";
+
+  final Path root;
+
+  InstallDir(Path root) {
+    this.root = root.toAbsolutePath().normalize();
+  }
+
+  Path current() {
+    return root.resolve("current");
+  }
+
+  Path previous() {
+    return root.resolve("previous");
+  }
+
+  Path releases() {
+    return root.resolve("releases");
+  }
+
+  Path release(String releaseId) {
+    return releases().resolve(releaseId);
+  }
+
+  Path lockFile() {
+    return root.resolve(".lock");
+  }
+
+  /** Where the artifact with this sha256 is downloaded; partials of other artifacts are deleted. */
+  Path partialFor(String sha256) throws IOException {
+    Path folder = Files.createDirectories(root.resolve(".partial"));
+    try (Stream<Path> entries = Files.list(folder)) {
+      for (Path stale : entries.toList()) {
+        if (!stale.getFileName().toString().startsWith(sha256)) {
+          Files.deleteIfExists(stale); // another release's: useless now
+        }
+      }
+    }
+    return folder.resolve(sha256 + ".part");
+  }
+
+  /** The program inside an unpacked release: a onedir folder's, or the onefile itself. */
+  static Path executableIn(Path releaseDir) {
+    Path onedir = releaseDir.resolve(EXECUTABLE).resolve(EXECUTABLE);
+    return Files.isRegularFile(onedir) ? onedir : releaseDir.resolve(EXECUTABLE);
+  }
+
+  /** The record of the release {@code current} holds; empty if none, or unreadable. */
+  Optional<ReleaseRecord> installed() {
+    return recordIn(current());
+  }
+
+  /** An earlier pull already unpacked and checked this release (e.g. a rollback's target). */
+  boolean intact(Path releaseDir, String sha256) {
+    return recordIn(releaseDir).map(r -> r.sha256().equals(sha256)).orElse(false)
+        && Files.isRegularFile(executableIn(releaseDir));
+  }
+
+  private static Optional<ReleaseRecord> recordIn(Path releaseDir) {
+    try {
+      return Optional.of(ReleaseRecord.parse(Files.readAllBytes(releaseDir.resolve(RECORD))));
+    } catch (IOException | PullException e) {
+      return Optional.empty(); // not installed, or half-written by hand: either way, install
+    }
+  }
+
+  /** Where a link in DEST points, as an absolute path; empty if it is not a link. */
+  Optional<Path> target(Path link) throws IOException {
+    if (!Files.isSymbolicLink(link)) {
+      return Optional.empty();
+    }
+    return Optional.of(root.resolve(Files.readSymbolicLink(link)).normalize());
+  }
+
+  /**
+   * {@code current -> target} in one rename (a host starting the executable sees the old release
+   * or the new one, never a half); the old {@code current} becomes {@code previous}.
+   */
+  void switchTo(Path target) throws IOException {
+    Optional<Path> old = target(current());
+    replaceLink(current(), target);
+    if (old.isPresent() && !old.get().equals(target) && Files.isDirectory(old.get())) {
+      replaceLink(previous(), old.get());
+    }
+  }
+
+  private void replaceLink(Path link, Path target) throws IOException {
+    Path temporary =
+        link.resolveSibling("." + link.getFileName() + "." + ProcessHandle.current().pid());
+    Files.deleteIfExists(temporary);
+    Files.createSymbolicLink(temporary, root.relativize(target)); // relative: DEST can move
+    // rename(2): replaces the old link in one step, and never follows it
+    Files.move(temporary, link, StandardCopyOption.ATOMIC_MOVE);
+  }
+
+  /**
+   * Keeps the releases {@code current} and {@code previous} point to and removes the rest, and
+   * any unpacking folder a killed pull left behind (safe: unpacking only happens under the lock,
+   * which this pull holds).
+   */
+  void prune() throws IOException {
+    Set<Path> keep = new HashSet<>();
+    for (Path link : List.of(current(), previous())) {
+      if (Files.exists(link)) {
+        keep.add(link.toRealPath());
+      }
+    }
+    try (Stream<Path> entries = Files.list(releases())) {
+      for (Path entry : entries.toList()) {
+        String name = entry.getFileName().toString();
+        boolean staging = name.startsWith(".") && name.contains(".unpacking-");
+        if (staging || (!name.startsWith(".") && !keep.contains(entry.toRealPath()))) {
+          deleteTree(entry);
+        }
+      }
+    }
+  }
+
+  /** Deletes a folder (or file) and everything in it; symlinks are removed, never followed. */
+  static void deleteTree(Path path) throws IOException {
+    if (!Files.exists(path, LinkOption.NOFOLLOW_LINKS)) {
+      return;
+    }
+    Files.walkFileTree(
+        path,
+        new SimpleFileVisitor<>() {
+          @Override
+          public FileVisitResult visitFile(Path file, BasicFileAttributes attributes)
+              throws IOException {
+            Files.deleteIfExists(file);
+            return FileVisitResult.CONTINUE;
+          }
+
+          @Override
+          public FileVisitResult postVisitDirectory(Path dir, IOException error)
+              throws IOException {
+            if (error != null && !(error instanceof NoSuchFileException)) {
+              throw error;
+            }
+            Files.deleteIfExists(dir);
+            return FileVisitResult.CONTINUE;
+          }
+        });
+  }
+}

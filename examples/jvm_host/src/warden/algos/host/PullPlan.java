@@ -1,0 +1,79 @@
+package warden.algos.host;
+
+import java.io.IOException;
+import java.io.Reader;
+import java.net.URI;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Properties;
+import java.util.regex.Pattern;
+
+/**
+ * What to install, as {@code warden-algos release presign --channel C --properties} prints it: the
+ * channel's pointer (release id, mode, sha256, size) and two presigned GET URLs, one for the
+ * artifact and one for its release record. The JVM needs no AWS SDK and no credentials: whoever
+ * made the plan signed the URLs.
+ *
+ * <p>The release id becomes a folder name under {@code DEST/releases}, so it is held to the same
+ * pattern deploy/records.py enforces (no slash, no leading dot: no way out of that folder).
+ */
+public record PullPlan(
+    String channel,
+    String releaseId,
+    String mode,
+    String sha256,
+    long size,
+    URI url,
+    URI releaseUrl) {
+
+  static final Pattern RELEASE_ID = Pattern.compile("[0-9A-Za-z][0-9A-Za-z._+-]{0,127}");
+  static final Pattern SHA256 = Pattern.compile("[0-9a-f]{64}");
+
+  public PullPlan {
+    require(RELEASE_ID.matcher(releaseId).matches(), "release_id " + releaseId + " is not valid");
+    require(SHA256.matcher(sha256).matches(), "sha256 must be 64 lower-case hex digits");
+    require(mode.equals("onedir") || mode.equals("onefile"), "mode must be onedir or onefile");
+    require(size >= 0, "size must not be negative");
+    for (URI each : new URI[] {url, releaseUrl}) {
+      require(
+          "http".equals(each.getScheme()) || "https".equals(each.getScheme()),
+          "URLs must be http(s)");
+    }
+  }
+
+  public static PullPlan read(Path file) throws IOException, PullException {
+    Properties properties = new Properties();
+    try (Reader reader = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
+      properties.load(reader);
+    }
+    return of(properties, file.toString());
+  }
+
+  public static PullPlan of(Properties properties, String source) throws PullException {
+    try {
+      return new PullPlan(
+          properties.getProperty("channel", "?"),
+          get(properties, "release_id"),
+          get(properties, "mode"),
+          get(properties, "sha256"),
+          Long.parseLong(get(properties, "size")),
+          URI.create(get(properties, "url")),
+          URI.create(get(properties, "release_url")));
+    } catch (IllegalArgumentException e) { // NumberFormatException too
+      throw new PullException("plan " + source + ": " + e.getMessage(), e);
+    }
+  }
+
+  private static String get(Properties properties, String key) {
+    String value = properties.getProperty(key);
+    require(value != null && !value.isBlank(), "no " + key);
+    return value.strip();
+  }
+
+  private static void require(boolean condition, String message) {
+    if (!condition) {
+      throw new IllegalArgumentException(message);
+    }
+  }
+}
