@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import random
 import shutil
 import subprocess
 import tarfile
@@ -200,12 +201,16 @@ def _download(
                 raise _Corrupt(f"sha256 {digest[:12]}... != manifest's {release.sha256[:12]}...")
             return path, fetched, attempt
         except (_Transient, _Corrupt, BotoCoreError, ClientError, OSError) as error:
-            if attempt > retries:
+            status = (
+                getattr(error, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
+            )
+            if attempt > retries or status in (400, 403, 404):  # no retry fixes these
                 raise PullError(
                     f"could not download {release.release_id} after {attempt} attempts: {error}; "
                     "the installed release was kept"
                 ) from None
-            delay = backoff_s * 2 ** (attempt - 1)
+            # exponential, with jitter so that the nodes of a fleet don't retry in step
+            delay = backoff_s * 2 ** (attempt - 1) * random.uniform(0.5, 1.0)
             log(f"download attempt {attempt} failed ({error}); retrying in {delay:.1f} s")
             time.sleep(delay)
 

@@ -531,3 +531,18 @@ def test_ship_never_moves_a_channel_back_to_an_older_release(
     assert pointer is not None and pointer.release_id == new_release.release_id
     forced = release_cli(s3_endpoint, prefix, *ship, str(old), "--allow-older")
     assert forced.returncode == 0 and len(store.history("prod")) == 3
+
+
+def test_a_missing_object_fails_fast_instead_of_retrying(
+    store: ReleaseStore, tmp_path: Path
+) -> None:
+    release_id = published(store, tmp_path / "art", "gone")
+    store.promote("prod", release_id, why="first")
+    release = store.release(release_id)
+    assert release is not None
+    store.client.delete_object(Bucket=BUCKET, Key=release.artifact_key)
+    messages: list[str] = []
+    with pytest.raises(PullError, match="after 1 attempts"):
+        pull(store, "prod", tmp_path / "node", backoff_s=5, log=messages.append)
+    assert messages == []  # not one retry: a 404 stays a 404
+    assert installed(tmp_path / "node") is None
