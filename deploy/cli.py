@@ -130,13 +130,21 @@ def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
         print(text)
 
 
+def _s3_errors() -> tuple[type[Exception], ...]:
+    """boto3's own failures (no credentials, no such bucket, access denied, unreachable
+    endpoint): reported in one line like ours, never as a traceback."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return (BotoCoreError, ClientError)
+
+
 def run_release(args: argparse.Namespace) -> int:
     from .config import ConfigError
     from .store import ReleaseError
 
     try:
         return _release(args)
-    except (ConfigError, ReleaseError) as error:
+    except (ConfigError, ReleaseError, *_s3_errors()) as error:
         print(f"warden-algos release {args.action}: {error}", file=sys.stderr)
         return 1
 
@@ -267,7 +275,7 @@ def run_pull(args: argparse.Namespace) -> int:
             print("warden-algos pull: --channel is required", file=sys.stderr)
             return 2
         result = pull(_store(args), args.channel, args.dest, retries=args.retries, log=log)
-    except (ConfigError, ReleaseError) as error:
+    except (ConfigError, ReleaseError, *_s3_errors()) as error:
         log(f"error: {error}")
         return 1
     _emit(
@@ -296,7 +304,7 @@ def run_test_deploy(args: argparse.Namespace) -> int:
         result = deploy(
             args.cluster, artifact=args.artifact, verify_build=not args.skip_verify, log=log
         )
-    except (ConfigError, ReleaseError) as error:
+    except (ConfigError, ReleaseError, *_s3_errors()) as error:
         log(f"error: {error}")
         return 1
     _emit(
@@ -318,7 +326,7 @@ def run_node(args: argparse.Namespace) -> int:
             _store(args), args.channel, args.dest, workers=args.workers, poll_s=args.poll_s
         )
         agent.start()
-    except (ConfigError, ReleaseError) as error:
+    except (ConfigError, ReleaseError, *_s3_errors()) as error:
         print(f"warden-algos node: {error}", file=sys.stderr)
         return 1
     server = agent.serve_http(host, int(port))

@@ -546,3 +546,16 @@ def test_a_missing_object_fails_fast_instead_of_retrying(
         pull(store, "prod", tmp_path / "node", backoff_s=5, log=messages.append)
     assert messages == []  # not one retry: a 404 stays a 404
     assert installed(tmp_path / "node") is None
+
+
+def test_s3_failures_are_one_line_errors(s3_endpoint: str, prefix: str, tmp_path: Path) -> None:
+    env_bucket = {"WARDEN_RELEASE_BUCKET": "no-such-bucket-here"}
+    done = subprocess.run(
+        [sys.executable, "-m", "warden_algos", "release", "list", "--endpoint-url", s3_endpoint],
+        capture_output=True,
+        env={**os.environ, **CREDENTIALS, **env_bucket},
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert b"NoSuchBucket" in done.stderr and b"Traceback" not in done.stderr
