@@ -138,13 +138,17 @@ def _s3_errors() -> tuple[type[Exception], ...]:
     return (BotoCoreError, ClientError)
 
 
+def _failures(*ours: type[Exception]) -> tuple[type[Exception], ...]:
+    return (*ours, *_s3_errors())
+
+
 def run_release(args: argparse.Namespace) -> int:
     from .config import ConfigError
     from .store import ReleaseError
 
     try:
         return _release(args)
-    except (ConfigError, ReleaseError, *_s3_errors()) as error:
+    except _failures(ConfigError, ReleaseError) as error:
         print(f"warden-algos release {args.action}: {error}", file=sys.stderr)
         return 1
 
@@ -275,7 +279,7 @@ def run_pull(args: argparse.Namespace) -> int:
             print("warden-algos pull: --channel is required", file=sys.stderr)
             return 2
         result = pull(_store(args), args.channel, args.dest, retries=args.retries, log=log)
-    except (ConfigError, ReleaseError, *_s3_errors()) as error:
+    except _failures(ConfigError, ReleaseError) as error:
         log(f"error: {error}")
         return 1
     _emit(
@@ -304,7 +308,7 @@ def run_test_deploy(args: argparse.Namespace) -> int:
         result = deploy(
             args.cluster, artifact=args.artifact, verify_build=not args.skip_verify, log=log
         )
-    except (ConfigError, ReleaseError, *_s3_errors()) as error:
+    except _failures(ConfigError, ReleaseError) as error:
         log(f"error: {error}")
         return 1
     _emit(
@@ -326,7 +330,7 @@ def run_node(args: argparse.Namespace) -> int:
             _store(args), args.channel, args.dest, workers=args.workers, poll_s=args.poll_s
         )
         agent.start()
-    except (ConfigError, ReleaseError, *_s3_errors()) as error:
+    except _failures(ConfigError, ReleaseError) as error:
         print(f"warden-algos node: {error}", file=sys.stderr)
         return 1
     server = agent.serve_http(host, int(port))
