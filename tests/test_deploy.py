@@ -81,6 +81,16 @@ def fake_artifact(folder: Path, tag: str, payload_bytes: int = 4096) -> tuple[Pa
     return tarball, manifest
 
 
+def corrupt_blob(store: ReleaseStore, release_id: str) -> None:
+    """Flip one byte of a release's stored artifact: same size, so only the sha256 can tell."""
+    release = store.release(release_id)
+    assert release is not None
+    original = store.client.get_object(Bucket=BUCKET, Key=release.artifact_key)["Body"].read()
+    flipped = bytearray(original)
+    flipped[len(flipped) // 2] ^= 0xFF
+    store.client.put_object(Bucket=BUCKET, Key=release.artifact_key, Body=bytes(flipped))
+
+
 def published(store: ReleaseStore, folder: Path, tag: str, **kwargs: Any) -> str:
     artifact, manifest = fake_artifact(folder, tag, **kwargs)
     release, created = store.publish(artifact, manifest, release_id=f"0.1.0+{tag}")
@@ -310,12 +320,7 @@ def test_a_corrupted_object_never_replaces_the_installed_release(
     store.promote("prod", good, why="first")
     dest = tmp_path / "node"
     pull(store, "prod", dest)
-    release = store.release(bad)
-    assert release is not None
-    original = store.client.get_object(Bucket=BUCKET, Key=release.artifact_key)["Body"].read()
-    flipped = bytearray(original)
-    flipped[len(flipped) // 2] ^= 0xFF  # same size, one byte off: only the sha256 can tell
-    store.client.put_object(Bucket=BUCKET, Key=release.artifact_key, Body=bytes(flipped))
+    corrupt_blob(store, bad)
     store.promote("prod", bad, why="second")
     with pytest.raises(PullError, match="sha256") as raised:
         pull(store, "prod", dest, retries=1, backoff_s=0.01)

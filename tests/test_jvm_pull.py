@@ -26,7 +26,7 @@ from warden_algos.deploy.pull import installed, pull, rollback_local
 from . import test_jvm_host
 from .conftest import BUCKET
 from .s3_server import FaultyProxy
-from .test_deploy import ALGORITHMS, make_store, published, release_cli, run_program
+from .test_deploy import ALGORITHMS, corrupt_blob, make_store, published, release_cli, run_program
 from .test_jvm_host import java
 
 # The built harness is test_jvm_host's fixture; moto_server and the key prefix are conftest's.
@@ -234,12 +234,7 @@ def test_a_corrupted_object_never_replaces_the_java_install(
     dest = tmp_path / "node"
     store.promote("prod", good, why="first")
     java_pull(classpath, make_plan(s3_endpoint, prefix, tmp_path), dest)
-    release = store.release(bad)
-    assert release is not None
-    original = store.client.get_object(Bucket=BUCKET, Key=release.artifact_key)["Body"].read()
-    flipped = bytearray(original)
-    flipped[len(flipped) // 2] ^= 0xFF  # same size, one byte off: only the sha256 can tell
-    store.client.put_object(Bucket=BUCKET, Key=release.artifact_key, Body=bytes(flipped))
+    corrupt_blob(store, bad)
     store.promote("prod", bad, why="second")
 
     stderr = java_pull_failing(

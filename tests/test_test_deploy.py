@@ -25,10 +25,12 @@ import pytest
 
 from warden_algos.build.manifest import Manifest, pack, sha256_of
 from warden_algos.deploy.cluster import node_status
+from warden_algos.deploy.records import Release
+from warden_algos.deploy.store import ReleaseStore
 
 from .conftest import BUCKET, Built, detect_request, dumps
 from .s3_server import CREDENTIALS, free_port
-from .test_deploy import make_store
+from .test_deploy import corrupt_blob, make_store
 
 CHANNEL = "test/alice"
 
@@ -48,6 +50,14 @@ def repacked(built: Built, folder: Path, marker: str) -> tuple[Path, Manifest]:
         orjson.dumps(manifest.model_dump())
     )
     return tarball, manifest
+
+
+def running_release(store: ReleaseStore, built: Built) -> Release:
+    """The session's build, published and promoted on the test channel: what nodes start on."""
+    manifest = Manifest.model_validate(orjson.loads(built["manifest"].read_bytes()))
+    release, _ = store.publish(built["tarball"], manifest, release_id="0.1.0+a")
+    store.promote(CHANNEL, release.release_id, why="the running version")
+    return release
 
 
 class NodeProcess:
@@ -160,9 +170,7 @@ def test_test_deploy_swaps_every_node_without_failing_a_request(
     nodes: list[NodeProcess],
 ) -> None:
     store = make_store(s3_endpoint, prefix)
-    manifest_a = Manifest.model_validate(orjson.loads(built["manifest"].read_bytes()))
-    release_a, _ = store.publish(built["tarball"], manifest_a, release_id="0.1.0+a")
-    store.promote(CHANNEL, release_a.release_id, why="the running version")
+    release_a = running_release(store, built)
     for index in range(2):
         nodes.append(NodeProcess(s3_endpoint, prefix, tmp_path / f"node-{index}"))
     for node in nodes:
@@ -232,14 +240,10 @@ def test_a_node_keeps_serving_when_a_pull_fails(
 ) -> None:
     """A corrupted release on the channel: the nudge says so, the node keeps its release."""
     store = make_store(s3_endpoint, prefix)
-    manifest_a = Manifest.model_validate(orjson.loads(built["manifest"].read_bytes()))
-    release_a, _ = store.publish(built["tarball"], manifest_a, release_id="0.1.0+a")
-    store.promote(CHANNEL, release_a.release_id, why="the running version")
+    release_a = running_release(store, built)
     artifact_c, manifest_c = repacked(built, tmp_path / "c", "c")
     release_c, _ = store.publish(artifact_c, manifest_c, release_id="0.1.0+c")
-    blob = bytearray(artifact_c.read_bytes())
-    blob[len(blob) // 3] ^= 0xFF
-    store.client.put_object(Bucket=BUCKET, Key=release_c.artifact_key, Body=bytes(blob))
+    corrupt_blob(store, release_c.release_id)
     node = NodeProcess(s3_endpoint, prefix, tmp_path / "node")
     nodes.append(node)
     assert node.wait_ready()["release_id"] == release_a.release_id
