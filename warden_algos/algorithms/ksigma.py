@@ -13,7 +13,7 @@ from warden_algos.interfaces import (
     I64Array,
 )
 
-from .rolling import trailing_window_stats
+from .rolling import check_min_periods, trailing_window_stats
 
 
 class KSigmaParams(DetectorParams):
@@ -32,8 +32,7 @@ class KSigmaParams(DetectorParams):
 
     @model_validator(mode="after")
     def _min_periods_fits(self) -> KSigmaParams:
-        if self.min_periods > self.window:
-            raise ValueError(f"min_periods ({self.min_periods}) exceeds window ({self.window})")
+        check_min_periods(self.min_periods, self.window)
         return self
 
 

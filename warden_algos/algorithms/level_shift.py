@@ -19,6 +19,7 @@ from warden_algos.interfaces import (
 )
 
 from .mad import empty_result, finish_band, lagged, prepare
+from .rolling import check_min_periods
 
 #: Interquartile range / this = standard deviation, for Gaussian noise.
 IQR_TO_SIGMA = 1.349
@@ -55,8 +56,7 @@ class LevelShiftParams(DetectorParams):
 
     @model_validator(mode="after")
     def _min_periods_fits(self) -> LevelShiftParams:
-        if self.min_periods is not None and self.min_periods > self.window:
-            raise ValueError(f"min_periods ({self.min_periods}) exceeds window ({self.window})")
+        check_min_periods(self.min_periods, self.window)
         return self
 
     @property

@@ -21,6 +21,8 @@ from warden_algos.interfaces import (
     I64Array,
 )
 
+from .rolling import check_min_periods
+
 #: MAD * this = standard deviation, for Gaussian noise.
 MAD_TO_SIGMA = 1.4826
 #: Mean absolute deviation * this = standard deviation, for Gaussian noise (sqrt(pi / 2)).
@@ -129,8 +131,7 @@ class MadParams(DetectorParams):
 
     @model_validator(mode="after")
     def _min_periods_fits(self) -> MadParams:
-        if self.min_periods is not None and self.min_periods > self.window:
-            raise ValueError(f"min_periods ({self.min_periods}) exceeds window ({self.window})")
+        check_min_periods(self.min_periods, self.window)
         return self
 
     @property

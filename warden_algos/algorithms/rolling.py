@@ -15,6 +15,12 @@ import numpy as np
 from warden_algos.interfaces import F64Array
 
 
+def check_min_periods(min_periods: int | None, window: int) -> None:
+    """The one rule every trailing-window detector's params share, with one wording."""
+    if min_periods is not None and min_periods > window:
+        raise ValueError(f"min_periods ({min_periods}) exceeds window ({window})")
+
+
 class WindowStats(NamedTuple):
     mean: F64Array  # NaN where count < min_periods
     std: F64Array  # sample standard deviation (ddof=1); NaN where count < min_periods
