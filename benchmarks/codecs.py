@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from warden_algos.interfaces import DetectResult
-from warden_algos.serialization import CODECS, DetectPayload, Request, Response, get_codec
+from warden_algos.wire import CODECS, DetectPayload, Request, Response, get_codec
 
 RESULTS = Path(__file__).resolve().parent / "results" / "codecs.json"
 console = Console(width=140)

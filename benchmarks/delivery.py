@@ -28,10 +28,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.s3_server import CREDENTIALS, moto_server  # noqa: E402
-from warden_algos.build.manifest import Manifest, pack, sha256_of  # noqa: E402
-from warden_algos.deploy.config import ReleaseConfig  # noqa: E402
-from warden_algos.deploy.pull import pull, rollback_local  # noqa: E402
-from warden_algos.deploy.store import ReleaseStore  # noqa: E402
+from warden_algos.delivery.config import ReleaseConfig  # noqa: E402
+from warden_algos.delivery.pull import pull, rollback_local  # noqa: E402
+from warden_algos.delivery.store import ReleaseStore  # noqa: E402
+from warden_algos.executable.manifest import Manifest, pack, sha256_of  # noqa: E402
 
 BUCKET = "warden-bench"
 

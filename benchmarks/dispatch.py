@@ -36,7 +36,7 @@ from rich.table import Table
 
 from warden_algos.algorithms.ksigma import KSigma
 from warden_algos.interfaces import run_detect
-from warden_algos.serialization import DetectPayload, Request, Response, get_codec
+from warden_algos.wire import DetectPayload, Request, Response, get_codec
 
 RESULTS = Path(__file__).resolve().parent / "results" / "dispatch.json"
 PYTHON = sys.executable

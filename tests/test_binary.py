@@ -21,11 +21,11 @@ from typing import Any, NamedTuple
 import orjson
 import pytest
 
-from warden_algos.build.verify import cases
+from warden_algos.executable.verify import cases
 from warden_algos.importtrace import ENVIRONMENT_VARIABLE, parse
 from warden_algos.interfaces import ErrorCode, InvalidInput
 from warden_algos.registry import BUILTIN_ALGORITHMS
-from warden_algos.serialization import get_codec
+from warden_algos.wire import get_codec
 
 from .conftest import (
     EXAMPLES,

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from warden_algos.build.verify import Case, cases, plugin_algorithms
+from warden_algos.executable.verify import Case, cases, plugin_algorithms
 from warden_algos.registry import AlgorithmEntry, Registry, RegistryError
-from warden_algos.serialization import CODECS
+from warden_algos.wire import CODECS
 
 from .conftest import EXAMPLES
 from .plugins.environments import TEST_PLUGINS

@@ -32,17 +32,15 @@ def test_ruff_format_is_clean() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_mypy_strict_passes() -> None:
+def test_mypy_strict_passes_on_the_package_itself() -> None:
+    """mypy reads ``warden_algos/`` as it is in the checkout (``files`` in pyproject.toml): no
+    symlink tree, no installed layout to imitate."""
     done = subprocess.run(
-        ["bash", str(ROOT / "dev" / "typecheck.sh")],
+        [sys.executable, "-m", "mypy"],
         cwd=ROOT,
         capture_output=True,
         text=True,
         check=False,
         timeout=900,
-        env={
-            **__import__("os").environ,
-            "PATH": f"{sys.prefix}/bin:" + __import__("os").environ.get("PATH", ""),
-        },
     )
     assert done.returncode == 0, done.stdout + done.stderr

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from warden_algos.interfaces import DetectResult, ErrorCode, InvalidInput, RCAResult, TimeSeries
-from warden_algos.serialization import (
+from warden_algos.wire import (
     DetectPayload,
     ErrorInfo,
     RCAPayload,
@@ -21,7 +21,7 @@ from warden_algos.serialization import (
     Response,
     get_codec,
 )
-from warden_algos.serialization.codec import CODECS
+from warden_algos.wire.codec import CODECS
 
 from .conftest import detect_request, dumps
 
@@ -260,7 +260,7 @@ THRIFT = ["thrift-binary", "thrift-compact"]
 
 def thrift_request(format_name: str, **changes: Any) -> bytes:
     """A valid detect request in a Thrift format, with generated-struct fields overridden."""
-    from warden_algos.serialization.warden_wire import ttypes as wire
+    from warden_algos.wire.warden_wire import ttypes as wire
 
     message = wire.Request(
         interface_name="detect",

@@ -22,10 +22,10 @@ from typing import Any
 import orjson
 import pytest
 
-from warden_algos.build.manifest import Manifest, sha256_of
-from warden_algos.deploy.config import ConfigError, ReleaseConfig
-from warden_algos.deploy.pull import PullError, installed, pull, rollback_local
-from warden_algos.deploy.store import ReleaseError, ReleaseStore
+from warden_algos.delivery.config import ConfigError, ReleaseConfig
+from warden_algos.delivery.pull import PullError, installed, pull, rollback_local
+from warden_algos.delivery.store import ReleaseError, ReleaseStore
+from warden_algos.executable.manifest import Manifest, sha256_of
 
 from .conftest import BUCKET
 from .s3_server import CREDENTIALS, FaultyProxy

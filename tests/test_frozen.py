@@ -26,9 +26,9 @@ STAMP = BuildStamp(
 # Pretends to be a frozen executable: sys.frozen set, the baked module importable under its name.
 PRETEND_FROZEN = """
 import importlib.util, sys
-spec = importlib.util.spec_from_file_location("warden_algos._baked", sys.argv[1])
+spec = importlib.util.spec_from_file_location("_warden_algos_baked", sys.argv[1])
 module = importlib.util.module_from_spec(spec)
-sys.modules["warden_algos._baked"] = module
+sys.modules["_warden_algos_baked"] = module
 spec.loader.exec_module(module)
 sys.frozen = {frozen}
 from warden_algos.cli import main

@@ -20,8 +20,8 @@ import uuid
 from pathlib import Path
 from typing import NamedTuple
 
-from warden_algos.build.manifest import Manifest, sha256_of
-from warden_algos.deploy.pull import installed, pull, rollback_local
+from warden_algos.delivery.pull import installed, pull, rollback_local
+from warden_algos.executable.manifest import Manifest, sha256_of
 
 from . import test_jvm_host
 from .conftest import BUCKET

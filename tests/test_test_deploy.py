@@ -23,10 +23,10 @@ from typing import Any
 import orjson
 import pytest
 
-from warden_algos.build.manifest import Manifest, pack, sha256_of
-from warden_algos.deploy.cluster import node_status
-from warden_algos.deploy.records import Release
-from warden_algos.deploy.store import ReleaseStore
+from warden_algos.delivery.cluster import node_status
+from warden_algos.delivery.records import Release
+from warden_algos.delivery.store import ReleaseStore
+from warden_algos.executable.manifest import Manifest, pack, sha256_of
 
 from .conftest import BUCKET, Built, detect_request, dumps
 from .s3_server import CREDENTIALS, free_port
@@ -226,7 +226,7 @@ def test_test_deploy_swaps_every_node_without_failing_a_request(
 
 
 def node_status_of(node: NodeProcess) -> dict[str, Any]:
-    from warden_algos.deploy.cluster import Node
+    from warden_algos.delivery.cluster import Node
 
     return node_status(Node(name="n", url=node.url))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from warden_algos.interfaces import DetectResult, ErrorCode, RCAResult
-from warden_algos.serialization import get_codec
+from warden_algos.wire import get_codec
 
 from .conftest import cli, detect_request, dumps, frame, rca_request, read_frames
 

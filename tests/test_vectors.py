@@ -2,7 +2,7 @@
 
 The Java harness (examples/jvm_host) replays the same files; both sides require the stored bytes
 back, so a change to the contract shows up here and in Java at once, and regenerating the vectors
-(``python serialization/vectors/generate.py``) is a deliberate, reviewed act.
+(``python dev/gen_vectors.py``) is a deliberate, reviewed act.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pytest
 
 from warden_algos.interfaces import ErrorCode
 from warden_algos.registry import BUILTIN_ALGORITHMS
-from warden_algos.serialization import CODECS, get_codec
+from warden_algos.wire import CODECS, get_codec
 
 from .conftest import ROOT, ServeProcess, cli, read_frames
 
@@ -54,7 +54,9 @@ ALL = load_vectors()
 
 
 def load_generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("vector_generator", VECTORS / "generate.py")
+    spec = importlib.util.spec_from_file_location(
+        "vector_generator", ROOT / "dev" / "gen_vectors.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

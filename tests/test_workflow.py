@@ -553,7 +553,7 @@ def test_pull_request_runs_tests_and_verified_build_but_never_releases(
 
 def test_release_ships_what_the_build_uploaded(ci: dict[str, Any]) -> None:
     from warden_algos import __version__
-    from warden_algos.build.freeze import NAME
+    from warden_algos.executable.freeze import NAME
 
     uploads = [
         step

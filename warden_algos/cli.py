@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from warden_algos import __version__
-from warden_algos.deploy.cli import (
+from warden_algos.delivery.cli import (
     add_delivery_parsers,
     run_node,
     run_pull,
@@ -246,7 +246,7 @@ def _check(args: argparse.Namespace) -> int:
 def _schema(args: argparse.Namespace) -> int:
     import orjson
 
-    from warden_algos.serialization.json_codec import WireRequest, WireResponse
+    from warden_algos.wire.json_codec import WireRequest, WireResponse
 
     model = WireRequest if args.which == "request" else WireResponse
     sys.stdout.buffer.write(
@@ -300,10 +300,11 @@ def _version(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from warden_algos.build.freeze import BuildError, freeze
-    from warden_algos.build.verify import verify
+    from warden_algos.executable.freeze import BuildError, freeze
+    from warden_algos.executable.verify import verify
+    from warden_algos.resources import example_requests
 
-    examples = Path(__file__).resolve().parent.parent / "examples" / "requests"
+    examples = example_requests()
     if args.verify_only is not None:
         executable = args.verify_only
     else:
@@ -352,16 +353,35 @@ COMMANDS = {
 PACKAGE_ONLY = frozenset({"build", "release", "pull", "test-deploy", "node"})
 
 
+#: The install extra each role command needs (warden_algos/extras.py); checked before it starts.
+COMMAND_EXTRAS: dict[str, tuple[str, ...]] = {
+    "build": ("build",),
+    "release": ("deploy",),
+    "pull": ("deploy",),
+    "test-deploy": ("deploy",),  # and "build" unless --artifact: freeze() checks that itself
+    "node": ("deploy",),
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in PACKAGE_ONLY and getattr(sys, "frozen", False):
         print(
             f"warden-algos {args.command}: not available in the executable, which answers "
-            "requests; run it from the Python package (pip install warden-algos)",
+            f"requests; run it from the Python package (pip install 'warden-algos"
+            f"[{','.join(COMMAND_EXTRAS[args.command])}]')",
             file=sys.stderr,
         )
         return 2
-    return COMMANDS[args.command](args)
+    from warden_algos.extras import MissingExtra, require
+
+    try:
+        for extra in COMMAND_EXTRAS.get(args.command, ()):
+            require(extra, what=f"warden-algos {args.command}")
+        return COMMANDS[args.command](args)
+    except MissingExtra as error:  # one line naming the extra, never a traceback
+        print(f"warden-algos {args.command}: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from warden_algos.interfaces import (
 )
 from warden_algos.logs import current_request_id
 from warden_algos.registry import Registry
-from warden_algos.serialization import (
+from warden_algos.wire import (
     Codec,
     DetectPayload,
     ErrorInfo,

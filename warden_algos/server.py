@@ -15,7 +15,7 @@ import threading
 from typing import NamedTuple
 
 from warden_algos.interfaces import InvalidInput, RequestTimeout
-from warden_algos.serialization import (
+from warden_algos.wire import (
     FrameReader,
     FrameTooLarge,
     FrameWriter,

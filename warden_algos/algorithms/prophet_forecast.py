@@ -322,7 +322,11 @@ def _import_prophet() -> Any:
 
     prophet.plot logs an error when plotly is missing, prophet and cmdstanpy log INFO lines on
     every fit. None of it goes to stdout by default, but it is noise on stderr for every request.
+    Without the ``prophet`` extra, the request gets an error naming it.
     """
+    from warden_algos.extras import require
+
+    require("prophet", what="the prophet algorithm")
     logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)
     from cmdstanpy.utils import get_logger  # it sets cmdstanpy's level on its first call
     from prophet import Prophet  # prophet sets its own logger to INFO on import: override after

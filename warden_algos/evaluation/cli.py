@@ -77,10 +77,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from warden_algos.extras import require
     from warden_algos.registry import Registry, is_rca
 
     from .baselines import BASELINES
 
+    if args.plot is not None:
+        require("evaluate", what="--plot")
     params = _json_object(args.params, "--params")
     registry = Registry.discover()
     if args.algorithm in registry.entries and is_rca(registry.load(args.algorithm)):
@@ -216,8 +219,10 @@ def _run_rca(args: argparse.Namespace, params: dict[str, Any]) -> int:
     beside every other registered RCA algorithm for context."""
     from rich.table import Table
 
+    from warden_algos.extras import require
     from warden_algos.registry import Registry, is_rca
 
+    require("evaluate", what="evaluating an RCA algorithm (its case generator)")
     from .rca_synthetic import HARD, Difficulty, evaluate_rca, generate_cases
     from .report import print_table
 

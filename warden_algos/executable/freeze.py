@@ -9,21 +9,20 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import NamedTuple
 
-import warden_algos
-from warden_algos.frozen import BuildStamp, current_stamp, render_baked
+from warden_algos.extras import require
+from warden_algos.frozen import BAKED_MODULE, BuildStamp, current_stamp, render_baked
+from warden_algos.resources import checkout_root, pyinstaller_folder
 
 from .manifest import Manifest, pack, write_manifest
 
-HERE = Path(__file__).resolve().parent
-SPEC = HERE / "warden_algos.spec"
 NAME = "warden-algos"
+SPEC_NAME = "warden_algos.spec"  # in build/ (a checkout) or its packaged copy
 
 
 class BuildError(RuntimeError):
@@ -39,8 +38,9 @@ class Built(NamedTuple):
 
 
 def default_dirs() -> tuple[Path, Path]:
-    """``dist/`` and ``pyinstaller-work/`` beside ``build/`` in a checkout, else in the cwd."""
-    root = HERE.parent if (HERE.parent / "pyproject.toml").is_file() else Path.cwd()
+    """``dist/`` and ``pyinstaller-work/`` at the top of a checkout (git-ignored), else in the cwd;
+    never inside ``build/``, which is a source folder."""
+    root = checkout_root() or Path.cwd()
     return root / "dist", root / "pyinstaller-work"
 
 
@@ -59,46 +59,40 @@ def freeze(mode: str = "onedir", dist: Path | None = None, work: Path | None = N
     default_dist, default_work = default_dirs()
     dist = (dist or default_dist).resolve()
     work = (work or default_work).resolve()
+    require("build")
     stamp = current_stamp()
     modules, packages = bundled_modules(stamp)
-    stage = _stage_checkout(work)
-    package_dir = (stage / "warden_algos") if stage else Path(warden_algos.__file__).parent
-    baked_file = package_dir.resolve() / "_baked.py"
-    baked_file.write_text(render_baked(stamp))
+    baked_dir = work / "baked"
+    baked_dir.mkdir(parents=True, exist_ok=True)
+    (baked_dir / f"{BAKED_MODULE}.py").write_text(render_baked(stamp))
     env = dict(os.environ)
     env.update(
         WARDEN_BUILD_MODE=mode,
         WARDEN_BUILD_MODULES=json.dumps(modules),
         WARDEN_BUILD_PACKAGES=json.dumps(packages),
-        WARDEN_BUILD_PATHEX=json.dumps([str(stage)] if stage else []),
-        WARDEN_BUILD_ENTRY=str(_entry_script(work)),
+        WARDEN_BUILD_PATHEX=json.dumps([str(baked_dir)]),
     )
-    if stage is not None:  # ahead of site-packages, where an editable install's hook lives
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(stage), env.get("PYTHONPATH")]))
     target_dist = dist / mode
     started = time.perf_counter()
-    try:
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "PyInstaller",
-                "--noconfirm",
-                "--log-level",
-                "WARN",
-                "--workpath",
-                str(work / mode),
-                "--distpath",
-                str(target_dist),
-                str(SPEC),
-            ],
-            env=env,
-            cwd=work,  # not the checkout: its warden_algos/ would shadow the staged install
-            stdout=sys.stderr,  # PyInstaller's chatter is a log, never our stdout
-            check=False,
-        )
-    finally:
-        baked_file.unlink(missing_ok=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "PyInstaller",
+            "--noconfirm",
+            "--log-level",
+            "WARN",
+            "--workpath",
+            str(work / mode),
+            "--distpath",
+            str(target_dist),
+            str(pyinstaller_folder() / SPEC_NAME),
+        ],
+        env=env,
+        cwd=work,
+        stdout=sys.stderr,  # PyInstaller's chatter is a log, never our stdout
+        check=False,
+    )
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise BuildError(f"PyInstaller exited with {done.returncode}")
@@ -120,49 +114,6 @@ def freeze(mode: str = "onedir", dist: Path | None = None, work: Path | None = N
     )
     manifest_path = write_manifest(manifest, artifact)
     return Built(mode, executable, artifact, manifest_path, seconds)
-
-
-def _entry_script(work: Path) -> Path:
-    """entry.py copied out of build/: next to build/__init__.py, PyInstaller would put the
-    checkout itself on the analysis path (a script inside a package), shadowing the stage."""
-    target = work / "entry" / "warden_algos_main.py"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(HERE / "entry.py", target)
-    return target
-
-
-def _stage_checkout(work: Path) -> Path | None:
-    """A regular install of this checkout for PyInstaller to analyse, or None when the package
-    is already a regular install. An editable install maps interfaces/ and serialization/ into
-    the package through an import hook that PyInstaller's analysis cannot follow."""
-    root = HERE.parent
-    if not (root / "pyproject.toml").is_file():
-        return None
-    stage = work / "stage"
-    shutil.rmtree(stage, ignore_errors=True)
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(stage),
-            str(root),
-        ],
-        stdout=sys.stderr,
-        check=False,
-    )
-    # setuptools leaves its own build output in build/lib and build/bdist.* (our source folder)
-    shutil.rmtree(HERE / "lib", ignore_errors=True)
-    for leftover in HERE.glob("bdist.*"):
-        shutil.rmtree(leftover, ignore_errors=True)
-    if done.returncode != 0:
-        raise BuildError("could not stage a regular install of the checkout")
-    return stage
 
 
 def _algorithms(executable: Path) -> list[dict[str, object]]:

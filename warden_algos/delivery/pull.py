@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from warden_algos.build.manifest import sha256_of
+from warden_algos.executable.manifest import sha256_of
 
 from .records import Release
 from .store import ReleaseError, ReleaseStore

@@ -1,6 +1,6 @@
-"""Regenerate the shared test vectors in this folder.
+"""Regenerate the shared test vectors in serialization/vectors/.
 
-    python serialization/vectors/generate.py
+    python dev/gen_vectors.py
 
 Each vector is a folder holding one request and the response the real executable gives to it, in
 every wire format (``request.json``, ``request.thrift-binary``, ``request.thrift-compact``, and the
@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import orjson
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
+ROOT = Path(__file__).resolve().parent.parent
+HERE = ROOT / "serialization" / "vectors"  # the vectors' folder: data only, no code
 sys.path.insert(0, str(ROOT))
 
 from tests.plugins.environments import (  # noqa: E402 - needs the repo root on sys.path
@@ -32,7 +32,7 @@ from tests.plugins.environments import (  # noqa: E402 - needs the repo root on 
     install_test_plugins,
 )
 from warden_algos.interfaces import TimeSeries  # noqa: E402
-from warden_algos.serialization import (  # noqa: E402
+from warden_algos.wire import (  # noqa: E402
     CODECS,
     DetectPayload,
     RCAPayload,

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from warden_algos.build.manifest import Manifest
+from warden_algos.executable.manifest import Manifest
 
 RELEASE_ID = r"^[0-9A-Za-z][0-9A-Za-z._+-]{0,127}$"
 CHANNEL = r"^[a-z0-9][a-z0-9._-]{0,62}(/[a-z0-9][a-z0-9._-]{0,62})?$"

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from warden_algos.build.manifest import Manifest, sha256_of
+from warden_algos.executable.manifest import Manifest, sha256_of
 
 from .records import RELEASE_ID, Move, Pointer, Release, now, valid_channel
 

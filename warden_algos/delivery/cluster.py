@@ -37,7 +37,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from warden_algos.build.manifest import Manifest
+from warden_algos.executable.manifest import Manifest
 
 from .config import ConfigError, ReleaseConfig
 from .records import CHANNEL
@@ -109,7 +109,7 @@ def run_test_deploy(
     store = ReleaseStore(config.client(), config.bucket, config.prefix)
     with tempfile.TemporaryDirectory(prefix="warden-test-deploy-") as scratch:
         if artifact is None:
-            from warden_algos.build.freeze import freeze
+            from warden_algos.executable.freeze import freeze
 
             log("building the onedir executable ...")
             built = freeze("onedir", Path(scratch) / "dist", Path(scratch) / "work")
@@ -119,7 +119,7 @@ def run_test_deploy(
         manifest_path = artifact.with_name(artifact.name + ".manifest.json")
         manifest = Manifest.model_validate(orjson.loads(manifest_path.read_bytes()))
         if verify_build:
-            from warden_algos.build.verify import verify
+            from warden_algos.executable.verify import verify
 
             log(f"verifying {executable} ...")
             outcome = verify(executable)

@@ -19,12 +19,10 @@ from pathlib import Path
 
 import orjson
 
-from warden_algos import serialization
+from warden_algos import resources
 from warden_algos.dispatcher import Dispatcher
 from warden_algos.registry import BUILTIN_ALGORITHMS, Registry, RegistryError
-from warden_algos.serialization import CODECS, get_codec
-
-VECTORS = Path(serialization.__file__).resolve().parent / "vectors"
+from warden_algos.wire import CODECS, get_codec
 
 
 @dataclass
@@ -58,7 +56,7 @@ def plugin_algorithms(registry: Registry | None = None) -> frozenset[str]:
 
 
 def cases(
-    vectors: Path = VECTORS,
+    vectors: Path | None = None,
     requests: Path | None = None,
     plugins: Collection[str] | None = None,
 ) -> tuple[list[Case], list[str]]:
@@ -71,6 +69,8 @@ def cases(
     """
     if plugins is None:
         plugins = plugin_algorithms()
+    if vectors is None:
+        vectors = resources.vectors()
     found: list[Case] = []
     skipped: list[str] = []
     for folder in sorted(p for p in vectors.iterdir() if (p / "case.json").is_file()):

@@ -30,9 +30,9 @@ class Codec(Protocol):
 
 #: format name -> "module:class" of its codec, resolved lazily.
 CODECS: dict[str, str] = {
-    "json": "warden_algos.serialization.json_codec:JsonCodec",
-    "thrift-binary": "warden_algos.serialization.thrift_codec:ThriftBinaryCodec",
-    "thrift-compact": "warden_algos.serialization.thrift_codec:ThriftCompactCodec",
+    "json": "warden_algos.wire.json_codec:JsonCodec",
+    "thrift-binary": "warden_algos.wire.thrift_codec:ThriftBinaryCodec",
+    "thrift-compact": "warden_algos.wire.thrift_codec:ThriftCompactCodec",
 }
 
 

@@ -82,7 +82,7 @@ def add_delivery_parsers(commands: Any) -> None:
         "test-deploy",
         help="build, verify, publish to your test channel, wait for every test node to run it",
         description="One command from a working tree to a test cluster running it (see "
-        "warden_algos.deploy.cluster for the cluster file).",
+        "warden_algos.delivery.cluster for the cluster file).",
     )
     deploy.add_argument("--cluster", type=Path, required=True, help="cluster TOML file")
     deploy.add_argument("--artifact", type=Path, help="ship this onedir tarball, don't build")
@@ -154,7 +154,7 @@ def run_release(args: argparse.Namespace) -> int:
 
 
 def _release(args: argparse.Namespace) -> int:
-    from warden_algos.build.manifest import Manifest
+    from warden_algos.executable.manifest import Manifest
 
     from .store import ReleaseError
 
