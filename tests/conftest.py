@@ -266,6 +266,14 @@ class Built(TypedDict):
     verify_line: Path  # the build's "verified N answers ...: M mismatches" line
     skipped: list[str]  # the vectors the build's verification listed as skipped
     env: dict[str, str]  # the build's environment: the unfrozen reference runs in it too
+    checkout_changes: tuple[str, str]  # `git status --porcelain` before and after the build
+
+
+def checkout_status() -> str:
+    """``git status --porcelain`` of the checkout (untracked files included, ignored ones not)."""
+    return subprocess.run(
+        ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
 
 
 def plugin_build_env(root: Path) -> dict[str, str]:
@@ -284,7 +292,9 @@ def plugin_build_env(root: Path) -> dict[str, str]:
 def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     out = tmp_path_factory.mktemp("binary")
     env = plugin_build_env(out / "sites")
+    before = checkout_status()
     done = build_executable(out, env, "--verify")
+    after = checkout_status()
     assert done.returncode == 0, done.stderr[-4000:]
     onedir = out / "dist" / "onedir"
     tarball = next(onedir.glob("warden-algos-*-onedir.tar.gz"))
@@ -298,6 +308,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
         "verify_line": verify_line,
         "skipped": [line.removeprefix("skipped ") for line in lines if line.startswith("skipped ")],
         "env": env,
+        "checkout_changes": (before, after),
     }
 
 

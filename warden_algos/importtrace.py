@@ -25,7 +25,9 @@ HEADER = "import time: self [us] | cumulative | imported package\n"
 
 def install(stream: IO[str] | None = None) -> None:
     """Trace every module loaded from now on, one line each when its import finishes."""
-    bootstrap: Any = sys.modules["importlib._bootstrap"]
+    # The import system's own module: registered as _frozen_importlib at start-up, and also as
+    # importlib._bootstrap only once something has imported importlib (not in a bare start).
+    bootstrap: Any = sys.modules["_frozen_importlib"]
     original: Callable[[str, Any], Any] = bootstrap._find_and_load
     if getattr(original, "__warden_traced__", False):
         return

@@ -12,7 +12,7 @@ import java.time.Duration;
  * One pull at a time per {@code DEST}: an exclusive lock on {@code DEST/.lock}.
  *
  * <p>On Linux {@link FileChannel#tryLock()} is a POSIX record lock ({@code fcntl F_SETLK}) over
- * the whole file, the same kind deploy/pull.py takes with {@code fcntl.lockf}, so a Java pull and
+ * the whole file, the same kind warden_algos/delivery/pull.py takes with {@code fcntl.lockf}, so a Java pull and
  * a Python pull on one node exclude each other too. The kernel drops the lock when the process
  * dies, so a killed pull never leaves {@code DEST} locked. Within this JVM, a second thread gets
  * {@link OverlappingFileLockException} rather than the lock (POSIX locks belong to the process),

@@ -16,7 +16,7 @@ import java.util.Set;
 import java.util.stream.Stream;
 
 /**
- * The layout deploy/pull.py defines for {@code DEST}, so that the Python and Java pullers can take
+ * The layout warden_algos/delivery/pull.py defines for {@code DEST}, so that the Python and Java pullers can take
  * turns on one node:
  *
  * <pre>

@@ -16,7 +16,7 @@ import java.util.regex.Pattern;
  * made the plan signed the URLs.
  *
  * <p>The release id becomes a folder name under {@code DEST/releases}, so it is held to the same
- * pattern deploy/records.py enforces (no slash, no leading dot: no way out of that folder).
+ * pattern warden_algos/delivery/records.py enforces (no slash, no leading dot: no way out of that folder).
  */
 public record PullPlan(
     String channel,

@@ -11,7 +11,7 @@ import java.util.function.Consumer;
 /**
  * Node-side pull from the JVM: make {@code DEST/current} the release a {@link PullPlan} names, or
  * leave it alone. The same rules and the same on-disk layout ({@link InstallDir}) as
- * deploy/pull.py, so either puller can take over a node the other installed:
+ * warden_algos/delivery/pull.py, so either puller can take over a node the other installed:
  *
  * <ul>
  *   <li>the installed artifact's sha256 equals the plan's: nothing is downloaded, nothing changes;
@@ -51,7 +51,7 @@ public final class Puller {
     this.log = log;
   }
 
-  /** deploy/pull.py's defaults. */
+  /** warden_algos/delivery/pull.py's defaults. */
   public static Puller withDefaults(Consumer<String> log) {
     return new Puller(
         5, Duration.ofMillis(500), Duration.ofSeconds(600), Duration.ofSeconds(60), log);

@@ -3,7 +3,7 @@ package warden.algos.host;
 import java.util.Map;
 
 /**
- * A release record (deploy/records.py's {@code Release}) as far as a pull needs it, with its exact
+ * A release record (warden_algos/delivery/records.py's {@code Release}) as far as a pull needs it, with its exact
  * bytes: those are installed verbatim as {@code release.json}, so the Python puller and this one
  * read the same document from either's install.
  */

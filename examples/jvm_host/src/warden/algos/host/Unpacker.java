@@ -82,7 +82,7 @@ final class Unpacker {
 
   /**
    * The unpacked program starts, answers {@code version --json} with exit status 0, and holds the
-   * algorithms its manifest lists (the check deploy/pull.py makes), before anything points to it.
+   * algorithms its manifest lists (the check warden_algos/delivery/pull.py makes), before anything points to it.
    */
   private void smokeTest(Path executable, ReleaseRecord record)
       throws IOException, PullException, InterruptedException {
