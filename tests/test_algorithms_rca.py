@@ -26,9 +26,9 @@ from warden_algos.interfaces import (
     InvalidParams,
     RCAResult,
     TimeSeries,
-    contract_problems,
     run_rca,
 )
+from warden_algos.interfaces.base import contract_problems
 from warden_algos.registry import AlgorithmEntry
 
 HOUR = 3600

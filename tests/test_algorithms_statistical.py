@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from warden_algos.algorithms.ewma import Ewma, decayed_sum
 from warden_algos.algorithms.level_shift import LevelShift
 from warden_algos.algorithms.mad import Mad
-from warden_algos.interfaces import DetectAlgorithm, DetectResult, contract_problems
+from warden_algos.interfaces import DetectAlgorithm, DetectResult
+from warden_algos.interfaces.base import contract_problems
 from warden_algos.interfaces.errors import InvalidParams
 
 DETECTORS: list[type[DetectAlgorithm[Any]]] = [Mad, Ewma, LevelShift]

@@ -65,7 +65,8 @@ def test_listing_the_library_imports_no_heavy_module() -> None:
         "import sys\n"
         "from warden_algos.registry import Registry\n"
         "registry = Registry.discover()\n"
-        "registry.load_all()\n"
+        "for name in registry.names():\n"
+        "    registry.load(name)\n"
         f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
     )
     done = subprocess.run(

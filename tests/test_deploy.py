@@ -213,6 +213,27 @@ def test_refusals_leave_the_channel_alone(store: ReleaseStore, tmp_path: Path) -
     assert len(store.history("prod")) == 1
 
 
+def test_the_store_never_moves_a_channel_back_unless_allowed(
+    store: ReleaseStore, tmp_path: Path
+) -> None:
+    """The rule ``release ship`` relies on holds in the store itself, without the CLI."""
+    old = published(store, tmp_path, "old")
+    new = published(store, tmp_path, "new")
+    store.promote("prod", old, why="first", allow_older=False)
+    store.promote("prod", new, why="forward", allow_older=False)
+    with pytest.raises(ReleaseError) as refused:
+        store.promote("prod", old, why="a re-run of an old job", allow_older=False)
+    assert str(refused.value) == (
+        f"prod runs {new}, published after {old}: not moving it back (use release rollback, or "
+        "--allow-older)"
+    )
+    pointer = store.channel("prod")
+    assert pointer is not None and pointer.release_id == new
+    assert len(store.history("prod")) == 2
+    back = store.promote("prod", old, why="on purpose", allow_older=True)
+    assert (back.from_release, back.to_release) == (new, old)
+
+
 def test_concurrent_moves_never_lose_one_silently(store: ReleaseStore, tmp_path: Path) -> None:
     """Each mover reads the pointer and writes it back only if unchanged (If-Match): a move
     either lands and is in the history, or is refused; the history is one unbroken chain."""

@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 from warden_algos.algorithms.correlation import Correlation
 from warden_algos.algorithms.ksigma import KSigma, KSigmaParams
 from warden_algos.interfaces import (
-    AlgorithmFailed,
     DetectResult,
     InvalidInput,
     InvalidParams,
@@ -20,11 +19,49 @@ from warden_algos.interfaces import (
     run_detect,
     run_rca,
 )
+from warden_algos.interfaces.errors import AlgorithmFailed
 from warden_algos.interfaces.pandas_api import detect_series, to_time_series
 from warden_algos.interfaces.validation import check_detect_result
 from warden_algos.testing import check_algorithm
 
 T0 = 1_700_000_000
+
+#: What an algorithm author imports from ``warden_algos.interfaces``: base classes, data types, the
+#: errors an author raises or catches, and the runners for their own unit tests. The SDK's own
+#: names come from the submodules; adding one here is a decision, not an accident.
+AUTHOR_NAMES = {
+    "Algorithm",
+    "AlgorithmParams",
+    "DetectAlgorithm",
+    "DetectorParams",
+    "NoParams",
+    "RCAAlgorithm",
+    "DetectResult",
+    "RCAResult",
+    "TimeSeries",
+    "F64Array",
+    "I64Array",
+    "ErrorCode",
+    "InvalidInput",
+    "InvalidParams",
+    "WardenError",
+    "run_detect",
+    "run_rca",
+}
+
+
+def test_the_package_exports_exactly_what_authors_use() -> None:
+    import types
+
+    import warden_algos.interfaces as interfaces
+
+    assert sorted(interfaces.__all__) == sorted(AUTHOR_NAMES)  # sorted: no name listed twice
+    public = {
+        name
+        for name, value in vars(interfaces).items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+    }
+    assert public == AUTHOR_NAMES  # nothing importable from the package beyond __all__
 
 
 def test_params_are_declared_up_front_like_sklearn() -> None:

@@ -1,5 +1,5 @@
 """The JVM host's puller (examples/jvm_host, ``PullCli``) against a real S3 server, through
-presigned URLs, on the same ``DEST`` layout as deploy/pull.py.
+presigned URLs, on the same ``DEST`` layout as warden_algos/delivery/pull.py.
 
 Each case makes a plan the way an operator or the platform would (``warden-algos release presign
 --properties``), runs the Java puller in its own JVM, and checks the node's folder from Python:
@@ -321,7 +321,7 @@ def test_a_stalled_download_is_given_up_and_the_next_pull_resumes_it(
 LOCK_HOLDER = """
 import fcntl, os, sys
 fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
-fcntl.lockf(fd, fcntl.LOCK_EX)  # what deploy/pull.py takes
+fcntl.lockf(fd, fcntl.LOCK_EX)  # what warden_algos/delivery/pull.py takes
 print("locked", flush=True)
 sys.stdin.readline()  # until the test closes stdin
 """

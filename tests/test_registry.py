@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from warden_algos.interfaces import UnknownAlgorithm
+from warden_algos.interfaces.errors import UnknownAlgorithm
 from warden_algos.registry import (
     BUILTIN_ALGORITHMS,
     AlgorithmEntry,

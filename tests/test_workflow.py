@@ -467,25 +467,6 @@ def test_setup_commands_are_the_readme_s() -> None:
     assert (ROOT / ".ci" / "run").is_file()
 
 
-def readme_commands() -> list[str]:
-    """The README's first two bash blocks: the set-up command and the test command."""
-    blocks = re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)
-    return [block.strip() for block in blocks[:2]]
-
-
-def test_ci_runs_exactly_the_readme_commands() -> None:
-    """CI proves the README: each of its two commands stands in .ci/run as one line, verbatim,
-    in order, and the test command is the project script that brings the system packages."""
-    setup, tests = readme_commands()
-    assert "\n" not in setup and "\n" not in tests
-    lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
-    assert setup in lines and tests in lines
-    assert lines.index(setup) < lines.index(tests)
-    assert tests == "bash dev/test.sh"
-    script = (ROOT / "dev" / "test.sh").read_text()
-    assert "dev/system-deps.sh" in script and "-m pytest" in script
-
-
 def test_actions_are_allow_listed_and_pinned(ci: dict[str, Any]) -> None:
     assert any("uses" in step for _, step in steps(ci))
     for path in WORKFLOW_FILES:

@@ -97,8 +97,22 @@ def build_parser() -> argparse.ArgumentParser:
         "check", help="run the contract checks on a registered algorithm (see warden_algos.testing)"
     )
     check.add_argument("name")
-    schema = commands.add_parser("schema", help="print the JSON schema of the wire envelope")
-    schema.add_argument("which", choices=["request", "response"])
+    schema = commands.add_parser(
+        "schema",
+        help="print the JSON schema of the wire envelope, or write every contract file",
+        description="Print the JSON schema of the request or response envelope, or, with "
+        "--write, (re)generate the contract files (envelope and params schemas, index.json) in "
+        "a folder: warden-algos schema --write interfaces",
+    )
+    schema.add_argument("which", nargs="?", choices=["request", "response"])
+    schema.add_argument(
+        "--write",
+        type=Path,
+        metavar="DIR",
+        help="write request/response schemas, params/<algorithm>.schema.json of every built-in "
+        "and index.json into DIR, removing params schemas of algorithms that no longer exist",
+    )
+    schema.set_defaults(schema_parser=schema)  # _schema reports a missing argument with it
     version = commands.add_parser("version", help="print the version")
     version.add_argument("--json", action="store_true", help="machine-readable output")
     add_evaluate_parser(commands)
@@ -244,13 +258,30 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    import orjson
+    from warden_algos import contract_files
 
-    from warden_algos.wire.json_codec import WireRequest, WireResponse
+    if (args.which is None) == (args.write is None):
+        args.schema_parser.error(
+            "give request or response to print that envelope's schema, or --write DIR to "
+            "write every contract file into DIR (one of them, not both)"
+        )
+    if args.write is None:
+        sys.stdout.buffer.write(contract_files.dump(contract_files.envelope_schema(args.which)))
+        return 0
+    from warden_algos.interfaces import WardenError
 
-    model = WireRequest if args.which == "request" else WireResponse
-    sys.stdout.buffer.write(
-        orjson.dumps(model.model_json_schema(), option=orjson.OPT_INDENT_2) + b"\n"
+    try:
+        written = contract_files.write_contract_files(args.write)
+    except WardenError as error:  # a built-in that fails its contract checks, named
+        print(f"warden-algos schema: error: {error.message}", file=sys.stderr)
+        return 1
+    for relative in written.changed:
+        print(f"wrote {args.write / relative}")
+    for relative in written.removed:
+        print(f"removed {args.write / relative} (no such built-in algorithm)")
+    print(
+        f"{len(written.changed)} written, {len(written.unchanged)} unchanged, "
+        f"{len(written.removed)} removed in {args.write}"
     )
     return 0
 
@@ -373,10 +404,12 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.command not in COMMAND_EXTRAS:  # run, version, ...: nothing more to import
+        return COMMANDS[args.command](args)
     from warden_algos.extras import MissingExtra, require
 
     try:
-        for extra in COMMAND_EXTRAS.get(args.command, ()):
+        for extra in COMMAND_EXTRAS[args.command]:
             require(extra, what=f"warden-algos {args.command}")
         return COMMANDS[args.command](args)
     except MissingExtra as error:  # one line naming the extra, never a traceback

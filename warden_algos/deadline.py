@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from types import FrameType, TracebackType
 
-from warden_algos.interfaces import RequestTimeout
+from warden_algos.interfaces.errors import RequestTimeout
 
 
 class DeadlineExceeded(BaseException):

@@ -14,17 +14,16 @@ from typing import Any, NamedTuple
 
 from warden_algos.interfaces import (
     Algorithm,
-    AlgorithmFailed,
     DetectAlgorithm,
     DetectResult,
     ErrorCode,
-    InternalError,
     RCAAlgorithm,
     RCAResult,
     WardenError,
     run_detect,
     run_rca,
 )
+from warden_algos.interfaces.errors import AlgorithmFailed, InternalError
 from warden_algos.logs import current_request_id
 from warden_algos.registry import Registry
 from warden_algos.wire import (

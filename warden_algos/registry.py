@@ -12,15 +12,9 @@ from __future__ import annotations
 import importlib
 from typing import Any, NamedTuple
 
-from warden_algos.interfaces import (
-    Algorithm,
-    DetectAlgorithm,
-    RCAAlgorithm,
-    UnknownAlgorithm,
-    contract_problems,
-)
-from warden_algos.interfaces.base import ALGORITHM_NAME
-from warden_algos.interfaces.errors import InternalError
+from warden_algos.interfaces import Algorithm, DetectAlgorithm, RCAAlgorithm
+from warden_algos.interfaces.base import ALGORITHM_NAME, contract_problems
+from warden_algos.interfaces.errors import InternalError, UnknownAlgorithm
 
 ENTRY_POINT_GROUP = "warden_algos.algorithms"
 
@@ -159,9 +153,6 @@ class Registry:
                 field="algorithm",
             )
         return algorithm_class
-
-    def load_all(self) -> list[type[Algorithm[Any]]]:
-        return [self.load(name) for name in self.names()]
 
 
 def is_detect(algorithm_class: type[Algorithm[Any]]) -> bool:

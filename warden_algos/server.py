@@ -12,9 +12,11 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Callable
 from typing import NamedTuple
 
-from warden_algos.interfaces import InvalidInput, RequestTimeout
+from warden_algos.interfaces import InvalidInput
+from warden_algos.interfaces.errors import RequestTimeout
 from warden_algos.wire import (
     FrameReader,
     FrameTooLarge,
@@ -77,6 +79,23 @@ def _read_all(fd: int, limit: int) -> bytes | None:
         chunks.append(chunk)
 
 
+def _answer_hard_timeout(
+    dispatcher: Dispatcher,
+    options: ServerOptions,
+    answered: threading.Lock,
+    write: Callable[[bytes], None],
+    consequence: str,
+) -> None:
+    """Write the TIMEOUT answer for the request in flight when the watchdog's hard deadline
+    passes (the algorithm never yielded); ``consequence`` says what the loop does next."""
+    error = RequestTimeout(
+        f"the request did not finish within {options.timeout_s:g} s (--timeout-s); the algorithm "
+        f"did not yield, so {consequence}"
+    )
+    with answered:
+        write(dispatcher.error_body(error, dispatcher.in_flight_request_id))
+
+
 def run_once(options: ServerOptions) -> int:
     protocol_fd = claim_stdout()
     writer = FrameWriter(protocol_fd)
@@ -84,16 +103,9 @@ def run_once(options: ServerOptions) -> int:
     answered = threading.Lock()
 
     def answer_timeout() -> None:
-        with answered:
-            writer.write_all(
-                dispatcher.error_body(
-                    RequestTimeout(
-                        f"the request did not finish within {options.timeout_s:g} s "
-                        "(--timeout-s); the algorithm did not yield, so the process was ended"
-                    ),
-                    dispatcher.in_flight_request_id,
-                )
-            )
+        _answer_hard_timeout(
+            dispatcher, options, answered, writer.write_all, "the process was ended"
+        )
         log.error("hard timeout: answered TIMEOUT and ending the process")
         sys.stderr.flush()
         os._exit(0)
@@ -132,16 +144,9 @@ def serve(options: ServerOptions) -> int:
     answered = threading.Lock()
 
     def answer_timeout_and_restart() -> None:
-        with answered:
-            writer.write_frame(
-                dispatcher.error_body(
-                    RequestTimeout(
-                        f"the request did not finish within {options.timeout_s:g} s "
-                        "(--timeout-s); the algorithm did not yield, so the worker restarted"
-                    ),
-                    dispatcher.in_flight_request_id,
-                )
-            )
+        _answer_hard_timeout(
+            dispatcher, options, answered, writer.write_frame, "the worker restarted"
+        )
         log.error("hard timeout: answered TIMEOUT; replacing this process with a fresh copy")
         sys.stderr.flush()
         restore_stdout(protocol_fd)

@@ -33,10 +33,10 @@ from warden_algos.interfaces import (
     RCAAlgorithm,
     RCAResult,
     TimeSeries,
-    contract_problems,
     run_detect,
     run_rca,
 )
+from warden_algos.interfaces.base import contract_problems
 
 START = 1_700_000_000
 

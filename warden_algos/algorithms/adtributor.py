@@ -20,7 +20,7 @@ from warden_algos.interfaces import (
     TimeSeries,
 )
 
-from .deviation import anomaly_times_or_last, match_nearest, near_any
+from .common import anomaly_times_or_last, match_nearest, near_any
 
 #: |A - F| at or below this fraction of max(|A|, |F|) is "no change" (floating-point noise).
 NO_CHANGE = 1e-12

@@ -1,7 +1,6 @@
 """Deviation RCA: which related metrics left their own normal band at the anomaly times.
 
-Also home of the two timestamp-matching helpers the RCA algorithms share (exact or nearest match
-within a tolerance). Light module: numpy and pydantic only.
+Light module: numpy and pydantic only.
 """
 
 from __future__ import annotations
@@ -10,7 +9,6 @@ from collections.abc import Mapping
 from typing import Literal
 
 import numpy as np
-import numpy.typing as npt
 from pydantic import Field
 
 from warden_algos.interfaces import (
@@ -20,49 +18,14 @@ from warden_algos.interfaces import (
     TimeSeries,
 )
 
+from .common import anomaly_times_or_last, match_nearest, near_any
+
 #: Scale factor that turns a median absolute deviation into a standard deviation (normal data).
 MAD_TO_STD = 1.4826
 #: Scale factor that turns a mean absolute deviation into a standard deviation (normal data).
 MEAN_AD_TO_STD = 1.2533
 #: Scores are capped here so that a perfectly flat series that moves still gets a finite score.
 MAX_SCORE = 1e12
-
-
-def anomaly_times_or_last(
-    anomalies: I64Array, metric_of_interest: TimeSeries, related_metrics: list[TimeSeries]
-) -> I64Array:
-    """The anomaly times, sorted and unique; with none given, the last time of the metric of
-    interest (or the latest last time of the related metrics when it has no points): the usual
-    question is "why is the newest point anomalous"."""
-    if anomalies.size:
-        return np.unique(np.asarray(anomalies, dtype=np.int64))
-    if metric_of_interest.times.shape[0]:
-        return np.asarray(metric_of_interest.times[-1:], dtype=np.int64)
-    lasts = [int(series.times[-1]) for series in related_metrics if series.times.shape[0]]
-    return np.array([max(lasts)] if lasts else [], dtype=np.int64)
-
-
-def match_nearest(times: I64Array, targets: I64Array, tolerance_s: int) -> npt.NDArray[np.intp]:
-    """Index in ``times`` (increasing) of the point nearest each target within ``tolerance_s``
-    seconds (an exact match with 0), or -1 where there is none. Ties go to the earlier point."""
-    n = times.shape[0]
-    if n == 0 or targets.size == 0:
-        return np.full(targets.shape[0], -1, dtype=np.intp)
-    right = np.clip(np.searchsorted(times, targets), 0, n - 1)
-    left = np.maximum(right - 1, 0)
-    # int64 differences of Unix seconds cannot overflow for any real timestamp.
-    d_right = np.abs(times[right] - targets)
-    d_left = np.abs(times[left] - targets)
-    best = np.where(d_left <= d_right, left, right)
-    distance = np.minimum(d_left, d_right)
-    return np.where(distance <= tolerance_s, best, -1).astype(np.intp)
-
-
-def near_any(times: I64Array, sorted_targets: I64Array, tolerance_s: int) -> npt.NDArray[np.bool_]:
-    """For every point of ``times``: is it within ``tolerance_s`` of some target (sorted)?"""
-    if sorted_targets.size == 0 or times.shape[0] == 0:
-        return np.zeros(times.shape[0], dtype=bool)
-    return match_nearest(sorted_targets, times, tolerance_s) >= 0
 
 
 class DeviationParams(AlgorithmParams):

@@ -17,7 +17,7 @@ from warden_algos.interfaces import (
     I64Array,
 )
 
-from .mad import empty_result, finish_band, prepare
+from .common import empty_result, finish_band, prepare
 
 #: Smoothing used when neither ``alpha`` nor ``span`` is given.
 DEFAULT_ALPHA = 0.01

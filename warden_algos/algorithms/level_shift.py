@@ -18,8 +18,8 @@ from warden_algos.interfaces import (
     I64Array,
 )
 
-from .mad import empty_result, finish_band, lagged, prepare
-from .rolling import check_min_periods
+from .common import empty_result, finish_band, prepare
+from .rolling import check_min_periods, lagged
 
 #: Interquartile range / this = standard deviation, for Gaussian noise.
 IQR_TO_SIGMA = 1.349

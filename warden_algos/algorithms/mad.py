@@ -1,14 +1,11 @@
 """Robust rolling z-score: distance from the trailing window's median, in scaled MADs.
 
-Also home of the small helpers the robust detectors share (non-finite values as missing, a scale
-for huge magnitudes, the automatic spread floor, band clean-up). Never imports pandas at module
-level: only ``detect`` does.
+Never imports pandas at module level: only ``detect`` does.
 """
 
 from __future__ import annotations
 
 from statistics import NormalDist
-from typing import NamedTuple
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -21,79 +18,13 @@ from warden_algos.interfaces import (
     I64Array,
 )
 
-from .rolling import check_min_periods
+from .common import empty_result, finish_band, prepare
+from .rolling import check_min_periods, lagged
 
 #: MAD * this = standard deviation, for Gaussian noise.
 MAD_TO_SIGMA = 1.4826
 #: Mean absolute deviation * this = standard deviation, for Gaussian noise (sqrt(pi / 2)).
 MEAN_AD_TO_SIGMA = 1.2533
-#: Above this magnitude (or below its inverse) the detectors work on values divided by the largest
-#: one, so that no difference, square or band edge can overflow or underflow.
-_HUGE = 1e150
-
-
-class Prepared(NamedTuple):
-    """Values ready for window statistics."""
-
-    values: F64Array  # a copy; non-finite -> NaN; divided by `scale`
-    scale: float  # 1.0 unless the series holds huge magnitudes
-    floor: float  # the automatic spread floor, in the units of `values`
-
-
-def prepare(values: F64Array) -> Prepared:
-    """Copy ``values`` with non-finite entries as missing, rescaled when huge or tiny, and compute
-    the automatic spread floor: 1e-9 of the series' typical magnitude (median |value|, or mean
-    |value| when most values are 0), so a perfectly flat window still yields finite scores and any
-    real departure from it is flagged."""
-    x = np.array(values, dtype=np.float64, copy=True)
-    finite = np.isfinite(x)
-    if not finite.all():
-        x[~finite] = np.nan
-    magnitudes = np.abs(x[finite])
-    largest = float(magnitudes.max()) if magnitudes.size else 0.0
-    level = float(np.median(magnitudes)) if magnitudes.size else 0.0
-    if level == 0.0:
-        level = float(magnitudes.mean()) if magnitudes.size else 0.0
-    floor = 1e-9 * (min(level, 1e290) if level > 0.0 else 1.0)
-    scale = 1.0
-    if largest > _HUGE or 0.0 < largest < 1.0 / _HUGE:
-        scale = largest
-        x /= scale
-        floor /= scale
-    return Prepared(x, scale, floor)
-
-
-def lagged(a: F64Array, lag: int = 1) -> F64Array:
-    """``out[i] = a[i - lag]`` (NaN for the first ``lag`` points); a negative lag looks ahead."""
-    out = np.full(a.shape[0], np.nan)
-    n = a.shape[0]
-    if lag >= 0:
-        if lag < n:
-            out[lag:] = a[: n - lag]
-    elif -lag < n:
-        out[: n + lag] = a[-lag:]
-    return out
-
-
-def finish_band(
-    expected: F64Array, half_width: F64Array, scale: float
-) -> tuple[F64Array, F64Array, F64Array]:
-    """(expected, lower, upper) in the caller's units; edges that overflow become NaN."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        lower = expected - half_width
-        upper = expected + half_width
-        if scale != 1.0:
-            expected = expected * scale
-            lower *= scale
-            upper *= scale
-    for band in (expected, lower, upper):
-        band[np.isinf(band)] = np.nan
-    return expected, lower, upper
-
-
-def empty_result() -> DetectResult:
-    empty = np.empty(0)
-    return DetectResult(np.empty(0, dtype=np.int64), empty, empty, empty, empty)
 
 
 class MadParams(DetectorParams):

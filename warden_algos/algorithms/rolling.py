@@ -21,6 +21,18 @@ def check_min_periods(min_periods: int | None, window: int) -> None:
         raise ValueError(f"min_periods ({min_periods}) exceeds window ({window})")
 
 
+def lagged(a: F64Array, lag: int = 1) -> F64Array:
+    """``out[i] = a[i - lag]`` (NaN for the first ``lag`` points); a negative lag looks ahead."""
+    out = np.full(a.shape[0], np.nan)
+    n = a.shape[0]
+    if lag >= 0:
+        if lag < n:
+            out[lag:] = a[: n - lag]
+    elif -lag < n:
+        out[: n + lag] = a[-lag:]
+    return out
+
+
 class WindowStats(NamedTuple):
     mean: F64Array  # NaN where count < min_periods
     std: F64Array  # sample standard deviation (ddof=1); NaN where count < min_periods

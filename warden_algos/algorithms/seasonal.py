@@ -21,6 +21,8 @@ from warden_algos.interfaces import (
     I64Array,
 )
 
+from .common import incident_mask
+
 HOUR = 3600
 DAY = 86400
 WEEK = 7 * DAY
@@ -405,22 +407,6 @@ def trailing_robust_stats(x: F64Array, window: int, tail: float) -> TrailingStat
         out[3, start : start + chunk] = count
     index = before // block
     return TrailingStats(out[0, index], out[1, index], out[2, index], out[3, index])
-
-
-def incident_mask(timestamps: I64Array, is_anomaly: np.ndarray, cooldown: int) -> np.ndarray:
-    """Flags filled between flagged points less than ``cooldown`` seconds apart, so that
-    ``DetectResult.from_flags`` reports each incident once."""
-    flagged = np.flatnonzero(is_anomaly)
-    if cooldown <= 0 or flagged.size < 2:
-        return is_anomaly
-    close = np.diff(timestamps[flagged]) < cooldown
-    filled = is_anomaly.copy()
-    # Mark runs between close flagged neighbours: +1 at each close gap's start, -1 at its end.
-    delta = np.zeros(is_anomaly.shape[0] + 1, dtype=np.int64)
-    np.add.at(delta, flagged[:-1][close], 1)
-    np.add.at(delta, flagged[1:][close], -1)
-    filled |= np.cumsum(delta[:-1]) > 0
-    return filled
 
 
 class Seasonal(DetectAlgorithm[SeasonalParams]):

@@ -21,7 +21,7 @@ from warden_algos.interfaces import (
     I64Array,
 )
 
-from .seasonal import incident_mask
+from .common import incident_mask
 
 #: Amplitudes at or below this (relative to the window's largest) carry no information: their
 #: log is set to 0 and the component is dropped, as in the authors' implementation.

@@ -8,10 +8,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
+
+if TYPE_CHECKING:  # imported when a command runs: every other command starts without them
+    from warden_algos.executable.manifest import Manifest
+
+    from .records import Move
+    from .store import ReleaseStore
 
 
 def _add_location(parser: argparse.ArgumentParser) -> None:
@@ -113,7 +120,7 @@ def add_delivery_parsers(commands: Any) -> None:
     _add_location(pull)
 
 
-def _store(args: argparse.Namespace) -> Any:
+def _store(args: argparse.Namespace) -> ReleaseStore:
     from .config import ReleaseConfig
     from .store import ReleaseStore
 
@@ -154,112 +161,129 @@ def run_release(args: argparse.Namespace) -> int:
 
 
 def _release(args: argparse.Namespace) -> int:
+    return _ACTIONS[args.action](args, _store(args))
+
+
+def _manifest_of(args: argparse.Namespace) -> Manifest:
     from warden_algos.executable.manifest import Manifest
 
+    manifest_path = args.manifest or args.artifact.with_name(args.artifact.name + ".manifest.json")
+    return Manifest.model_validate(orjson.loads(manifest_path.read_bytes()))
+
+
+def _publish(args: argparse.Namespace, store: ReleaseStore) -> int:
+    release, created = store.publish(args.artifact, _manifest_of(args), args.release_id)
+    verb = "published" if created else "already published (same bytes)"
+    _emit(
+        args,
+        {"created": created, **release.model_dump()},
+        f"{verb}: {release.release_id} ({release.manifest.sha256[:12]}..., "
+        f"{release.manifest.size / 1e6:.1f} MB) at s3://{store.bucket}/{release.artifact_key}",
+    )
+    return 0
+
+
+def _ship(args: argparse.Namespace, store: ReleaseStore) -> int:
+    """Publish, then promote unless the channel already runs it. The store refuses to move the
+    channel back to a release published before the one it runs, unless --allow-older."""
+    release, created = store.publish(args.artifact, _manifest_of(args), args.release_id)
+    current = store.channel(args.channel)
+    if current is not None and current.release_id == release.release_id:
+        move = None
+        move_text = f"{args.channel} already runs {release.release_id}"
+    else:
+        move = store.promote(
+            args.channel, release.release_id, args.why, allow_older=args.allow_older
+        )
+        move_text = f"{args.channel}: {move.from_release} -> {move.to_release}"
+    _emit(
+        args,
+        {
+            "created": created,
+            "release": release.model_dump(),
+            "move": None if move is None else move.model_dump(),
+        },
+        f"{release.release_id} ({'published' if created else 'already published'}); " + move_text,
+    )
+    return 0
+
+
+def _promote(args: argparse.Namespace, store: ReleaseStore) -> int:
+    return _emit_move(args, store.promote(args.channel, args.release_id, args.why))
+
+
+def _rollback(args: argparse.Namespace, store: ReleaseStore) -> int:
+    return _emit_move(args, store.rollback(args.channel, args.why, args.release_id))
+
+
+def _emit_move(args: argparse.Namespace, move: Move) -> int:
+    _emit(
+        args,
+        move.model_dump(),
+        f"{move.channel}: {move.from_release} -> {move.to_release} ({move.action} by "
+        f"{move.who}: {move.why})",
+    )
+    return 0
+
+
+def _history(args: argparse.Namespace, store: ReleaseStore) -> int:
+    moves = store.history(args.channel)
+    lines = [
+        f"{m.when}  {m.action:8}  {m.from_release} -> {m.to_release}  {m.who}: {m.why}"
+        for m in moves
+    ]
+    _emit(args, [m.model_dump() for m in moves], "\n".join(lines) or "(no moves)")
+    return 0
+
+
+def _list(args: argparse.Namespace, store: ReleaseStore) -> int:
+    releases, channels = store.releases(), store.channels()
+    text = "\n".join(
+        [f"release {r.release_id}  {r.manifest.sha256[:12]}  {r.published_at}" for r in releases]
+        + [f"channel {c.channel} -> {c.release_id}" for c in channels]
+    )
+    _emit(
+        args,
+        {
+            "releases": [r.model_dump() for r in releases],
+            "channels": [c.model_dump() for c in channels],
+        },
+        text or "(empty)",
+    )
+    return 0
+
+
+def _presign(args: argparse.Namespace, store: ReleaseStore) -> int:
     from .store import ReleaseError
 
-    store = _store(args)
-    if args.action in ("publish", "ship"):
-        manifest_path = args.manifest or args.artifact.with_name(
-            args.artifact.name + ".manifest.json"
-        )
-        manifest = Manifest.model_validate(orjson.loads(manifest_path.read_bytes()))
-        release, created = store.publish(args.artifact, manifest, args.release_id)
-        if args.action == "ship":
-            current = store.channel(args.channel)
-            running = None if current is None else store.release(current.release_id)
-            if current is not None and current.release_id == release.release_id:
-                move_text = f"{args.channel} already runs {release.release_id}"
-                move = None
-            elif (
-                running is not None
-                and release.published_at < running.published_at
-                and not args.allow_older
-            ):
-                # A re-run of an old CI job must not move prod backwards; rollback says so.
-                raise ReleaseError(
-                    f"{args.channel} runs {running.release_id}, published after "
-                    f"{release.release_id}: not moving it back (use release rollback, or "
-                    "--allow-older)"
-                )
-            else:
-                move = store.promote(args.channel, release.release_id, args.why)
-                move_text = f"{args.channel}: {move.from_release} -> {move.to_release}"
-            _emit(
-                args,
-                {
-                    "created": created,
-                    "release": release.model_dump(),
-                    "move": None if move is None else move.model_dump(),
-                },
-                f"{release.release_id} ({'published' if created else 'already published'}); "
-                + move_text,
-            )
-            return 0
-        verb = "published" if created else "already published (same bytes)"
-        _emit(
-            args,
-            {"created": created, **release.model_dump()},
-            f"{verb}: {release.release_id} ({release.manifest.sha256[:12]}..., "
-            f"{release.manifest.size / 1e6:.1f} MB) at s3://{store.bucket}/{release.artifact_key}",
-        )
+    pointer = store.channel(args.channel)
+    if pointer is None:
+        raise ReleaseError(f"channel {args.channel!r} does not exist")
+    release = store.release(pointer.release_id)
+    payload = {
+        **pointer.model_dump(),
+        "name": release.manifest.name if release else None,
+        "url": store.presign(pointer.artifact_key, args.expires_s),
+        "release_url": store.presign(store.release_key(pointer.release_id), args.expires_s),
+        "expires_s": args.expires_s,
+    }
+    if args.properties:
+        sys.stdout.write("".join(f"{key}={_escape(value)}\n" for key, value in payload.items()))
         return 0
-    if args.action in ("promote", "rollback"):
-        if args.action == "promote":
-            move = store.promote(args.channel, args.release_id, args.why)
-        else:
-            move = store.rollback(args.channel, args.why, args.release_id)
-        _emit(
-            args,
-            move.model_dump(),
-            f"{move.channel}: {move.from_release} -> {move.to_release} ({move.action} by "
-            f"{move.who}: {move.why})",
-        )
-        return 0
-    if args.action == "history":
-        moves = store.history(args.channel)
-        lines = [
-            f"{m.when}  {m.action:8}  {m.from_release} -> {m.to_release}  {m.who}: {m.why}"
-            for m in moves
-        ]
-        _emit(args, [m.model_dump() for m in moves], "\n".join(lines) or "(no moves)")
-        return 0
-    if args.action == "list":
-        releases, channels = store.releases(), store.channels()
-        text = "\n".join(
-            [
-                f"release {r.release_id}  {r.manifest.sha256[:12]}  {r.published_at}"
-                for r in releases
-            ]
-            + [f"channel {c.channel} -> {c.release_id}" for c in channels]
-        )
-        _emit(
-            args,
-            {
-                "releases": [r.model_dump() for r in releases],
-                "channels": [c.model_dump() for c in channels],
-            },
-            text or "(empty)",
-        )
-        return 0
-    if args.action == "presign":
-        pointer = store.channel(args.channel)
-        if pointer is None:
-            raise ReleaseError(f"channel {args.channel!r} does not exist")
-        release = store.release(pointer.release_id)
-        payload = {
-            **pointer.model_dump(),
-            "name": release.manifest.name if release else None,
-            "url": store.presign(pointer.artifact_key, args.expires_s),
-            "release_url": store.presign(store.release_key(pointer.release_id), args.expires_s),
-            "expires_s": args.expires_s,
-        }
-        if args.properties:
-            sys.stdout.write("".join(f"{key}={_escape(value)}\n" for key, value in payload.items()))
-            return 0
-        _emit(args, payload, payload["url"])
-        return 0
-    raise AssertionError(args.action)
+    _emit(args, payload, payload["url"])
+    return 0
+
+
+#: One function per ``release`` action; each gets the parsed arguments and the store.
+_ACTIONS: dict[str, Callable[[argparse.Namespace, ReleaseStore], int]] = {
+    "publish": _publish,
+    "ship": _ship,
+    "promote": _promote,
+    "rollback": _rollback,
+    "history": _history,
+    "list": _list,
+    "presign": _presign,
+}
 
 
 def run_pull(args: argparse.Namespace) -> int:

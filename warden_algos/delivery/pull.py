@@ -39,7 +39,6 @@ from .records import Release
 from .store import ReleaseError, ReleaseStore
 
 EXECUTABLE = "warden-algos"
-KEEP_RELEASES = 2  # current and previous
 
 
 class PullError(ReleaseError):

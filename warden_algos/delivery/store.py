@@ -217,9 +217,11 @@ class ReleaseStore:
         action: str,
         why: str,
         who: str | None = None,
+        allow_older: bool = True,
     ) -> Move:
         """Point ``channel`` at ``to_release`` if nobody moved it since we read it; then record the
-        move. Refuses (instead of overwriting) when another move won the race."""
+        move. Refuses (instead of overwriting) when another move won the race, and, unless
+        ``allow_older``, when ``to_release`` was published before the release the channel runs."""
         from botocore.exceptions import ClientError
 
         release = self.release(to_release)
@@ -228,6 +230,8 @@ class ReleaseStore:
         if not why.strip():
             raise ReleaseError("say why (--why): the history is an audit trail")
         current = self._read_pointer(channel)
+        if current is not None and not allow_older:
+            self._refuse_older(channel, current[0], release)
         who = who or actor()
         pointer = Pointer(
             channel=channel,
@@ -275,8 +279,30 @@ class ReleaseStore:
         )
         return entry
 
-    def promote(self, channel: str, release_id: str, why: str, who: str | None = None) -> Move:
-        return self.move(channel, release_id, action="promote", why=why, who=who)
+    def _refuse_older(self, channel: str, current: Pointer, release: Release) -> None:
+        """A re-run of an old CI job must not move prod backwards: going back is a rollback."""
+        running = self.release(current.release_id)
+        if running is not None and release.published_at < running.published_at:
+            raise ReleaseError(
+                f"{channel} runs {running.release_id}, published after {release.release_id}: "
+                "not moving it back (use release rollback, or --allow-older)"
+            )
+
+    def promote(
+        self,
+        channel: str,
+        release_id: str,
+        why: str,
+        who: str | None = None,
+        *,
+        allow_older: bool = True,
+    ) -> Move:
+        """Point ``channel`` at ``release_id``. With ``allow_older=False`` (what ``release ship``
+        passes unless --allow-older) a release published before the one the channel runs is
+        refused with a :class:`ReleaseError`; an explicit promote or a rollback may go back."""
+        return self.move(
+            channel, release_id, action="promote", why=why, who=who, allow_older=allow_older
+        )
 
     def rollback(
         self, channel: str, why: str, to_release: str | None = None, who: str | None = None

@@ -20,7 +20,6 @@ from warden_algos.interfaces import F64Array, I64Array
 
 #: NAB's probationary period: the first 15% of rows, at most 750, is not scored.
 PROBATION_FRACTION = 0.15
-PROBATION_CAP = 750
 #: NAB sizes windows so that together they cover this fraction of a file.
 WINDOW_FRACTION = 0.10
 

@@ -2,6 +2,9 @@
 
     from warden_algos.interfaces import DetectAlgorithm, DetectResult, AlgorithmParams
 
+Only what an author writes, raises, catches or tests with is exported here (a test keeps it so);
+the SDK's own names (the contract check, the other error codes' classes, ...) are imported from
+the submodules that define them: ``base``, ``errors``, ``types``, ``run``, ``validation``.
 Nothing here imports pandas; ``warden_algos.interfaces.pandas_api`` is the notebook convenience.
 """
 
@@ -10,27 +13,15 @@ from .base import (
     AlgorithmParams,
     DetectAlgorithm,
     DetectorParams,
-    Interface,
     NoParams,
     RCAAlgorithm,
-    contract_problems,
 )
-from .errors import (
-    AlgorithmFailed,
-    ErrorCode,
-    InternalError,
-    InvalidInput,
-    InvalidParams,
-    RequestTimeout,
-    UnknownAlgorithm,
-    WardenError,
-)
+from .errors import ErrorCode, InvalidInput, InvalidParams, WardenError
 from .run import run_detect, run_rca
-from .types import DetectResult, F64Array, I64Array, RCAResult, TimeSeries, render_dimensions
+from .types import DetectResult, F64Array, I64Array, RCAResult, TimeSeries
 
 __all__ = [
     "Algorithm",
-    "AlgorithmFailed",
     "AlgorithmParams",
     "DetectAlgorithm",
     "DetectResult",
@@ -38,19 +29,13 @@ __all__ = [
     "ErrorCode",
     "F64Array",
     "I64Array",
-    "Interface",
-    "InternalError",
     "InvalidInput",
     "InvalidParams",
     "NoParams",
     "RCAAlgorithm",
     "RCAResult",
-    "RequestTimeout",
     "TimeSeries",
-    "UnknownAlgorithm",
     "WardenError",
-    "contract_problems",
-    "render_dimensions",
     "run_detect",
     "run_rca",
 ]

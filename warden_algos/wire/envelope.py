@@ -13,11 +13,11 @@ from warden_algos.interfaces import (
     ErrorCode,
     F64Array,
     I64Array,
-    Interface,
     RCAResult,
     TimeSeries,
     WardenError,
 )
+from warden_algos.interfaces.base import Interface
 
 
 class DetectPayload(NamedTuple):
