@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,8 +110,8 @@ def main() -> int:
                         timed(argv, input=stdin, cwd=work) * 1000
                     )
         medians = {key: statistics.median(values) for key, values in runs.items()}
-    table = Table(title=f"core install vs [all] (wheel built in {wheel_s:.1f} s)")
-    for column in ("what", "core", "[all]", "core / [all]"):
+    table = Table(title=escape(f"core install vs [all] (wheel built in {wheel_s:.1f} s)"))
+    for column in ("what", "core", escape("[all]"), escape("core / [all]")):
         table.add_column(column, justify="right" if column != "what" else "left")
     rows = [
         ("pip install, s", setups["core"]["install_s"], setups["all"]["install_s"]),

@@ -266,14 +266,28 @@ class Built(TypedDict):
     verify_line: Path  # the build's "verified N answers ...: M mismatches" line
     skipped: list[str]  # the vectors the build's verification listed as skipped
     env: dict[str, str]  # the build's environment: the unfrozen reference runs in it too
-    checkout_changes: tuple[str, str]  # `git status --porcelain` before and after the build
+    checkout_changes: tuple[str, str]  # checkout_status() before and after the build
 
 
 def checkout_status() -> str:
-    """``git status --porcelain`` of the checkout (untracked files included, ignored ones not)."""
-    return subprocess.run(
-        ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, check=True
+    """What a build could add to the checkout: untracked files that are not ignored (every one
+    listed), and the state of the source folder ``build/``. Edits a developer makes elsewhere
+    while the suite runs do not count; .ci/run checks the whole ``git status`` at the end."""
+    untracked = subprocess.run(
+        ["git", "ls-files", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
+    build_folder = subprocess.run(
+        ["git", "status", "--porcelain", "--", "build"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return untracked + build_folder
 
 
 def plugin_build_env(root: Path) -> dict[str, str]:

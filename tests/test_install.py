@@ -23,7 +23,7 @@ import pytest
 
 from warden_algos.extras import EXTRAS
 
-from .conftest import EXAMPLES, ROOT
+from .conftest import EXAMPLES, ROOT, checkout_status
 
 HEAVY = ("prophet", "boto3", "matplotlib", "PyInstaller", "scipy")
 
@@ -35,27 +35,17 @@ class CoreInstall(NamedTuple):
     outside: Path  # a working folder outside the checkout
 
 
-def git_status() -> str:
-    return subprocess.run(
-        ["git", "status", "--porcelain", "--ignored=no"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-
-
 @pytest.fixture(scope="module")
 def core(tmp_path_factory: pytest.TempPathFactory) -> CoreInstall:
     base = tmp_path_factory.mktemp("core-install")
-    before = git_status()
+    before = checkout_status()
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(base), str(ROOT)],
         check=True,
         capture_output=True,
         timeout=600,
     )
-    assert git_status() == before, "pip wheel . wrote into the checkout"
+    assert checkout_status() == before, "pip wheel . wrote into the checkout"
     wheel = next(base.glob("warden_algos-*.whl"))
     venv = base / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
