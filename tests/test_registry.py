@@ -139,3 +139,37 @@ def test_light_paths_do_not_import_heavy_libraries(command: list[str]) -> None:
     imported = marker[0].removeprefix("HEAVY=").split(",")
     allowed = {"rich", "warden_algos.algorithms.correlation"} if command[0] != "run" else set()
     assert set(filter(None, imported)) <= allowed, imported
+
+
+def test_a_near_miss_name_gets_the_closest_registered_names() -> None:
+    """A typo or a plural answers UNKNOWN_ALGORITHM with the names it was probably meant as; a
+    name far from every registered one gets the plain list (the shared vector holds its bytes)."""
+    registry = Registry.discover()
+    with pytest.raises(UnknownAlgorithm, match=r"did you mean 'ksigma'\?") as caught:
+        registry.load("ksigmaa")
+    assert "registered: adtributor" in str(caught.value)
+    with pytest.raises(UnknownAlgorithm, match=r"did you mean 'level_shift'\?"):
+        registry.load("level_shifts")
+    with pytest.raises(UnknownAlgorithm) as far:
+        registry.load("no_such_algorithm")
+    assert "did you mean" not in str(far.value)
+    described = cli("describe", "spectral_residuals")
+    assert described.returncode == 1
+    assert b"did you mean 'spectral_residual'?" in described.stderr
+
+
+def test_list_shows_the_healthy_algorithms_and_marks_a_broken_plugin(tmp_path: Path) -> None:
+    install_fake_distribution(tmp_path, "broken_plugin", {"broken_one": "warden_no_such_module:X"})
+    env = env_with_path(tmp_path)
+    listed = cli("list", "--json", env=env)
+    assert listed.returncode == 1  # something is wrong, and scripts can tell
+    rows = {row["name"]: row for row in orjson.loads(listed.stdout)}
+    assert rows["ksigma"]["interface"] == "detect" and "error" not in rows["ksigma"]
+    assert rows["broken_one"]["interface"] is None
+    assert "warden_no_such_module" in rows["broken_one"]["error"]
+    assert "broken_plugin" in rows["broken_one"]["source"]
+    table = cli("list", env=env)
+    text = table.stdout.decode()
+    assert table.returncode == 1
+    assert "BROKEN" in text and "ksigma" in text and "1 broken" in text
+    assert b"warden_no_such_module" in table.stderr

@@ -158,38 +158,46 @@ def _list(args: argparse.Namespace) -> int:
     from warden_algos.registry import RegistryError
 
     registry = _registry_or_exit()
-    rows = []
-    try:
-        for name in registry.names():
+    rows: list[dict[str, str | None]] = []
+    broken = 0
+    for name in registry.names():  # one broken plugin must not hide the healthy algorithms
+        entry = registry.entries[name]
+        row: dict[str, str | None] = {"name": name, "source": entry.source, "target": entry.target}
+        try:
             algorithm_class = registry.load(name)
-            entry = registry.entries[name]
-            rows.append(
-                {
-                    "name": name,
-                    "interface": algorithm_class.interface,
-                    "summary": algorithm_class.summary,
-                    "source": entry.source,
-                    "target": entry.target,
-                }
-            )
-    except RegistryError as error:
-        print(f"warden-algos: {error}", file=sys.stderr)
-        return 1
+        except RegistryError as error:
+            broken += 1
+            print(f"warden-algos: {error}", file=sys.stderr)
+            row.update(interface=None, summary=None, error=str(error))
+        else:
+            row.update(interface=algorithm_class.interface, summary=algorithm_class.summary)
+        rows.append(row)
+    status = 1 if broken else 0
     if args.json:
         import orjson
 
         sys.stdout.buffer.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2) + b"\n")
-        return 0
+        return status
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"warden-algos {__version__}: {len(rows)} algorithms")
+    title = f"warden-algos {__version__}: {len(rows) - broken} algorithms"
+    table = Table(title=title + (f", {broken} broken (see the error)" if broken else ""))
     for column in ("name", "interface", "summary", "source"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row["name"], row["interface"], row["summary"], row["source"])
+        if row.get("error") is None:
+            table.add_row(
+                *(escape(row[key] or "") for key in ("name", "interface", "summary", "source"))
+            )
+        else:
+            reason = escape(row["error"] or "")
+            table.add_row(
+                escape(row["name"] or ""), "[red]BROKEN[/red]", reason, escape(row["source"] or "")
+            )
     Console(width=120).print(table)
-    return 0
+    return status
 
 
 def _describe(args: argparse.Namespace) -> int:

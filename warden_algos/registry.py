@@ -130,16 +130,22 @@ class Registry:
     def names(self) -> list[str]:
         return sorted(self.entries)
 
+    def _unknown_message(self, name: str) -> str:
+        """Names what is registered and, for a near miss (a typo, a plural), the closest names."""
+        import difflib  # only on this error path
+
+        known = self.names()
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.75)
+        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        return f"no algorithm named {name!r}{hint}; registered: {', '.join(known) or 'none'}"
+
     def load(self, name: str) -> type[Algorithm[Any]]:
         cached = self._loaded.get(name)
         if cached is not None:
             return cached
         entry = self.entries.get(name)
         if entry is None:
-            known = ", ".join(self.names()) or "none"
-            raise UnknownAlgorithm(
-                f"no algorithm named {name!r}; registered: {known}", field="algorithm"
-            )
+            raise UnknownAlgorithm(self._unknown_message(name), field="algorithm")
         algorithm_class = entry.load()
         self._loaded[name] = algorithm_class
         return algorithm_class
