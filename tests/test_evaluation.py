@@ -256,6 +256,18 @@ def test_detections_csv_rescores_to_the_same_result(tmp_path: Path) -> None:
     reported = orjson.loads(out.read_bytes())["result"]["overall"]
     assert rescored.detections == reported["detections"] > 1
     assert rescored.nab["standard"] == pytest.approx(reported["nab"]["standard"])
+    # The file holds every detection; the table counts only scored ones, and the command says
+    # how many fell in the probationary period, so the two numbers reconcile.
+    written = sum(len(found) for found in rows.values())
+    in_probation = sum(
+        sum(row < by_key[key].probation_rows for row in found) for key, found in rows.items()
+    )
+    assert in_probation > 0  # the case is real: k=2.5 fires early too
+    assert (
+        f"{written} detections written to {detections}, {in_probation} of them in the "
+        "probationary period"
+    ) in result.stderr
+    assert f"the table counts {reported['detections']}" in result.stderr
 
 
 def test_grid_reports_the_best_setting_and_a_rerun_hits_the_cache(tmp_path: Path) -> None:
@@ -277,6 +289,17 @@ def test_grid_reports_the_best_setting_and_a_rerun_hits_the_cache(tmp_path: Path
     second = evaluate(*args)
     assert second.returncode == 0, second.stderr
     assert all(row["cached"] for row in orjson.loads(out.read_bytes())["grid"])
+
+
+def test_a_grid_table_that_stops_early_says_how_many_rows_it_hides(tmp_path: Path) -> None:
+    root = _tiny_corpus(tmp_path / "corpus")
+    ks = [1.5 + 0.5 * step for step in range(18)]
+    args = ["--algorithm", "ksigma", "--corpus", str(root), "--grid", orjson.dumps({"k": ks})]
+    result = evaluate(*(a if isinstance(a, str) else a.decode() for a in args), "--no-baselines",
+                      "--cache-dir", str(tmp_path / "cache"))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "18 settings, best first" in result.stdout
+    assert "3 lower-ranked settings not shown" in result.stdout
 
 
 @pytest.mark.parametrize(

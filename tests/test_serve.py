@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import os
 import struct
+import subprocess
+import sys
 from typing import Any
 
 import orjson
 
-from .conftest import cli, detect_request, dumps, frame, rca_request, read_frames
+from warden_algos.wire import encode_frame
+
+from .conftest import EXAMPLES, cli, detect_request, dumps, frame, rca_request, read_frames
 
 
 def mixed_requests(count: int) -> list[tuple[bytes, str | None]]:
@@ -121,3 +125,33 @@ def test_serve_does_not_keep_memory_of_large_requests(serve_factory: Any) -> Non
     growth_mb = (rss[-1] - rss[1]) / 2**20
     assert growth_mb < 30, f"RSS grew {growth_mb:.0f} MB over 7 identical requests: {rss}"
     assert server.close() == 0
+
+
+def test_frame_and_unframe_let_a_person_try_serve_by_hand() -> None:
+    """frame FILE... | serve | unframe: one answer per request, one per line, in order."""
+    files = [EXAMPLES / "requests" / "ksigma.json", EXAMPLES / "requests" / "correlation.json"]
+    framed = cli("frame", *map(str, files))
+    assert framed.returncode == 0
+    assert framed.stdout == b"".join(encode_frame(path.read_bytes()) for path in files)
+    served = subprocess.run(
+        [sys.executable, "-m", "warden_algos", "serve"],
+        input=framed.stdout,
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    shown = cli("unframe", stdin=served.stdout)
+    assert shown.returncode == 0
+    answers = [orjson.loads(line) for line in shown.stdout.splitlines()]
+    assert [a["request_id"] for a in answers] == ["example-ksigma-1", "example-correlation-1"]
+    assert all(a["status"] == "ok" for a in answers)
+
+
+def test_frame_reads_json_lines_and_unframe_reports_a_cut_frame() -> None:
+    lines = [dumps(detect_request(request_id=f"r{i}")) for i in range(3)]
+    framed = cli("frame", stdin=b"\n".join(lines) + b"\n\n")
+    assert framed.stdout == b"".join(encode_frame(line) for line in lines)
+    cut = cli("unframe", stdin=framed.stdout[:-5])
+    assert cut.returncode == 1
+    assert cut.stdout.splitlines() == lines[:2]  # what was whole is still shown
+    assert b"unframe: error: input ended" in cut.stderr

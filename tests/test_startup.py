@@ -87,3 +87,14 @@ def test_version_imports_neither_numpy_nor_pydantic() -> None:
     """The platform's health check runs ``version``; it must not pay for an algorithm."""
     loaded = top_level(traced_imports(unfrozen("version"), b""))
     assert not loaded & {"numpy", "pydantic", *HEAVY}, sorted(loaded & {"numpy", "pydantic"})
+
+
+def test_the_console_script_traces_its_imports_too() -> None:
+    """The command the README uses everywhere (not only ``python -m warden_algos``) honours
+    WARDEN_IMPORTTIME, from before the command line's own imports."""
+    script = Path(sys.executable).parent / "warden-algos"
+    assert script.is_file(), script
+    request = (VECTORS / "ksigma_spike" / "request.json").read_bytes()
+    modules = traced_imports([str(script), "run"], request)
+    assert "warden_algos.cli" in modules and "warden_algos.algorithms.ksigma" in modules
+    assert not top_level(modules) & set(HEAVY)

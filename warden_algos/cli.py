@@ -115,6 +115,23 @@ def build_parser() -> argparse.ArgumentParser:
     schema.set_defaults(schema_parser=schema)  # _schema reports a missing argument with it
     version = commands.add_parser("version", help="print the version")
     version.add_argument("--json", action="store_true", help="machine-readable output")
+    frame = commands.add_parser(
+        "frame",
+        help="wrap requests in serve-mode frames, to try serve by hand",
+        description="Each FILE becomes one frame (any format); without FILEs, each non-empty "
+        "line of stdin (JSON Lines) does. Try: warden-algos frame a.json b.json | "
+        "warden-algos serve | warden-algos unframe",
+    )
+    frame.add_argument("files", nargs="*", type=Path, metavar="FILE")
+    unframe = commands.add_parser(
+        "unframe",
+        help="print the bodies of serve-mode frames read from stdin, one per line",
+        description="Reads length-prefixed frames (serve's output) and writes each body "
+        "followed by a newline; a truncated or oversized frame is reported on stderr, exit 1.",
+    )
+    unframe.add_argument(
+        "--max-frame-mb", type=int, default=128, help="refuse larger frames (default 128)"
+    )
     add_evaluate_parser(commands)
     add_delivery_parsers(commands)
     build = commands.add_parser(
@@ -371,8 +388,43 @@ def _build(args: argparse.Namespace) -> int:
     return 0 if outcome.ok else 1
 
 
+def _frame(args: argparse.Namespace) -> int:
+    from warden_algos.wire import FrameWriter
+
+    writer = FrameWriter(sys.stdout.fileno())
+    try:
+        bodies = (
+            (path.read_bytes() for path in args.files)
+            if args.files
+            else (line.strip() for line in sys.stdin.buffer if line.strip())
+        )
+        for body in bodies:
+            writer.write_frame(body)
+    except (OSError, ValueError) as error:
+        print(f"warden-algos frame: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _unframe(args: argparse.Namespace) -> int:
+    from warden_algos.wire import FrameReader, FrameTooLarge, TruncatedFrame
+
+    reader = FrameReader(sys.stdin.fileno(), args.max_frame_mb * 1024 * 1024)
+    out = sys.stdout.buffer
+    try:
+        while (body := reader.read_frame()) is not None:
+            out.write(bytes(body) + b"\n")
+            out.flush()
+    except (TruncatedFrame, FrameTooLarge) as error:
+        print(f"warden-algos unframe: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 COMMANDS = {
     "run": _serve_or_run,
+    "frame": _frame,
+    "unframe": _unframe,
     "serve": _serve_or_run,
     "list": _list,
     "describe": _describe,

@@ -155,14 +155,24 @@ def _run_detector(args: argparse.Namespace, params: dict[str, Any]) -> int:
         document = evaluation_json(main, baselines, corpus, grid_rows)
         args.json_out.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
     if args.detections_out is not None:
-        count = write_detections(args.detections_out, corpus, main)
-        print(f"{count} detections written to {args.detections_out}", file=sys.stderr)
+        written = write_detections(args.detections_out, corpus, main)
+        print(
+            f"{written.rows} detections written to {args.detections_out}, "
+            f"{written.in_probation} of them in the probationary period (the first 15% of each "
+            f"file, at most 750 rows), which NAB does not score: the table counts "
+            f"{written.rows - written.in_probation}",
+            file=sys.stderr,
+        )
     if args.plot is not None:
         from .plots import plot_evaluation
 
-        written = plot_evaluation(args.plot, corpus, main)
-        print(f"{len(written)} plots written to {args.plot}", file=sys.stderr)
+        plotted = plot_evaluation(args.plot, corpus, main)
+        print(f"{len(plotted)} plots written to {args.plot}", file=sys.stderr)
     return 1 if main.errors else 0
+
+
+#: The grid table shows the best settings; ``--json OUT`` has every one.
+GRID_ROWS_SHOWN = 15
 
 
 def _print_grid(ranked: list[Any], algorithm: str) -> None:
@@ -170,12 +180,16 @@ def _print_grid(ranked: list[Any], algorithm: str) -> None:
 
     from .report import _fmt, print_table
 
+    shown = ranked[:GRID_ROWS_SHOWN]
+    hidden = len(ranked) - len(shown)
     table = Table(
         title=f"grid {algorithm}: {len(ranked)} settings, best first", title_justify="left"
     )
+    if hidden:  # a table that stops early says so, and where the rest is
+        table.caption = f"{hidden} lower-ranked settings not shown (all of them: --json OUT)"
     for column in ("rank", "params", "NAB standard", "low_fp", "low_fn", "F1", "detections", "s"):
         table.add_column(column, justify="left" if column == "params" else "right")
-    for rank, evaluation in enumerate(ranked[:15], start=1):
+    for rank, evaluation in enumerate(shown, start=1):
         nab = evaluation.overall.nab
         table.add_row(
             str(rank),

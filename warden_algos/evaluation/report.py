@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from rich.console import Console
 from rich.table import Table
@@ -90,9 +90,14 @@ def evaluation_json(
     return document
 
 
-def write_detections(path: Path, corpus: Corpus, evaluation: Evaluation) -> int:
+class WrittenDetections(NamedTuple):
+    rows: int  # every detection, so that another scorer sees exactly what the detector said
+    in_probation: int  # of which in a file's probationary period, which NAB does not score
+
+
+def write_detections(path: Path, corpus: Corpus, evaluation: Evaluation) -> WrittenDetections:
     """``file,timestamp,score`` rows, timestamps as written in the source file."""
-    count = 0
+    count = in_probation = 0
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(["file", "timestamp", "score"])
@@ -100,4 +105,5 @@ def write_detections(path: Path, corpus: Corpus, evaluation: Evaluation) -> int:
             for row, score in zip(run.rows.tolist(), run.scores.tolist(), strict=True):
                 writer.writerow([series.key, series.timestamp_text[row], repr(float(score))])
                 count += 1
-    return count
+                in_probation += row < series.probation_rows
+    return WrittenDetections(count, in_probation)
