@@ -115,6 +115,15 @@ def build_parser() -> argparse.ArgumentParser:
     schema.set_defaults(schema_parser=schema)  # _schema reports a missing argument with it
     version = commands.add_parser("version", help="print the version")
     version.add_argument("--json", action="store_true", help="machine-readable output")
+    new = commands.add_parser(
+        "new",
+        help="make a ready algorithm package: params, algorithm, example request, tests, README",
+        description="Writes a package that installs, registers its algorithm through an entry "
+        "point and passes its own tests at once; then edit src/<module>/algorithm.py.",
+    )
+    new.add_argument("name", help="the algorithm's name, lower_snake_case")
+    new.add_argument("--interface", choices=["detect", "rca"], default="detect")
+    new.add_argument("--dir", type=Path, help="where to write it (default ./warden-<name>)")
     frame = commands.add_parser(
         "frame",
         help="wrap requests in serve-mode frames, to try serve by hand",
@@ -388,6 +397,29 @@ def _build(args: argparse.Namespace) -> int:
     return 0 if outcome.ok else 1
 
 
+def _new(args: argparse.Namespace) -> int:
+    from warden_algos.registry import BUILTIN_ALGORITHMS, Registry, RegistryError
+    from warden_algos.scaffold import ScaffoldError, names_for, scaffold
+
+    try:
+        distribution, _, _ = names_for(args.name)
+        try:
+            taken = frozenset(Registry.discover().names())
+        except RegistryError:  # a broken plugin elsewhere does not stop a new package
+            taken = frozenset(BUILTIN_ALGORITHMS)
+        made = scaffold(args.name, args.interface, args.dir or Path(distribution), taken)
+    except ScaffoldError as error:
+        print(f"warden-algos new: error: {error}", file=sys.stderr)
+        return 2
+    for path in made.files:
+        print(f"wrote {path}")
+    print(
+        f"next: pip install -e '{made.folder}[test]' && warden-algos check {args.name} && "
+        f"pytest {made.folder / 'tests'}"
+    )
+    return 0
+
+
 def _frame(args: argparse.Namespace) -> int:
     from warden_algos.wire import FrameWriter
 
@@ -423,6 +455,7 @@ def _unframe(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "run": _serve_or_run,
+    "new": _new,
     "frame": _frame,
     "unframe": _unframe,
     "serve": _serve_or_run,
