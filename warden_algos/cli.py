@@ -1,4 +1,5 @@
-"""The ``warden-algos`` command: run, serve, list, describe, check, schema, version, evaluate.
+"""The ``warden-algos`` command: run, serve, list, describe, check, schema, version, new, frame,
+unframe, evaluate, and the package-only build and delivery commands.
 
 Imports are deferred into each sub-command so that ``run`` pays only for what a request needs;
 ``list``/``describe`` may use rich, which the hot path never imports.
