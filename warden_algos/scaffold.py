@@ -64,6 +64,7 @@ def scaffold(
         "module": module,
         "class_name": class_name,
         "request": json.dumps(_example_request(name, interface), indent=2),
+        **_readme_parts(name, interface),
     }
     contents = {
         "pyproject.toml": PYPROJECT,
@@ -71,7 +72,7 @@ def scaffold(
         f"src/{module}/algorithm.py": DETECT_ALGORITHM if interface == "detect" else RCA_ALGORITHM,
         "examples/request.json": "$request\n",
         f"tests/test_{name}.py": DETECT_TESTS if interface == "detect" else RCA_TESTS,
-        "README.md": README_DETECT if interface == "detect" else README_RCA,
+        "README.md": README,
     }
     written = []
     for relative, template in contents.items():
@@ -80,6 +81,25 @@ def scaffold(
         path.write_text(Template(template).substitute(values))
         written.append(path)
     return Scaffold(folder, distribution, module, class_name, written)
+
+
+def _readme_parts(name: str, interface: str) -> dict[str, str]:
+    """What differs between a detect and an RCA package's README."""
+    if interface == "detect":
+        grid = '{"k": [4, 6, 8]}'
+        return {
+            "kind": "detection",
+            "method": "detect",
+            "evaluate": (
+                f"warden-algos evaluate --algorithm {name} --corpus PATH/TO/nab --grid '{grid}'"
+            ),
+        }
+    return {
+        "kind": "root-cause-analysis",
+        "method": "simple_rca",
+        "evaluate": f"warden-algos evaluate --algorithm {name}  "
+        "# top-1/top-3 on synthetic cases (warden-algos[evaluate])",
+    }
 
 
 def _example_request(name: str, interface: str) -> dict[str, object]:
@@ -360,11 +380,11 @@ def test_ranks_the_cause_in_the_example_request_first() -> None:
     assert top_key == "dependency=db"
 '''
 
-README_DETECT = """\
+README = """\
 # $distribution
 
-The `$name` detection algorithm for warden-algos, made by `warden-algos new`. Edit
-`src/$module/algorithm.py` (params at the top, the method in `detect`), then:
+The `$name` $kind algorithm for warden-algos, made by `warden-algos new`. Edit
+`src/$module/algorithm.py` (params at the top, the method in `$method`), then:
 
 ```bash
 pip install -e '.[test]'                  # registers it: the entry point in pyproject.toml
@@ -373,25 +393,7 @@ warden-algos describe $name               # its params schema and "when to use i
 warden-algos check $name                  # the SDK's conformance checks
 pytest tests                              # the same checks, plus your behaviour tests
 warden-algos run < examples/request.json  # one request through the real dispatcher
-warden-algos evaluate --algorithm $name --corpus PATH/TO/nab --grid '{"k": [4, 6, 8]}'
-warden-algos build --verify               # with warden-algos[build]: the executable carries it
-```
-"""
-
-README_RCA = """\
-# $distribution
-
-The `$name` root-cause-analysis algorithm for warden-algos, made by `warden-algos new`. Edit
-`src/$module/algorithm.py` (params at the top, the method in `simple_rca`), then:
-
-```bash
-pip install -e '.[test]'                  # registers it: the entry point in pyproject.toml
-warden-algos list                         # $name appears, source "$distribution 0.1.0"
-warden-algos describe $name               # its params schema and "when to use it" text
-warden-algos check $name                  # the SDK's conformance checks
-pytest tests                              # the same checks, plus your behaviour tests
-warden-algos run < examples/request.json  # one request through the real dispatcher
-warden-algos evaluate --algorithm $name   # top-1/top-3 on synthetic cases (warden-algos[evaluate])
+$evaluate
 warden-algos build --verify               # with warden-algos[build]: the executable carries it
 ```
 """
