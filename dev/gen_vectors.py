@@ -32,6 +32,7 @@ from tests.plugins.environments import (  # noqa: E402 - needs the repo root on 
     install_test_plugins,
 )
 from warden_algos.interfaces import TimeSeries  # noqa: E402
+from warden_algos.server import one_shot_terminator  # noqa: E402
 from warden_algos.wire import (  # noqa: E402
     CODECS,
     DetectPayload,
@@ -255,7 +256,11 @@ def run(request: bytes, format_name: str, args: list[str], env: dict[str, str] |
         check=True,
         timeout=60,
     )
-    return done.stdout
+    # The stored response is the bare document (as serve frames carry it): without the newline
+    # that ends a one-shot JSON answer.
+    terminator = one_shot_terminator(format_name)
+    assert done.stdout.endswith(terminator), done.stdout[-40:]
+    return done.stdout[: len(done.stdout) - len(terminator)]
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ from warden_algos.executable.verify import cases
 from warden_algos.importtrace import ENVIRONMENT_VARIABLE, parse
 from warden_algos.interfaces import ErrorCode, InvalidInput
 from warden_algos.registry import BUILTIN_ALGORITHMS
+from warden_algos.server import one_shot_terminator
 from warden_algos.wire import get_codec
 
 from .conftest import (
@@ -420,7 +421,8 @@ def test_a_frozen_ksigma_start_imports_only_what_it_needs(built: Built, format_n
         env={**built["env"], ENVIRONMENT_VARIABLE: "1"},
     )
     assert done.returncode == 0
-    assert done.stdout == (VECTORS / "ksigma_spike" / f"response.{format_name}").read_bytes()
+    stored = (VECTORS / "ksigma_spike" / f"response.{format_name}").read_bytes()
+    assert done.stdout == stored + one_shot_terminator(format_name)  # JSON: one newline after it
     modules = parse(done.stderr.decode())
     loaded = top_level(modules)
     assert {"numpy", "pydantic", "orjson"} <= loaded  # the trace is real

@@ -12,21 +12,35 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from warden_algos.wire import CODECS, get_codec
+
 from .conftest import (
     EXAMPLES,
+    ROOT,
     cli,
     detect_request,
     dumps,
     env_with_path,
+    frame,
     install_fake_distribution,
     rca_request,
+    read_frames,
 )
+
+VECTORS = ROOT / "serialization" / "vectors"
+
+
+def assert_one_newline(stdout: bytes) -> None:
+    """A one-shot JSON answer: the document, then exactly one newline."""
+    assert stdout.endswith(b"\n") and not stdout.endswith(b"\n\n"), stdout[-40:]
+    assert b"\n" not in stdout[:-1]  # one line: the newline only terminates it
 
 
 def run_json(request: Any, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
     body = request if isinstance(request, bytes) else dumps(request)
     done = cli("run", *args, stdin=body, env=env)
     assert done.returncode == 0, done.stderr.decode()
+    assert_one_newline(done.stdout)
     response: dict[str, Any] = orjson.loads(done.stdout)  # the whole of stdout is one response
     return response
 
@@ -125,6 +139,48 @@ def test_garbage_gets_a_structured_error(body: bytes) -> None:
     assert_error(run_json(body), "INVALID_INPUT")
 
 
+@pytest.mark.parametrize("format_name", list(CODECS))
+def test_one_shot_answer_is_the_serve_body_plus_the_format_terminator(format_name: str) -> None:
+    """JSON: the document then one newline (a terminal's next line starts on its own line; a JSON
+    reader skips it). Thrift: the message, byte for byte. Serve frames and the stored vectors
+    carry the bare document in every format."""
+    request = (VECTORS / "ksigma_spike" / f"request.{format_name}").read_bytes()
+    stored = (VECTORS / "ksigma_spike" / f"response.{format_name}").read_bytes()
+    one_shot = cli("run", "--format", format_name, stdin=request)
+    served = cli("serve", "--format", format_name, stdin=frame(request))
+    assert one_shot.returncode == 0 and served.returncode == 0, one_shot.stderr.decode()
+    (body,) = read_frames(served.stdout)
+    assert body == stored
+    codec = get_codec(format_name)
+    if format_name == "json":
+        assert not body.endswith(b"\n")
+        assert one_shot.stdout == body + b"\n"
+        assert_one_newline(one_shot.stdout)
+        assert orjson.loads(one_shot.stdout)["status"] == "ok"
+    else:
+        assert one_shot.stdout == body  # no extra byte
+    decoded = codec.decode_response(one_shot.stdout)
+    assert decoded.error is None and codec.encode_response(decoded) == body
+
+
+@pytest.mark.parametrize("body", [b"{", b"", b'{"interface": "detect"'])
+def test_a_json_error_answer_ends_with_one_newline(body: bytes) -> None:
+    done = cli("run", stdin=body)
+    assert done.returncode == 0
+    assert_one_newline(done.stdout)
+    assert_error(orjson.loads(done.stdout), "INVALID_INPUT")
+
+
+@pytest.mark.parametrize("format_name", ["thrift-binary", "thrift-compact"])
+def test_a_thrift_error_answer_has_no_newline(format_name: str) -> None:
+    codec = get_codec(format_name)
+    done = cli("run", "--format", format_name, stdin=b"\xde\xad\xbe\xef")
+    assert done.returncode == 0
+    response = codec.decode_response(done.stdout)
+    assert response.error is not None and response.error.code.value == "INVALID_INPUT"
+    assert codec.encode_response(response) == done.stdout  # every byte belongs to the message
+
+
 def test_oversized_request_is_refused() -> None:
     body = dumps(detect_request(n=120_000))
     assert len(body) > 1024 * 1024
@@ -201,6 +257,7 @@ def test_algorithm_ignoring_the_timeout_is_still_answered(plugin_env: dict[str, 
         timeout=20,
     )
     assert done.returncode == 0
+    assert_one_newline(done.stdout)  # the watchdog's answer ends like any other
     assert_error(orjson.loads(done.stdout), "TIMEOUT")
 
 

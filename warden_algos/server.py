@@ -3,6 +3,9 @@
 They share everything but the loop. Both own the protocol descriptor (see ``stdio``), apply the
 request-size limit, and arm the hard watchdog when a timeout is set. Exit status follows the
 conventions: 0 whenever a response was written, non-zero only when none could be.
+
+A one-shot JSON answer ends with one newline (see ``one_shot_terminator``); serve frames and Thrift
+answers carry the bare document.
 """
 
 from __future__ import annotations
@@ -39,6 +42,16 @@ class ServerOptions(NamedTuple):
     timeout_s: float | None = None
     hard_grace_s: float = 2.0
     max_request_bytes: int = 128 * 1024 * 1024
+
+
+def one_shot_terminator(format_name: str) -> bytes:
+    """What ``run`` writes after the response document in ``format_name``.
+
+    JSON gets one newline, so on a terminal the next log line or prompt starts on a line of its own;
+    it is not part of the document (a JSON reader skips it; the shared vectors and serve frames hold
+    the bare document). Thrift gets nothing: its bytes are the message, byte for byte.
+    """
+    return b"\n" if format_name == "json" else b""
 
 
 def _log_outcome(outcome: Outcome) -> None:
@@ -101,11 +114,16 @@ def run_once(options: ServerOptions) -> int:
     writer = FrameWriter(protocol_fd)
     dispatcher = Dispatcher(get_codec(options.format), timeout_s=options.timeout_s)
     answered = threading.Lock()
+    terminator = one_shot_terminator(options.format)
+
+    def write_answer(body: bytes) -> None:
+        """The one answer of this process, whichever path writes it (normal or watchdog)."""
+        writer.write_all(body)
+        if terminator:
+            writer.write_all(terminator)
 
     def answer_timeout() -> None:
-        _answer_hard_timeout(
-            dispatcher, options, answered, writer.write_all, "the process was ended"
-        )
+        _answer_hard_timeout(dispatcher, options, answered, write_answer, "the process was ended")
         log.error("hard timeout: answered TIMEOUT and ending the process")
         sys.stderr.flush()
         os._exit(0)
@@ -129,7 +147,7 @@ def run_once(options: ServerOptions) -> int:
         threading.Event().wait()  # the watchdog answered and is ending the process
     try:
         with answered:
-            writer.write_all(body)
+            write_answer(body)
     except BrokenPipeError:
         log.error("stdout was closed before the response could be written")
         return 1

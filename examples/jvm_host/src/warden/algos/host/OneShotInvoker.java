@@ -3,6 +3,7 @@ package warden.algos.host;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.time.Duration;
+import java.util.Arrays;
 import java.util.concurrent.atomic.AtomicBoolean;
 import warden.algos.thrift.Request;
 import warden.algos.thrift.Response;
@@ -19,7 +20,10 @@ public final class OneShotInvoker {
     this.executable = executable;
   }
 
-  /** The response bytes, in the executable's format, for one request's bytes. */
+  /**
+   * The response bytes, in the executable's format, for one request's bytes: the bare document,
+   * byte for byte what a serve frame carries and what the shared vectors store.
+   */
   public byte[] invokeRaw(byte[] request, Duration deadline) {
     long deadlineNanos = System.nanoTime() + deadline.toNanos();
     Process process = executable.start("run");
@@ -52,7 +56,7 @@ public final class OneShotInvoker {
                 + " response bytes; stderr:\n" + stderr.tail(),
             writeFailure);
       }
-      return response;
+      return withoutTerminator(response);
     } catch (IOException e) {
       if (expired.get()) {
         throw new WardenException.DeadlineExceeded(
@@ -66,6 +70,21 @@ public final class OneShotInvoker {
       killer.disarm();
       process.destroyForcibly();
     }
+  }
+
+  /**
+   * {@code run} ends a JSON answer with one newline, so that on a terminal the next line starts
+   * on its own; it is not part of the document. Dropping exactly that one byte gives the host the
+   * same bytes as serve mode and the stored vectors. A Thrift answer has no terminator: its bytes
+   * are the message, and a last byte of 0x0A there is data, so it is left alone.
+   */
+  private byte[] withoutTerminator(byte[] response) {
+    if (executable.format() == WireFormat.JSON
+        && response.length > 0
+        && response[response.length - 1] == '\n') {
+      return Arrays.copyOf(response, response.length - 1);
+    }
+    return response;
   }
 
   /** A typed call: the successful response, or the exception for its error code. */
