@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from warden_algos.interfaces import run_detect
-from warden_algos.testing import check_algorithm
+from warden_algos.testing import CHECKS, check_algorithm
 
 from .conftest import ROOT
 
@@ -22,13 +22,19 @@ def test_the_guide_algorithm_runs_and_passes_the_contract() -> None:
     namespace: dict[str, Any] = {"__name__": "readme_example"}
     exec(compile(python_blocks()[0], "README.md", "exec"), namespace)
     threshold = namespace["Threshold"]
-    check_algorithm(threshold)
+    check_algorithm(threshold, registered=False)  # defined here, not installed
     result = run_detect(
         threshold(limit=5), [1700000000, 1700000060, 1700000120], [1.0, 9.0, np.nan]
     )
     # The README shows this response for the same request.
     assert result.timestamps.tolist() == [1700000060]
     assert result.scores.tolist() == [4.0]
+
+
+def test_the_guide_lists_every_conformance_check() -> None:
+    text = (ROOT / "README.md").read_text()
+    listed = re.findall(r"^\| `(check_\w+)` \|", text, flags=re.MULTILINE)
+    assert listed == [check.name for check in CHECKS]
 
 
 def readme_commands() -> list[str]:

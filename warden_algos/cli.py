@@ -148,11 +148,23 @@ def build_parser() -> argparse.ArgumentParser:
         "build", help="freeze every algorithm into one executable with PyInstaller (see build/)"
     )
     build.add_argument("--onefile", action="store_true", help="one file instead of a folder")
-    build.add_argument("--verify", action="store_true", help="run every vector on the result")
+    build.add_argument(
+        "--verify",
+        action="store_true",
+        help="replay on the result, byte for byte against this process: every vector and example "
+        "request, every algorithm's conformance cases, every request a plugin ships in "
+        "warden_requests/",
+    )
     build.add_argument("--dist", type=Path, help="output folder (default dist/)")
     build.add_argument("--work", type=Path, help="PyInstaller work folder (pyinstaller-work/)")
     build.add_argument(
         "--verify-only", type=Path, metavar="EXECUTABLE", help="verify an existing executable"
+    )
+    build.add_argument(
+        "--algorithm",
+        action="append",
+        metavar="NAME",
+        help="verify only the cases that call this algorithm (repeatable)",
     )
     return parser
 
@@ -279,16 +291,21 @@ def _check(args: argparse.Namespace) -> int:
     except WardenError as error:
         print(f"warden-algos: {error.message}", file=sys.stderr)
         return 1
-    outcomes = run_checks(algorithm_class)
-    table = Table(title=f"contract checks for {args.name}")
-    for column in ("case", "result", "detail"):
+    results = run_checks(algorithm_class)
+    table = Table(title=f"conformance checks for {args.name}", show_lines=True)
+    for column in ("check", "result", "detail"):
         table.add_column(column)
-    for outcome in outcomes:
-        mark = "[green]pass[/green]" if outcome.passed else "[red]FAIL[/red]"
-        table.add_row(outcome.case, mark, outcome.detail)
-    Console(width=120).print(table)
-    failed = sum(not outcome.passed for outcome in outcomes)
-    print(f"{len(outcomes) - failed} passed, {failed} failed")
+    for result in results:
+        if result.known_failure is not None:
+            mark, detail = "[yellow]known failure[/yellow]", result.known_failure
+        elif result.passed:
+            mark, detail = "[green]pass[/green]", result.detail
+        else:
+            mark, detail = "[red]FAIL[/red]", f"{result.detail}\n[bold]fix:[/bold] {result.fix}"
+        table.add_row(result.check, mark, detail)
+    Console(width=120, stderr=False).print(table)
+    failed = sum(not result.passed for result in results)
+    print(f"{len(results) - failed} passed, {failed} failed")
     return 1 if failed else 0
 
 
@@ -386,11 +403,13 @@ def _build(args: argparse.Namespace) -> int:
         )
         if not args.verify:
             return 0
-    outcome = verify(executable, examples)
+    outcome = verify(executable, examples, only=args.algorithm)
     for problem in outcome.mismatches:
         print(f"MISMATCH {problem}", file=sys.stderr)
     for skipped in outcome.skipped:
         print(f"skipped {skipped}", file=sys.stderr)
+    for line in outcome.summary():
+        print(f"verified {line}", file=sys.stderr)
     print(
         f"verified {outcome.checked} answers of {executable}: {len(outcome.mismatches)} mismatches",
         file=sys.stderr,

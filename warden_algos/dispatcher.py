@@ -94,10 +94,14 @@ def error_response(request_id: str | None, error: BaseException) -> Response:
 class Dispatcher:
     """Holds what lives across requests (codec, registry, limits) and nothing per request."""
 
-    def __init__(self, codec: Codec, *, timeout_s: float | None = None) -> None:
+    def __init__(
+        self, codec: Codec, *, timeout_s: float | None = None, registry: Registry | None = None
+    ) -> None:
+        """``registry`` defaults to the installed algorithms, discovered on the first request;
+        the conformance kit passes one holding just the class under test."""
         self.codec = codec
         self.deadline = SoftDeadline(timeout_s)
-        self._registry: Registry | None = None
+        self._registry: Registry | None = registry
         self._registry_error: WardenError | None = None
         #: The id of the request being handled, for the watchdog thread's TIMEOUT answer.
         self.in_flight_request_id: str | None = None

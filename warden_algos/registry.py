@@ -46,7 +46,8 @@ class AlgorithmEntry(NamedTuple):
     target: str  # "package.module:ClassName"
     source: str  # "built-in" or "<distribution> <version>"
 
-    def load(self) -> type[Algorithm[Any]]:
+    def resolve(self) -> object:
+        """The object the target names, imported but not yet checked against the contract."""
         module_name, _, attribute = self.target.partition(":")
         if not module_name or not attribute:
             raise RegistryError(
@@ -61,19 +62,25 @@ class AlgorithmEntry(NamedTuple):
         except Exception as error:  # a plugin may fail to import in any way at all
             raise RegistryError(
                 f"algorithm {self.name!r} from {self.source}: cannot load {self.target!r}: "
-                f"{type(error).__name__}: {error}"
+                f"{type(error).__name__}: {error}. Fix the import (a missing dependency must be "
+                "installed, and declared in the plugin's dependencies)"
             ) from error
+        return obj
+
+    def load(self) -> type[Algorithm[Any]]:
+        obj = self.resolve()
         problems = contract_problems(obj)
-        if not problems and obj.name != self.name:
-            problems.append(
-                f"it is registered as {self.name!r} but its class says name = {obj.name!r}"
-            )
+        if not problems and obj.name != self.name:  # type: ignore[attr-defined]
+            from warden_algos.plugin_sources import name_mismatch  # only on this error path
+
+            assert isinstance(obj, type)
+            problems.append(name_mismatch(self.name, self.source, obj))
         if problems:
             raise RegistryError(
                 f"algorithm {self.name!r} from {self.source} ({self.target}) breaks the "
                 f"algorithm contract: {'; '.join(problems)}"
             )
-        loaded: type[Algorithm[Any]] = obj
+        loaded: type[Algorithm[Any]] = obj  # type: ignore[assignment]
         return loaded
 
 
@@ -127,6 +134,15 @@ class Registry:
             entries[entry.name] = entry
         return cls(entries)
 
+    @classmethod
+    def of(cls, classes: list[type[Algorithm[Any]]]) -> Registry:
+        """A registry of classes already in hand (a class under test need not be installed)."""
+        registry = cls.from_entries(
+            [AlgorithmEntry(c.name, f"{c.__module__}:{c.__qualname__}", "given") for c in classes]
+        )
+        registry._loaded.update({c.name: c for c in classes})
+        return registry
+
     def names(self) -> list[str]:
         return sorted(self.entries)
 
@@ -136,8 +152,38 @@ class Registry:
 
         known = self.names()
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.75)
+        for candidate in close:  # a plugin whose entry-point name has the typo, not the request
+            misnamed = self._misnamed(candidate, name)
+            if misnamed is not None:
+                return f"no algorithm named {name!r}: {misnamed}"
         hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
         return f"no algorithm named {name!r}{hint}; registered: {', '.join(known) or 'none'}"
+
+    def _misnamed(self, registered: str, wanted: str) -> str | None:
+        """Why ``registered`` is really the algorithm ``wanted`` (its class says so), or None."""
+        entry = self.entries[registered]
+        try:
+            obj = entry.resolve()
+        except RegistryError:
+            return None
+        if getattr(obj, "name", None) != wanted or not isinstance(obj, type):
+            return None
+        from warden_algos.plugin_sources import name_mismatch_fix
+
+        return (
+            f"{entry.source} registers its class {entry.target} (name = {wanted!r}) under the "
+            f"entry-point name {registered!r}. {name_mismatch_fix(registered, entry.source, obj)}"
+        )
+
+    def problems(self) -> list[str]:
+        """Every entry that cannot be loaded, each with its error (what a build must refuse)."""
+        found = []
+        for name in self.names():
+            try:
+                self.load(name)
+            except RegistryError as error:
+                found.append(error.message)
+        return found
 
     def load(self, name: str) -> type[Algorithm[Any]]:
         cached = self._loaded.get(name)
