@@ -38,7 +38,7 @@ from .conftest import (
     rca_request,
     read_frames,
 )
-from .plugins.warden_fragile_algos import BREAK_IMPORT_ENV
+from .plugins.warden_fragile_algos import BREAK_IMPORT_ENV, FROZEN_DIFFERS_ENV
 from .test_startup import HEAVY, top_level
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,17 +78,71 @@ def plugin_names(built: Built) -> set[str]:
 # --- the build and its verification ---------------------------------------------------------
 
 
+def verified(built: Built) -> tuple[int, dict[str, str]]:
+    """The build's verification: (total answers, algorithm -> its summary line)."""
+    lines = built["verify_line"].read_text().splitlines()
+    (total,) = [line for line in lines if " answers of " in line]
+    assert "0 mismatches" in total
+    per_algorithm = {
+        line.split()[1].rstrip(":"): line for line in lines if " answers of " not in line
+    }
+    return int(total.split()[1]), per_algorithm
+
+
 def test_build_verification_covered_every_vector_a_plugin_build_can_run(built: Built) -> None:
     """With the test plugins frozen in, verify also replays the ALGORITHM_FAILED and TIMEOUT
     vectors; only the broken-registry vector (it needs ksigma shadowed) stays out."""
-    line = built["verify_line"].read_text()
-    assert "0 mismatches" in line
     assert [s.split(" ")[0] for s in built["skipped"]] == ["internal_duplicate_registration"]
     found, _ = cases(requests=EXAMPLES / "requests", plugins=plugin_names(built))
     assert {"algorithm_failed", "timeout"} <= {case.name for case in found}
+    total, per_algorithm = verified(built)
+    answers = {name: int(line.split()[2]) for name, line in per_algorithm.items()}
+    assert total == sum(answers.values())
     one_shot, served = len(found), len([case for case in found if not case.args])
-    checked = int(line.split("verified ")[1].split(" ")[0])
-    assert checked == one_shot + served
+    vectors_and_examples = sum(
+        int(part.split()[0])
+        for line in per_algorithm.values()
+        for part in line.split("(")[1].rstrip(")").split(", ")
+        if part.split()[1] in ("vector", "example")
+    )
+    assert vectors_and_examples == one_shot + served
+
+
+def test_build_verification_ran_every_algorithm_and_the_plugins_own_requests(
+    built: Built,
+) -> None:
+    """Every algorithm in the binary, built-in or plugin, answered its conformance cases through
+    it; the example plugin's warden_requests/ were replayed one-shot and in serve mode."""
+    _, per_algorithm = verified(built)
+    listed = orjson.loads(frozen(built, "list", "--json").stdout)
+    for row in listed:
+        cases_of_interface = 12 if row["interface"] == "detect" else 6
+        assert f"{cases_of_interface} conformance" in per_algorithm[row["name"]], row["name"]
+    shipped = len(list((EXAMPLES / "custom_algorithm").glob("src/*/warden_requests/*.json")))
+    assert shipped >= 2
+    assert f"{2 * shipped} shipped" in per_algorithm["tukey_fences"]
+
+
+def test_verify_catches_a_plugin_that_answers_differently_frozen(
+    built: Built, tmp_path: Path
+) -> None:
+    """test_fragile answers one detection instead of none only when frozen (and told to): the
+    binary's answers then differ from the package's, and verify names each case."""
+    env = {**built["env"], FROZEN_DIFFERS_ENV: "1"}
+    done = cli(
+        "build", "--verify-only", str(built["executable"]), "--algorithm", "test_fragile",
+        env=env, timeout=600,
+    )  # fmt: skip
+    stderr = done.stderr.decode()
+    assert done.returncode == 1, stderr[-3000:]
+    mismatches = [line for line in stderr.splitlines() if line.startswith("MISMATCH ")]
+    typical = "serve test_fragile: typical series with two spikes"
+    assert any(line.startswith(f"MISMATCH {typical} [") for line in mismatches), mismatches
+    assert all(line.endswith("(test_fragile)") for line in mismatches)
+    # every conformance case but the empty series (nothing to detect either way) differs
+    assert len(mismatches) == 11
+    assert f"verified {len(mismatches)} answers" not in stderr
+    assert f": {len(mismatches)} mismatches" in stderr
 
 
 def test_build_leaves_the_checkout_as_it_was(built: Built) -> None:

@@ -67,12 +67,14 @@ def entry_point_line(name: str) -> str | None:
             line = _line_matching(folder / "pyproject.toml", pattern)
             if line is not None:
                 return f"{folder / 'pyproject.toml'}:{line}"
-        for file in dist.files or ():
-            if file.name == "entry_points.txt":
-                path = Path(str(dist.locate_file(file)))
-                line = _line_matching(path, pattern)
-                if line is not None:
-                    return f"{path}:{line}"
+        text = dist.read_text("entry_points.txt") or ""
+        line = next((n for n, row in enumerate(text.splitlines(), 1) if pattern.search(row)), None)
+        # PathDistribution keeps its dist-info folder in _path (there is no public accessor;
+        # ``files`` needs a RECORD, which not every installer writes).
+        folder = getattr(dist, "_path", None)
+        if line is not None:
+            place = Path(str(folder)) / "entry_points.txt" if folder else "entry_points.txt"
+            return f"{place}:{line}"
     return None
 
 

@@ -6,17 +6,23 @@ import its module. ``WARDEN_TEST_BREAK_IMPORT=1`` in the environment stands for 
 dependency, so a test can break the import of an already-built executable from outside. The
 registry must turn that failure into INTERNAL (a broken installation), never into a crash or into
 ALGORITHM_FAILED (the algorithm itself did nothing wrong).
+
+``WARDEN_TEST_FROZEN_DIFFERS=1`` makes it answer differently only inside a frozen executable (one
+detection instead of none), like a plugin whose frozen dependency behaves differently: what
+``warden-algos build --verify`` exists to catch.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 
 from warden_algos.interfaces import DetectAlgorithm, DetectResult, F64Array, I64Array
 
 BREAK_IMPORT_ENV = "WARDEN_TEST_BREAK_IMPORT"
+FROZEN_DIFFERS_ENV = "WARDEN_TEST_FROZEN_DIFFERS"
 
 if os.environ.get(BREAK_IMPORT_ENV) == "1":
     raise ImportError(
@@ -29,4 +35,6 @@ class Fragile(DetectAlgorithm):
     summary = "Finds nothing; its module fails to import when WARDEN_TEST_BREAK_IMPORT=1."
 
     def detect(self, dimensions: list[str], timestamps: I64Array, values: F64Array) -> DetectResult:
+        if getattr(sys, "frozen", False) and os.environ.get(FROZEN_DIFFERS_ENV) == "1":
+            return DetectResult(timestamps[:1].copy(), np.ones(min(1, timestamps.size)))
         return DetectResult(np.empty(0, dtype=np.int64), np.empty(0))

@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 from warden_algos.extras import require
 from warden_algos.frozen import BAKED_MODULE, BuildStamp, current_stamp, render_baked
+from warden_algos.registry import Registry, RegistryError
 from warden_algos.resources import checkout_root, pyinstaller_folder
 
 from .manifest import Manifest, pack, write_manifest
@@ -53,12 +54,36 @@ def bundled_modules(stamp: BuildStamp) -> tuple[list[str], list[str]]:
     return modules, packages
 
 
+def registry_problems() -> list[str]:
+    """Why the installed algorithms cannot all be frozen (empty when they can): a duplicate name,
+    a plugin that does not import, a class that breaks the contract or disagrees with its
+    entry-point name. Each message says what to change."""
+    try:
+        registry = Registry.discover()
+    except RegistryError as error:
+        return [error.message]
+    return registry.problems()
+
+
+def refuse_inconsistent_registry() -> None:
+    """A binary must not ship a plugin that cannot answer: refuse before PyInstaller runs."""
+    problems = registry_problems()
+    if problems:
+        listed = "\n".join(f"  - {problem}" for problem in problems)
+        raise BuildError(
+            f"{len(problems)} installed algorithm(s) cannot be loaded, so nothing was built:\n"
+            f"{listed}\nFix them (or uninstall the plugin) and build again; `warden-algos list` "
+            "shows the same errors"
+        )
+
+
 def freeze(mode: str = "onedir", dist: Path | None = None, work: Path | None = None) -> Built:
     if mode not in ("onedir", "onefile"):
         raise ValueError(f"mode must be onedir or onefile, got {mode!r}")
     default_dist, default_work = default_dirs()
     dist = (dist or default_dist).resolve()
     work = (work or default_work).resolve()
+    refuse_inconsistent_registry()
     require("build")
     stamp = current_stamp()
     modules, packages = bundled_modules(stamp)
