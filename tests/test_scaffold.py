@@ -4,6 +4,7 @@ package are refused in one line."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -45,12 +46,24 @@ def test_a_new_package_installs_registers_and_passes_its_own_tests(
     assert listed[name]["source"] == f"{distribution} 0.1.0"
     checked = cli("check", name, env=env)
     assert checked.returncode == 0, checked.stdout.decode()
-    answer = orjson.loads(
-        cli("run", stdin=(folder / "examples" / "request.json").read_bytes(), env=env).stdout
-    )
+    module = "warden_" + name
+    request = folder / "src" / module / "warden_requests" / "example.json"
+    answer = orjson.loads(cli("run", stdin=request.read_bytes(), env=env).stdout)
     assert answer["status"] == "ok", answer
+    # The request ships in the wheel, where build --verify finds it (here the unfrozen command
+    # stands in for the executable: the comparison and the case list are the same).
+    assert (site / module / "warden_requests" / "example.json").read_bytes() == request.read_bytes()
+    verified = cli(
+        "build", "--verify-only", str(Path(sys.executable).parent / "warden-algos"),
+        "--algorithm", name, env=env,
+    )  # fmt: skip
+    assert verified.returncode == 0, verified.stderr.decode()[-2000:]
+    # its conformance cases, and its one shipped request one-shot and in serve mode
+    assert re.search(
+        rf"verified {name}: \d+ answers \(\d+ conformance, 2 shipped\)", verified.stderr.decode()
+    )
     own_tests = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "tests"],
         cwd=folder,
         env=env,
         capture_output=True,
@@ -59,6 +72,9 @@ def test_a_new_package_installs_registers_and_passes_its_own_tests(
     )
     assert own_tests.returncode == 0, own_tests.stdout[-3000:]
     assert " passed" in own_tests.stdout and "failed" not in own_tests.stdout
+    class_name = "".join(part.capitalize() for part in name.split("_"))
+    for check in ("check_registration", "check_import_cost", "check_stdout_untouched"):
+        assert f"[{class_name}-{check}] PASSED" in own_tests.stdout
 
 
 @pytest.mark.parametrize(

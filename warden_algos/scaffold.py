@@ -3,9 +3,10 @@ installs, registers and passes its own tests, instead of copying parts of the ex
 
 The package holds: ``pyproject.toml`` (build backend, dependency, the entry point that registers
 the algorithm, a ``test`` extra), ``src/<module>/algorithm.py`` (a params model declared up front
-and a small working algorithm to replace), ``examples/request.json`` (a request for it),
-``tests/test_<name>.py`` (the SDK's conformance checks plus behaviour tests to extend) and a
-README with the commands that come next (check, test, evaluate, build).
+and a small working algorithm to replace), ``src/<module>/warden_requests/example.json`` (a
+request for it, shipped as package data so ``warden-algos build --verify`` replays it through the
+executable), ``tests/test_<name>.py`` (every conformance check as its own test id, plus behaviour
+tests to extend) and a README with the commands that come next (check, test, evaluate, build).
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def scaffold(
         "pyproject.toml": PYPROJECT,
         f"src/{module}/__init__.py": INIT,
         f"src/{module}/algorithm.py": DETECT_ALGORITHM if interface == "detect" else RCA_ALGORITHM,
-        "examples/request.json": "$request\n",
+        f"src/{module}/warden_requests/example.json": "$request\n",
         f"tests/test_{name}.py": DETECT_TESTS if interface == "detect" else RCA_TESTS,
         "README.md": README,
     }
@@ -184,8 +185,8 @@ import numpy as np
 from pydantic import Field
 
 from warden_algos.interfaces import (
-    AlgorithmParams,
     DetectAlgorithm,
+    DetectorParams,
     DetectResult,
     F64Array,
     I64Array,
@@ -195,7 +196,7 @@ from warden_algos.interfaces import (
 MAD_TO_SIGMA = 1.4826
 
 
-class ${class_name}Params(AlgorithmParams):
+class ${class_name}Params(DetectorParams):  # DetectorParams adds every_point
     k: float = Field(6.0, gt=0, le=1_000, description="Flag points more than k robust sigmas away.")
 
 
@@ -213,7 +214,7 @@ class $class_name(DetectAlgorithm[${class_name}Params]):
     def detect(self, dimensions: list[str], timestamps: I64Array, values: F64Array) -> DetectResult:
         present = values[~np.isnan(values)]
         if present.size == 0:
-            return DetectResult.from_mask(timestamps, np.zeros(values.shape, dtype=bool), values)
+            return DetectResult.from_flags(timestamps, np.zeros(values.shape, dtype=bool), values)
         median = float(np.median(present))
         spread = MAD_TO_SIGMA * float(np.median(np.abs(present - median)))
         with np.errstate(all="ignore"):  # NaN (missing) compares False: never flagged
@@ -222,10 +223,13 @@ class $class_name(DetectAlgorithm[${class_name}Params]):
             flagged = scores > self.params.k
         scores = np.nan_to_num(scores, nan=0.0, posinf=np.finfo(np.float64).max)
         band = np.full(values.shape, median)
-        return DetectResult.from_mask(
+        # One detection per run of consecutive flagged points (a host pages once per incident),
+        # every flagged point with every_point=True.
+        return DetectResult.from_flags(
             timestamps,
             flagged,
             scores,
+            every_point=self.params.every_point,
             expected=band,
             lower=band - self.params.k * spread,
             upper=band + self.params.k * spread,
@@ -241,14 +245,17 @@ from pathlib import Path
 import numpy as np
 
 from warden_algos.interfaces import run_detect
-from warden_algos.testing import check_algorithm
+from warden_algos.testing import parametrize_with_checks
 from $module.algorithm import $class_name
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "request.json"
+EXAMPLE = (
+    Path(__file__).resolve().parents[1] / "src" / "$module" / "warden_requests" / "example.json"
+)
 
 
-def test_meets_the_warden_algos_contract() -> None:
-    check_algorithm($class_name)
+@parametrize_with_checks($class_name)  # one test id per conformance check
+def test_meets_the_warden_algos_contract(algorithm, check) -> None:
+    check(algorithm)
 
 
 def test_flags_the_spike_in_the_example_request() -> None:
@@ -349,10 +356,12 @@ from pathlib import Path
 import numpy as np
 
 from warden_algos.interfaces import TimeSeries, run_rca
-from warden_algos.testing import check_algorithm
+from warden_algos.testing import parametrize_with_checks
 from $module.algorithm import $class_name
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "request.json"
+EXAMPLE = (
+    Path(__file__).resolve().parents[1] / "src" / "$module" / "warden_requests" / "example.json"
+)
 
 
 def _series(document: dict) -> TimeSeries:
@@ -363,8 +372,9 @@ def _series(document: dict) -> TimeSeries:
     )
 
 
-def test_meets_the_warden_algos_contract() -> None:
-    check_algorithm($class_name)
+@parametrize_with_checks($class_name)  # one test id per conformance check
+def test_meets_the_warden_algos_contract(algorithm, check) -> None:
+    check(algorithm)
 
 
 def test_ranks_the_cause_in_the_example_request_first() -> None:
@@ -390,10 +400,15 @@ The `$name` $kind algorithm for warden-algos, made by `warden-algos new`. Edit
 pip install -e '.[test]'                  # registers it: the entry point in pyproject.toml
 warden-algos list                         # $name appears, source "$distribution 0.1.0"
 warden-algos describe $name               # its params schema and "when to use it" text
-warden-algos check $name                  # the SDK's conformance checks
-pytest tests                              # the same checks, plus your behaviour tests
-warden-algos run < examples/request.json  # one request through the real dispatcher
+warden-algos check $name                  # the SDK's conformance checks, with fixes
+pytest tests                              # the same checks (one id each) + behaviour tests
+warden-algos run < src/$module/warden_requests/example.json   # through the real dispatcher
 $evaluate
 warden-algos build --verify               # with warden-algos[build]: the executable carries it
 ```
+
+`build --verify` replays every `*.json` request in `src/$module/warden_requests/` (package data,
+so it ships in the wheel) and the conformance cases through the built executable, and compares
+each answer byte for byte with this installed package's. Add a request there for every behaviour
+the platform relies on.
 """

@@ -1,9 +1,11 @@
 """Tukey's fences over a trailing window: a robust detector in about forty lines.
 
 This file is the template for a new algorithm: a ``Params`` model declaring every parameter with
-its default, bounds and description; a class with ``name`` and ``summary``; and a vectorised
-``detect`` that reads numpy arrays and returns a ``DetectResult``. Heavy imports (pandas, scipy)
-would go inside ``detect``, never at the top of the module.
+its default, bounds and description (``DetectorParams`` adds the shared ``every_point`` switch);
+a class with ``name`` and ``summary``; and a vectorised ``detect`` that reads numpy arrays and
+returns one detection per incident with ``DetectResult.from_flags``. Heavy imports (pandas, scipy)
+would go inside ``detect``, never at the top of the module. The requests in ``warden_requests/``
+are replayed through the executable by ``warden-algos build --verify``.
 """
 
 from __future__ import annotations
@@ -15,15 +17,15 @@ from numpy.lib.stride_tricks import sliding_window_view
 from pydantic import Field
 
 from warden_algos.interfaces import (
-    AlgorithmParams,
     DetectAlgorithm,
+    DetectorParams,
     DetectResult,
     F64Array,
     I64Array,
 )
 
 
-class TukeyParams(AlgorithmParams):
+class TukeyParams(DetectorParams):
     window: int = Field(48, ge=4, le=10_000, description="Points in the trailing window.")
     fence: float = Field(
         3.0, gt=0, description="Fence distance in IQRs beyond the quartiles (1.5 mild, 3 far out)."
@@ -60,6 +62,12 @@ class TukeyFences(DetectAlgorithm[TukeyParams]):
             width = np.where(upper > lower, upper - lower, 1.0)
             distance = np.maximum(lower - values, values - upper) / width
         scores = np.nan_to_num(distance, nan=0.0, posinf=0.0)
-        return DetectResult.from_mask(
-            timestamps, outside, scores, expected=expected, lower=lower, upper=upper
+        return DetectResult.from_flags(
+            timestamps,
+            outside,
+            scores,
+            every_point=self.params.every_point,
+            expected=expected,
+            lower=lower,
+            upper=upper,
         )
