@@ -123,6 +123,17 @@ def test_build_verification_ran_every_algorithm_and_the_plugins_own_requests(
     assert f"{2 * shipped} shipped" in per_algorithm["tukey_fences"]
 
 
+def test_the_executable_runs_the_conformance_checks_it_can(built: Built) -> None:
+    """``check`` in the binary: every check but the import probe, which needs an interpreter
+    the executable does not have."""
+    done = frozen(built, "check", "tukey_fences")
+    out = done.stdout.decode()
+    assert done.returncode == 0, out[-3000:]
+    assert "check_registration" in out and "check_codec_round_trip" in out
+    assert "check_import_cost" not in out
+    assert "9 passed, 0 failed" in out
+
+
 def test_verify_catches_a_plugin_that_answers_differently_frozen(
     built: Built, tmp_path: Path
 ) -> None:

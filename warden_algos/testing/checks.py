@@ -8,6 +8,7 @@ by one (one pytest id each) costs one pass over the cases.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,6 +86,9 @@ class Check:
     run: Callable[[Algorithm[Any], Expectations], None]
     interfaces: tuple[str, ...] = ("detect", "rca")
     needs_registration: bool = False
+    #: Starts a fresh Python interpreter: not available inside a frozen executable, which has
+    #: none (its own start-up cost is measured by benchmarks/startup.py instead).
+    needs_interpreter: bool = False
 
     def __call__(self, algorithm: Algorithm[Any], expectations: Expectations) -> None:
         self.run(algorithm, expectations)
@@ -325,6 +329,7 @@ CHECKS: tuple[Check, ...] = (
         "importing the module loads no heavy library",
         check_import_cost,
         needs_registration=True,
+        needs_interpreter=True,
     ),
     Check(
         "check_typical_inputs_answered",
@@ -359,4 +364,5 @@ def checks_for(algorithm: Algorithm[Any], expectations: Expectations) -> list[Ch
         for check in CHECKS
         if algorithm.interface in check.interfaces
         and (expectations.registered or not check.needs_registration)
+        and not (check.needs_interpreter and getattr(sys, "frozen", False))
     ]
