@@ -19,6 +19,7 @@ from warden_algos.interfaces import (
     RCAAlgorithm,
     TimeSeries,
 )
+from warden_algos.interfaces.budget import InputShape, WorkEstimate
 
 from .common import anomaly_times_or_last, match_nearest, near_any
 
@@ -161,6 +162,18 @@ class Adtributor(RCAAlgorithm[AdtributorParams]):
 
     name = "adtributor"
     summary = "Adtributor: which dimension's elements explain a change of an additive total."
+
+    def estimate(self, shape: InputShape) -> WorkEstimate:
+        """Per related metric: its points, plus an (anomaly times x seasons) grid of earlier
+        times matched on its time grid (int64 and index arrays, about 10 of them alive at once
+        while a grid is built); slices that share a grid share it, but err high."""
+        p = self.params
+        anomalies = max(shape.anomalies, 1)  # none given: the last time is the target
+        grid_cells = anomalies * (p.seasons + 1)
+        return WorkEstimate(
+            peak_bytes=64 * shape.points + 80 * grid_cells,
+            operations=4 * shape.points + 20 * grid_cells * max(shape.series - 1, 1),
+        )
 
     def simple_rca(
         self,

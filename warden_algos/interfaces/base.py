@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Generic, Literal, Self, TypeVar, get_args, get
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .budget import InputShape, WorkEstimate
 from .errors import InvalidParams
 from .types import DetectResult, F64Array, I64Array, TimeSeries
 
@@ -159,6 +160,14 @@ class Algorithm(ABC, Generic[P]):
 
     def get_params(self) -> dict[str, Any]:
         return self.params.model_dump()
+
+    def estimate(self, shape: InputShape) -> WorkEstimate:
+        """Peak memory and operations this algorithm needs for an input of ``shape``, from the
+        params and the counts alone: checked against the request budget before it runs (see
+        ``budget``). The default is a vectorised numpy algorithm's: linear in the points, a few
+        float64 arrays of them. Override it when work grows faster in a parameter (a window
+        per point, anomaly times x seasons); err high, never low."""
+        return WorkEstimate(peak_bytes=64 * shape.points, operations=4 * shape.points)
 
     @classmethod
     def description(cls) -> str:

@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .base import DetectAlgorithm, RCAAlgorithm
+from .budget import InputShape, check_budget
 from .errors import InvalidInput
 from .types import DetectResult, F64Array, I64Array, RCAResult, TimeSeries
 from .validation import (
@@ -64,6 +65,8 @@ def run_detect(
     ts = _readonly(as_times(f"{path}.timestamps", timestamps))
     vs = _readonly(as_values(f"{path}.values", values))
     check_detect_input(path, ts, vs)
+    n = ts.shape[0]
+    check_budget(algorithm.name, algorithm.estimate(InputShape(n, 1, n)))
     result = algorithm.detect(list(dimensions), ts, vs)
     return check_detect_result(result, ts)
 
@@ -91,6 +94,9 @@ def run_rca(
     related = [_readonly_series(series) for series in related_metrics]
     anomaly_times = _readonly(as_times(f"{path}.anomalies", anomalies))
     check_rca_input(path, moi, related, k, anomaly_times)
+    sizes = [moi.times.shape[0], *(series.times.shape[0] for series in related)]
+    shape = InputShape(sum(sizes), len(sizes), max(sizes), anomaly_times.shape[0])
+    check_budget(algorithm.name, algorithm.estimate(shape))
     scores = algorithm.simple_rca(moi, related, k, anomaly_times, algorithm.params)
     checked = check_rca_scores(scores, {series.key for series in related})
     return RCAResult.rank(checked, k)

@@ -1,0 +1,86 @@
+"""What one request may make the process spend, checked before the algorithm allocates anything.
+
+The request-size limit counts bytes on the wire, not what an algorithm derives from them: a 10 MiB
+RCA request with a million anomaly times and ``seasons=100`` asks for arrays of 10^8 cells, and a
+``window`` of 100,000 asks a spectral transform per point of that width. So every algorithm
+estimates, from its params and the input's shape alone (counts, no data), its peak memory and the
+number of elementary operations it will do (:meth:`Algorithm.estimate`); ``run_detect`` /
+``run_rca`` compare that with the budget and refuse with ``INVALID_INPUT`` naming the limit, in
+microseconds, before any work. The default estimate is linear in the points (what a vectorised
+numpy algorithm costs); an algorithm whose work grows faster in a parameter overrides it.
+
+The budget comes from the environment so that every entry point (one-shot, serve, the node's
+workers, a notebook) shares it: ``WARDEN_MAX_REQUEST_MB`` (peak memory, default 2048) and
+``WARDEN_MAX_REQUEST_MOPS`` (millions of elementary operations, about a nanosecond each: default
+50,000, some 30-50 s of work); ``none`` turns a limit off explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import NamedTuple
+
+from .errors import InvalidInput
+
+DEFAULT_PEAK_MB = 2048
+DEFAULT_MOPS = 50_000
+
+
+class InputShape(NamedTuple):
+    """A request's size, without its data."""
+
+    points: int  # values in all series of the request
+    series: int  # series: 1 for detect; the metric of interest plus related metrics for RCA
+    longest: int  # points in the longest series
+    anomalies: int = 0  # RCA: anomaly times given
+
+
+class WorkEstimate(NamedTuple):
+    peak_bytes: int
+    operations: int
+
+
+class Budget(NamedTuple):
+    peak_bytes: int | None
+    operations: int | None
+
+
+def _limit(variable: str, default: int, unit: int) -> int | None:
+    raw = os.environ.get(variable, "").strip().lower()
+    if not raw:
+        return default * unit
+    if raw == "none":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidInput(
+            f"{variable}={raw!r} is not a number or 'none'; the request budget cannot be read"
+        ) from None
+    return int(value * unit)
+
+
+def current_budget() -> Budget:
+    return Budget(
+        peak_bytes=_limit("WARDEN_MAX_REQUEST_MB", DEFAULT_PEAK_MB, 1 << 20),
+        operations=_limit("WARDEN_MAX_REQUEST_MOPS", DEFAULT_MOPS, 1_000_000),
+    )
+
+
+def check_budget(algorithm: str, estimate: WorkEstimate, budget: Budget | None = None) -> None:
+    """Refuse a request whose estimated work is over the budget, naming what and the limit."""
+    budget = budget or current_budget()
+    if budget.peak_bytes is not None and estimate.peak_bytes > budget.peak_bytes:
+        raise InvalidInput(
+            f"{algorithm} would need about {estimate.peak_bytes / (1 << 20):,.0f} MiB for this "
+            f"request (its size and params), over the per-request budget of "
+            f"{budget.peak_bytes / (1 << 20):,.0f} MiB (WARDEN_MAX_REQUEST_MB): send fewer points "
+            "or anomaly times, or smaller window-like params"
+        )
+    if budget.operations is not None and estimate.operations > budget.operations:
+        raise InvalidInput(
+            f"{algorithm} would do about {estimate.operations / 1e6:,.0f} million operations for "
+            f"this request (its size and params), over the per-request budget of "
+            f"{budget.operations / 1e6:,.0f} million (WARDEN_MAX_REQUEST_MOPS): send fewer "
+            "points, or smaller window-like params"
+        )
