@@ -182,3 +182,20 @@ def test_serve_answers_the_next_request_after_a_refusal(serve_factory: Any) -> N
     answered = process.ask(detect_request("ksigma"))
     assert answered["status"] == "ok"
     assert process.close() == 0
+
+
+def test_serve_has_a_default_timeout_and_none_is_said_explicitly() -> None:
+    from warden_algos.cli import SERVE_DEFAULT_TIMEOUT_S, build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["serve"]).timeout_s == SERVE_DEFAULT_TIMEOUT_S == 60.0
+    assert parser.parse_args(["serve", "--timeout-s", "none"]).timeout_s is None
+    assert parser.parse_args(["serve", "--timeout-s", "2.5"]).timeout_s == 2.5
+    assert parser.parse_args(["run"]).timeout_s is None  # the host owns a one-shot process
+    done = subprocess.run(
+        [sys.executable, "-m", "warden_algos", "serve", "--timeout-s", "0"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2 and b"must be > 0" in done.stderr

@@ -36,6 +36,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+#: A serve process is long-lived and shared by many requests: one runaway request must not hold
+#: it for ever. A one-shot run is bounded by its host, which owns (and can kill) the process.
+SERVE_DEFAULT_TIMEOUT_S = 60.0
+
+
+def _timeout(text: str) -> float | None:
+    """Seconds > 0, or ``none`` for no limit (said explicitly, never by accident)."""
+    return None if text.strip().lower() == "none" else _positive_float(text)
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -43,18 +53,21 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _add_server_options(parser: argparse.ArgumentParser) -> None:
+def _add_server_options(
+    parser: argparse.ArgumentParser, default_timeout_s: float | None = None
+) -> None:
     parser.add_argument(
         "--format",
         choices=FORMATS,
         default="json",
         help="wire format of requests and responses (default: json)",
     )
+    shown = "none" if default_timeout_s is None else f"{default_timeout_s:g}"
     parser.add_argument(
         "--timeout-s",
-        type=_positive_float,
-        default=None,
-        help="answer TIMEOUT when a request takes longer (default: no limit)",
+        type=_timeout,
+        default=default_timeout_s,
+        help=f"answer TIMEOUT when a request takes longer; 'none' for no limit (default: {shown})",
     )
     parser.add_argument(
         "--hard-grace-s",
@@ -88,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve", help="answer length-prefixed request frames from stdin until it ends"
     )
-    _add_server_options(serve)
+    _add_server_options(serve, SERVE_DEFAULT_TIMEOUT_S)
     listing = commands.add_parser("list", help="list the registered algorithms")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     describe = commands.add_parser("describe", help="show an algorithm's interface and params")
