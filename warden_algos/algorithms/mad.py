@@ -120,7 +120,9 @@ class Mad(DetectAlgorithm[MadParams]):
             rolling = pd.Series(residual).rolling(p.window, min_periods=p.warm_up)
             sigma = lagged(rolling.median().to_numpy())
             sigma *= MAD_TO_SIGMA
-            if p.tail_rate > 0:
+            # A rate too small to move 1 - rate/2 off 1.0 in float64 has no tail to estimate
+            # (its normal quantile is infinite): it is the pure MAD, as tail_rate=0.
+            if 1.0 - p.tail_rate / 2.0 < 1.0:
                 tail = lagged(rolling.quantile(1.0 - p.tail_rate).to_numpy())
                 tail /= NormalDist().inv_cdf(1.0 - p.tail_rate / 2.0)
                 np.fmax(sigma, tail, out=sigma)
