@@ -201,7 +201,7 @@ class Registry:
         algorithm_class = self.load(name)
         if algorithm_class.interface != interface:
             raise UnknownAlgorithm(
-                f"{name!r} is an {algorithm_class.interface} algorithm, not a {interface} one",
+                f"{name!r} implements the {algorithm_class.interface} interface, not {interface}",
                 field="algorithm",
             )
         return algorithm_class

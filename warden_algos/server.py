@@ -187,7 +187,13 @@ def serve(options: ServerOptions) -> int:
         try:
             frame = reader.read_frame()
         except FrameTooLarge as error:
-            body = dispatcher.error_body(InvalidInput(str(error)))
+            # Answered before its body arrives; the next read_frame skips the body as it comes.
+            body = dispatcher.error_body(
+                InvalidInput(
+                    f"{error} (--max-request-mb {options.max_request_bytes / 2**20:g}); "
+                    "the frame's body is skipped"
+                )
+            )
         except TruncatedFrame as error:
             body = dispatcher.error_body(InvalidInput(f"truncated frame: {error}"))
             with answered:
@@ -196,7 +202,13 @@ def serve(options: ServerOptions) -> int:
             return 0
         else:
             if frame is None:
-                log.info("end of input", extra={"served": served})
+                if reader.ended_inside_refused_frame is not None:
+                    log.warning(
+                        "input ended inside a refused oversized frame (already answered)",
+                        extra={"served": served, "missing": reader.ended_inside_refused_frame},
+                    )
+                else:
+                    log.info("end of input", extra={"served": served})
                 return 0
             if watchdog is not None:
                 watchdog.begin()

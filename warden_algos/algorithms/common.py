@@ -78,7 +78,9 @@ def incident_mask(timestamps: I64Array, is_anomaly: np.ndarray, cooldown: int) -
     flagged = np.flatnonzero(is_anomaly)
     if cooldown <= 0 or flagged.size < 2:
         return is_anomaly
-    close = np.diff(timestamps[flagged]) < cooldown
+    # Gaps as unsigned 64-bit: exact for increasing int64 times even 2^63 s apart, where a
+    # signed difference would wrap negative and merge two distant incidents into one.
+    close = np.diff(timestamps[flagged].view(np.uint64)) < cooldown
     filled = is_anomaly.copy()
     # Mark runs between close flagged neighbours: +1 at each close gap's start, -1 at its end.
     delta = np.zeros(is_anomaly.shape[0] + 1, dtype=np.int64)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 from pydantic import Field, field_validator
 
 from warden_algos.interfaces import (
@@ -123,10 +124,17 @@ class Grid(NamedTuple):
     values: F64Array  # slot means, NaN where no valid point fell
 
 
-def _build_grid(timestamps: I64Array, values: F64Array, step: float) -> Grid:
-    span = float(timestamps[-1] - timestamps[0])
-    step = max(step, span / (MAX_SLOTS_PER_POINT * timestamps.shape[0] + 1000), 1e-9)
-    slot = np.rint((timestamps - timestamps[0]) / step).astype(np.int64)
+def _offsets(timestamps: I64Array) -> npt.NDArray[np.uint64]:
+    """Seconds since the first timestamp, exact for any increasing int64 times: a span can reach
+    2**64 - 1 (from -2**63 to 2**63 - 1), which int64 differences would overflow and wrap."""
+    offsets: npt.NDArray[np.uint64] = timestamps.view(np.uint64) - timestamps[:1].view(np.uint64)
+    return offsets
+
+
+def _build_grid(offsets: npt.NDArray[np.uint64], values: F64Array, step: float) -> Grid:
+    span = float(offsets[-1])
+    step = max(step, span / (MAX_SLOTS_PER_POINT * offsets.shape[0] + 1000), 1e-9)
+    slot = np.rint(offsets.astype(np.float64) / step).astype(np.int64)
     size = int(slot[-1]) + 1
     valid = ~np.isnan(values)
     counts = np.bincount(slot[valid], minlength=size)
@@ -136,8 +144,8 @@ def _build_grid(timestamps: I64Array, values: F64Array, step: float) -> Grid:
     return Grid(step=step, slot=slot, values=grid_values)
 
 
-def _median_step(timestamps: I64Array) -> float:
-    return float(np.median(np.diff(timestamps))) if timestamps.shape[0] > 1 else 1.0
+def _median_step(offsets: npt.NDArray[np.uint64]) -> float:
+    return float(np.median(np.diff(offsets))) if offsets.shape[0] > 1 else 1.0
 
 
 def _aligned_step(step: float, periods_s: list[int]) -> float:
@@ -297,14 +305,15 @@ def _choose_periods(
     timestamps: I64Array, values: F64Array, requested: list[int] | None, min_acf: float
 ) -> tuple[Grid, list[int]]:
     """The grid and the periods (in slots) to remove, shortest first."""
-    step = _median_step(timestamps)
-    span = float(timestamps[-1] - timestamps[0])
+    offsets = _offsets(timestamps)
+    step = _median_step(offsets)
+    span = float(offsets[-1])
     if requested is not None:
         usable = [p for p in requested if p >= 2 * step and span >= 2 * p]
-        grid = _build_grid(timestamps, values, _aligned_step(step, usable))
+        grid = _build_grid(offsets, values, _aligned_step(step, usable))
         return grid, sorted({round(p / grid.step) for p in usable if round(p / grid.step) >= 2})
     calendar = [p for p in CALENDAR_PERIODS if p >= 4 * step and span >= MIN_CYCLES * p]
-    grid = _build_grid(timestamps, values, _aligned_step(step, calendar))
+    grid = _build_grid(offsets, values, _aligned_step(step, calendar))
     chosen: list[int] = []
     residual = grid.values
     for period_s in calendar:

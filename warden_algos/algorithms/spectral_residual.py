@@ -210,8 +210,8 @@ class SpectralResidual(DetectAlgorithm[SpectralResidualParams]):
     def estimate(self, shape: InputShape) -> WorkEstimate:
         """One transform of ``window + extend_points`` samples per point (shorter ones in the
         head: one per point up to the first full window), ~100 operations per sample (measured:
-        about 9 s per million points at the default window), ~500 in the head; memory is bounded by the chunking
-        (about 6 arrays of CHUNK_FLOATS) plus a few series-long arrays."""
+        about 9 s per million points at the default window) and ~500 in the head; memory is
+        bounded by the chunking (about 6 arrays of CHUNK_FLOATS) plus a few series-long arrays."""
         p = self.params
         n, width = shape.longest, p.window + p.extend_points
         head = min(n, p.window - 1)

@@ -3,6 +3,13 @@
 Reads go straight to the file descriptor (no read-ahead buffer), so that whatever follows the frame
 being handled stays in the pipe: a process that replaces itself with a fresh copy (after an
 algorithm ignored its deadline) resumes reading at the next frame boundary.
+
+A frame whose header announces more than the limit is refused as soon as its header is read
+(``FrameTooLarge``), before any of its body: the caller answers at once, and the next
+``read_frame`` first skips that body as it arrives (through a small buffer, never holding it),
+then reads the frame after it. A client that announced more bytes than it sends cannot get back in
+step: the skip swallows what it sends next, and the stream ends at end of input (``read_frame``
+returns None; the refusal was already answered).
 """
 
 from __future__ import annotations
@@ -19,7 +26,8 @@ class TruncatedFrame(Exception):
 
 
 class FrameTooLarge(Exception):
-    """A frame announced more bytes than this process accepts; its body has been skipped."""
+    """A frame announced more bytes than this process accepts. Raised as soon as its header is
+    read; the reader skips its body at the start of the next ``read_frame``."""
 
     def __init__(self, size: int, limit: int) -> None:
         super().__init__(f"frame of {size} bytes exceeds the limit of {limit} bytes")
@@ -37,6 +45,10 @@ class FrameReader:
     def __init__(self, fd: int, max_frame_bytes: int) -> None:
         self._raw = io.FileIO(fd, "rb", closefd=False)
         self.max_frame_bytes = max_frame_bytes
+        #: Body bytes of a refused frame not read yet; skipped by the next ``read_frame``.
+        self.pending_skip = 0
+        #: Set when input ended inside a refused frame's body: how many bytes never came.
+        self.ended_inside_refused_frame: int | None = None
 
     def _read_exact(self, size: int) -> bytearray | None:
         """``size`` bytes; None at end of input before the first byte, TruncatedFrame after it."""
@@ -52,23 +64,32 @@ class FrameReader:
             filled += count
         return buffer
 
-    def _skip(self, size: int) -> None:
-        remaining = size
-        chunk = bytearray(min(size, 1 << 20))
-        while remaining:
-            count = self._raw.readinto(memoryview(chunk)[: min(remaining, len(chunk))])
+    def _skip_pending(self) -> bool:
+        """Read and drop the rest of a refused frame as it arrives; False if input ended first."""
+        chunk = memoryview(bytearray(min(self.pending_skip, 1 << 16)))
+        while self.pending_skip:
+            count = self._raw.readinto(chunk[: min(self.pending_skip, len(chunk))])
             if not count:
-                raise TruncatedFrame(f"input ended inside an oversized frame of {size} bytes")
-            remaining -= count
+                self.ended_inside_refused_frame = self.pending_skip
+                self.pending_skip = 0
+                return False
+            self.pending_skip -= count
+        return True
 
     def read_frame(self) -> bytearray | None:
-        """The next frame body, or None at a clean end of input (between frames)."""
+        """The next frame body, or None at the end of input: between frames, or inside the body
+        of a refused frame (already answered; see ``ended_inside_refused_frame``).
+
+        Raises ``FrameTooLarge`` right after an oversized header, without reading its body.
+        """
+        if self.pending_skip and not self._skip_pending():
+            return None
         header = self._read_exact(HEADER.size)
         if header is None:
             return None
         (size,) = HEADER.unpack(header)
         if size > self.max_frame_bytes:
-            self._skip(size)
+            self.pending_skip = size
             raise FrameTooLarge(size, self.max_frame_bytes)
         if size == 0:
             return bytearray()

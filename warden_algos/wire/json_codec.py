@@ -39,6 +39,7 @@ from warden_algos.interfaces import (
     TimeSeries,
 )
 
+from .duplicates import check_no_duplicate_keys
 from .envelope import DetectPayload, ErrorInfo, RCAPayload, Request, Response
 
 _DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
@@ -165,7 +166,8 @@ class WireRequest(_Wire):
         if present != [self.interface]:
             raise PydanticCustomError(
                 "payload_mismatch",
-                "interface {interface!r} needs exactly one payload object, {interface!r}; got: "
+                # pydantic fills {name} placeholders with str(value): no format specs here
+                "interface '{interface}' needs exactly one payload object, '{interface}'; got: "
                 "{present}",
                 {"interface": self.interface, "present": ", ".join(present) or "none"},
             )
@@ -237,6 +239,12 @@ class JsonCodec:
             raise InvalidInput(f"request must be a JSON object, got {type(obj).__name__}")
         request_id = obj.get("request_id")
         request_id = request_id if isinstance(request_id, str) else None
+        try:
+            check_no_duplicate_keys(data, obj)
+        except InvalidInput as error:
+            if error.field != "request_id":  # which of its values would be the right one?
+                error.request_id = request_id
+            raise
         try:
             wire = WireRequest.model_validate(obj)
         except ValidationError as error:

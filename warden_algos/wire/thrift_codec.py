@@ -33,6 +33,7 @@ from warden_algos.interfaces import (
     TimeSeries,
 )
 
+from .duplicates import check_no_duplicate_keys
 from .envelope import DetectPayload, ErrorInfo, RCAPayload, Request, Response
 from .warden_wire import ttypes as wire
 
@@ -107,6 +108,7 @@ def _params(text: str | None) -> dict[str, Any]:
         raise InvalidInput(
             f"params_json must be a JSON object, got {type(params).__name__}", field="params"
         )
+    check_no_duplicate_keys(text, params, root="params")
     return params
 
 
