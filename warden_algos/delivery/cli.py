@@ -105,6 +105,52 @@ def add_delivery_parsers(commands: Any) -> None:
     node.add_argument("--listen", default="127.0.0.1:8701", help="host:port for HTTP")
     node.add_argument("--workers", type=int, default=2)
     node.add_argument("--poll-s", type=float, default=5.0)
+
+    def node_timeout(text: str) -> float | None:
+        if text.strip().lower() == "none":
+            return None
+        return node_positive(text)
+
+    def node_positive(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not value > 0 or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+        return value
+
+    node.add_argument(
+        "--timeout-s",
+        type=node_timeout,
+        default=60.0,
+        help="per-request time limit, passed to every worker; 'none' for no limit (default: 60)",
+    )
+    node.add_argument(
+        "--queue-wait-s",
+        type=node_positive,
+        default=10.0,
+        help="how long a request waits for a free worker before a 503 (default: 10)",
+    )
+    node.add_argument(
+        "--max-body-mb",
+        type=node_positive,
+        default=64.0,
+        help="largest request body accepted, in MiB; larger ones get 413 unread (default: 64)",
+    )
+    node.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="also accept this Host header (repeatable; the listen address and localhost "
+        "always are): e.g. the name clients use when --listen is not loopback",
+    )
+    node.add_argument(
+        "--token-file",
+        type=Path,
+        help="require 'Authorization: Bearer TOKEN' on every request, TOKEN read from this file",
+    )
     _add_location(node)
 
     pull = commands.add_parser(
@@ -167,8 +213,14 @@ def _release(args: argparse.Namespace) -> int:
 def _manifest_of(args: argparse.Namespace) -> Manifest:
     from warden_algos.executable.manifest import Manifest
 
+    from .store import ReleaseError, parse_record
+
     manifest_path = args.manifest or args.artifact.with_name(args.artifact.name + ".manifest.json")
-    return Manifest.model_validate(orjson.loads(manifest_path.read_bytes()))
+    try:
+        raw = manifest_path.read_bytes()
+    except OSError as error:
+        raise ReleaseError(f"cannot read the manifest {manifest_path}: {error}") from None
+    return parse_record(Manifest, raw, str(manifest_path))
 
 
 def _publish(args: argparse.Namespace, store: ReleaseStore) -> int:
@@ -187,13 +239,18 @@ def _ship(args: argparse.Namespace, store: ReleaseStore) -> int:
     """Publish, then promote unless the channel already runs it. The store refuses to move the
     channel back to a release published before the one it runs, unless --allow-older."""
     release, created = store.publish(args.artifact, _manifest_of(args), args.release_id)
-    current = store.channel(args.channel)
+    stored = store.pointer_or_broken(args.channel)  # a malformed pointer: repaired below
+    current = None if stored is None else stored[0]
     if current is not None and current.release_id == release.release_id:
         move = None
         move_text = f"{args.channel} already runs {release.release_id}"
     else:
         move = store.promote(
-            args.channel, release.release_id, args.why, allow_older=args.allow_older
+            args.channel,
+            release.release_id,
+            args.why,
+            allow_older=args.allow_older,
+            repair=True,
         )
         move_text = f"{args.channel}: {move.from_release} -> {move.to_release}"
     _emit(
@@ -315,9 +372,33 @@ def run_pull(args: argparse.Namespace) -> int:
 
 
 def _escape(value: object) -> str:
-    """A value as java.util.Properties reads it back (backslash, and ':' '=' are fine unescaped
-    after the first separator, but a backslash must be doubled)."""
-    return str(value).replace("\\", "\\\\")
+    """A value as ``java.util.Properties.load`` reads it back: a backslash doubled, a leading
+    space escaped, and every character outside printable ASCII (newlines above all: an unescaped
+    one would start a new key, e.g. a second ``sha256=``) as ``\\t \\n \\f \\r`` or
+    ``\\uXXXX``, as ``Properties.store`` writes them. ``=``, ``:``, ``#`` and ``!`` need no
+    escape in a value (they only matter in a key or at the start of a line), so URLs stay
+    readable to a plain ``key=value`` split."""
+    out = []
+    for index, char in enumerate(str(value)):
+        code = ord(char)
+        if char == "\\":
+            out.append("\\\\")
+        elif char == " " and index == 0:
+            out.append("\\ ")
+        elif char in _SPECIAL_ESCAPES:
+            out.append(_SPECIAL_ESCAPES[char])
+        elif code < 0x20 or code > 0x7E:
+            # Java chars are UTF-16 units: characters beyond the BMP become a surrogate pair
+            data = char.encode("utf-16-be")
+            out.extend(
+                f"\\u{int.from_bytes(data[i : i + 2], 'big'):04X}" for i in range(0, len(data), 2)
+            )
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+_SPECIAL_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r", "\f": "\\f"}
 
 
 def run_test_deploy(args: argparse.Namespace) -> int:
@@ -349,9 +430,31 @@ def run_node(args: argparse.Namespace) -> int:
     from .store import ReleaseError
 
     host, _, port = args.listen.rpartition(":")
+    token = None
+    if args.token_file is not None:
+        try:
+            token = args.token_file.read_text().strip()
+        except (OSError, UnicodeDecodeError) as error:
+            print(f"warden-algos node: cannot read --token-file: {error}", file=sys.stderr)
+            return 2
+        if not token or any(char.isspace() for char in token):
+            print(
+                f"warden-algos node: {args.token_file} must hold one token (no spaces)",
+                file=sys.stderr,
+            )
+            return 2
     try:
         agent = NodeAgent(
-            _store(args), args.channel, args.dest, workers=args.workers, poll_s=args.poll_s
+            _store(args),
+            args.channel,
+            args.dest,
+            workers=args.workers,
+            poll_s=args.poll_s,
+            timeout_s=args.timeout_s,
+            queue_wait_s=args.queue_wait_s,
+            max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+            allowed_hosts=args.allow_host,
+            token=token,
         )
         agent.start()
     except _failures(ConfigError, ReleaseError) as error:

@@ -41,7 +41,7 @@ from warden_algos.executable.manifest import Manifest
 
 from .config import ConfigError, ReleaseConfig
 from .records import CHANNEL
-from .store import ReleaseError, ReleaseStore
+from .store import ReleaseError, ReleaseStore, parse_record
 
 
 class Node(BaseModel):
@@ -117,7 +117,11 @@ def run_test_deploy(
         else:
             executable = _unpacked(artifact, Path(scratch) / "unpacked")
         manifest_path = artifact.with_name(artifact.name + ".manifest.json")
-        manifest = Manifest.model_validate(orjson.loads(manifest_path.read_bytes()))
+        try:
+            raw = manifest_path.read_bytes()
+        except OSError as error:
+            raise ReleaseError(f"cannot read the manifest {manifest_path}: {error}") from None
+        manifest = parse_record(Manifest, raw, str(manifest_path))
         if verify_build:
             from warden_algos.executable.verify import verify
 
@@ -165,11 +169,10 @@ def run_test_deploy(
 
 def _unpacked(artifact: Path, into: Path) -> Path:
     """The executable inside a onedir tarball (or the onefile itself), to verify before publish."""
-    import tarfile
+    from .pull import safe_extract  # the pull's rules: links, devices, '..' refused
 
     if not artifact.name.endswith(".tar.gz"):
         return artifact
     into.mkdir(parents=True)
-    with tarfile.open(artifact) as tar:
-        tar.extractall(into, filter="tar")
+    safe_extract(artifact, into, str(artifact))
     return into / "warden-algos" / "warden-algos"

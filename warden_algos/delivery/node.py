@@ -8,17 +8,41 @@ because of a deploy. ``GET /status`` says which release the node runs.
 
     POST /invoke   a request (any wire format the workers speak; JSON by default) -> the response
     POST /pull     pull now; answers the status after it
-    GET  /status   {"release_id", "sha256", "workers", "served", "failed", "generation"}
+    GET  /status   {"release_id", "sha256", "workers", "served", "failed", "generation",
+                    "last_error", "last_error_at", ...}
+
+Hardening (issue 15):
+
+- a worker's reply is length-checked: a worker that dies mid-answer (or sends fewer bytes than its
+  frame header says) is killed and replaced, never reused, and the request is answered 502;
+- every request is time-bounded: workers run with ``--timeout-s`` (default 60 s, ``None`` for no
+  limit) and the node gives up on a worker that stays silent past that plus a grace (504, the
+  worker is killed and replaced); a request that finds no free worker within ``queue_wait_s``
+  answers 503 at once;
+- HTTP input is checked before it is read: a strict ``Content-Length`` (400 when malformed, 411
+  when missing, 413 above ``max_body_bytes``), a ``Host`` allow-list against DNS rebinding (the
+  listen address and the localhost forms by default; 421 otherwise) and an optional bearer token
+  (401 without it). Every error is a JSON ``{"error", "code"}`` body;
+- the channel-polling thread survives any exception: it logs it, records it for ``/status``
+  (``last_error``, ``last_error_at``) and retries with exponential backoff.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import hmac
+import os
 import queue
+import re
+import select
+import socket
 import struct
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -28,37 +52,139 @@ import orjson
 from .pull import PullResult, executable_in, installed, pull
 from .store import ReleaseError, ReleaseStore
 
+DEFAULT_TIMEOUT_S = 60.0
+DEFAULT_QUEUE_WAIT_S = 10.0
+DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
+WORKER_HARD_GRACE_S = 2.0  # the serve loop's default --hard-grace-s
+REPLY_SLACK_S = 10.0  # on top of timeout + grace: time for the worker's TIMEOUT answer to arrive
+MAX_BACKOFF_S = 300.0
+_DIGITS = re.compile(r"[0-9]{1,100}")  # int() refuses beyond 4300 digits
+
+
+class NodeError(Exception):
+    """A request the node could not answer with a worker's reply: an HTTP status and a code."""
+
+    status = 500
+    code = "INTERNAL"
+
+
+class WorkerFailed(NodeError):
+    """The worker died or its reply was cut short: it was killed and replaced (502)."""
+
+    status = 502
+    code = "WORKER_FAILED"
+
+
+class WorkerTimeout(NodeError):
+    """The worker did not answer within the node's bound: it was killed and replaced (504)."""
+
+    status = 504
+    code = "WORKER_TIMEOUT"
+
+
+class NoFreeWorker(NodeError):
+    """Every worker stayed busy for the whole wait bound (503)."""
+
+    status = 503
+    code = "NO_FREE_WORKER"
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
 
 class Worker:
     """One ``serve`` process of one release."""
 
-    def __init__(self, executable: Path, generation: int, format_name: str) -> None:
+    def __init__(
+        self,
+        executable: Path,
+        generation: int,
+        format_name: str,
+        timeout_s: float | None = DEFAULT_TIMEOUT_S,
+    ) -> None:
         self.generation = generation
+        # always said explicitly: "none" only when the operator asked for no limit
+        limit = "none" if timeout_s is None else f"{timeout_s:g}"
+        command = [str(executable), "serve", "--format", format_name, "--timeout-s", limit]
+        # unbuffered pipes: replies are read with select + os.read, against a deadline
         self.process = subprocess.Popen(
-            [str(executable), "serve", "--format", format_name],
+            command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
+            bufsize=0,
+        )
+        # how long a reply may take: the worker answers TIMEOUT itself before this
+        self.reply_bound_s = (
+            None if timeout_s is None else timeout_s + WORKER_HARD_GRACE_S + REPLY_SLACK_S
         )
 
     def ask(self, body: bytes) -> bytes:
+        """The worker's reply, whole; WorkerFailed/WorkerTimeout otherwise (the caller kills it)."""
         assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write(struct.pack(">I", len(body)) + body)
-        self.process.stdin.flush()
-        header = self.process.stdout.read(4)
-        if len(header) != 4:
-            raise OSError("worker closed its output")
+        deadline = None if self.reply_bound_s is None else time.monotonic() + self.reply_bound_s
+        try:
+            frame = memoryview(struct.pack(">I", len(body)) + body)
+            while frame:  # a raw pipe may take part of it per write
+                frame = frame[self.process.stdin.write(frame) or 0 :]
+        except OSError as error:
+            raise WorkerFailed(f"the worker did not take the request: {error}") from None
+        header = self._read_exactly(4, deadline)
         (size,) = struct.unpack(">I", header)
-        return self.process.stdout.read(size)
+        return self._read_exactly(size, deadline)
+
+    def _read_exactly(self, size: int, deadline: float | None) -> bytes:
+        assert self.process.stdout is not None
+        fd = self.process.stdout.fileno()
+        poller = select.poll()  # not select(): descriptors past 1024 are fine
+        poller.register(fd, select.POLLIN)
+        chunks: list[bytes] = []
+        have = 0
+        while have < size:
+            wait = None if deadline is None else deadline - time.monotonic()
+            if wait is not None and wait <= 0:
+                raise WorkerTimeout(f"the worker did not answer within {self.reply_bound_s:g} s")
+            if not poller.poll(None if wait is None else max(1, int(wait * 1000))):
+                continue
+            chunk = os.read(fd, min(size - have, 1 << 20))
+            if not chunk:
+                try:  # its output closed: it is exiting, or it has
+                    status: int | None = self.process.wait(timeout=1)
+                except subprocess.TimeoutExpired:
+                    status = None
+                raise WorkerFailed(
+                    f"the worker's reply was cut short: got {have} of {size} bytes "
+                    f"(exit status {status})"
+                )
+            chunks.append(chunk)
+            have += len(chunk)
+        return b"".join(chunks)
 
     def close(self) -> None:
+        """End a healthy worker: close its input, it finishes and exits."""
         if self.process.stdin is not None and not self.process.stdin.closed:
-            self.process.stdin.close()
+            with contextlib.suppress(OSError):
+                self.process.stdin.close()
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
+            self.kill()
+        self._close_output()
+
+    def kill(self) -> None:
+        """End a worker that can't be trusted with another request."""
+        if self.process.poll() is None:
             self.process.kill()
-            self.process.wait()
+        self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None and not stream.closed:
+                with contextlib.suppress(OSError):
+                    stream.close()
+
+    def _close_output(self) -> None:
+        if self.process.stdout is not None and not self.process.stdout.closed:
+            self.process.stdout.close()
 
 
 class NodeAgent:
@@ -71,21 +197,36 @@ class NodeAgent:
         workers: int = 2,
         format_name: str = "json",
         poll_s: float = 5.0,
+        timeout_s: float | None = DEFAULT_TIMEOUT_S,
+        queue_wait_s: float = DEFAULT_QUEUE_WAIT_S,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        allowed_hosts: Iterable[str] = (),
+        token: str | None = None,
     ) -> None:
         self.store, self.channel, self.dest = store, channel, dest
         self.size, self.format_name, self.poll_s = workers, format_name, poll_s
+        self.timeout_s, self.queue_wait_s = timeout_s, queue_wait_s
+        self.max_body_bytes = max_body_bytes
+        self.extra_hosts = {host.lower() for host in allowed_hosts}
+        self.token = None if token is None else token.encode()
         self.generation = 0
         self.idle: queue.Queue[Worker] = queue.Queue()
-        self.lock = threading.Lock()  # guards generation/idle swaps and the counters
+        self.lock = threading.Lock()  # guards generation/idle swaps, the counters, last error
         self.pull_lock = threading.Lock()
         self.served = 0
         self.failed = 0
+        self.replaced = 0
+        self.last_error: str | None = None
+        self.last_error_at: str | None = None
+        self.pull_failures = 0  # consecutive failed pulls (polling or nudged)
         self.stopping = threading.Event()
+        self.watcher: threading.Thread | None = None
 
     # lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
         self.pull_now()
-        threading.Thread(target=self._watch, daemon=True).start()
+        self.watcher = threading.Thread(target=self._watch, name="node-watch", daemon=True)
+        self.watcher.start()
 
     def stop(self) -> None:
         self.stopping.set()
@@ -96,18 +237,45 @@ class NodeAgent:
                 return
 
     def _watch(self) -> None:
-        while not self.stopping.wait(self.poll_s):
+        """Pull every ``poll_s``; any failure is logged and kept for /status, never fatal."""
+        while not self.stopping.wait(self._next_poll_s()):
             try:
                 self.pull_now()
-            except ReleaseError as error:
-                print(f"node: pull failed, still serving: {error}", file=sys.stderr)
+            except Exception as error:  # this thread must outlive anything
+                print(
+                    f"node: pull failed ({self.pull_failures} in a row), still serving, "
+                    f"retrying in {self._next_poll_s():g} s: {type(error).__name__}: {error}",
+                    file=sys.stderr,
+                )
+
+    def _next_poll_s(self) -> float:
+        if self.pull_failures == 0:
+            return self.poll_s
+        backoff: float = self.poll_s * 2.0 ** min(self.pull_failures, 16)
+        return max(self.poll_s, min(backoff, MAX_BACKOFF_S))
+
+    def _note_error(self, message: str, pull_failed: bool = False) -> None:
+        with self.lock:
+            self.last_error, self.last_error_at = message, _now()
+            if pull_failed:
+                self.pull_failures += 1
 
     def pull_now(self) -> PullResult:
+        """Pull (and swap in what it installed); a failure is counted and kept for /status."""
         with self.pull_lock:
-            result = pull(self.store, self.channel, self.dest)
-            if result.status == "installed" or self.generation == 0:
-                self._swap_in()
+            try:
+                result = pull(self.store, self.channel, self.dest)
+                if result.status == "installed" or self.generation == 0:
+                    self._swap_in()
+            except Exception as error:
+                self._note_error(f"pull: {type(error).__name__}: {error}", pull_failed=True)
+                raise
+            with self.lock:
+                self.pull_failures = 0
             return result
+
+    def _start_worker(self, executable: Path, generation: int) -> Worker:
+        return Worker(executable, generation, self.format_name, self.timeout_s)
 
     def _swap_in(self) -> None:
         """Start the new release's workers first, then switch; old ones retire as they return."""
@@ -117,7 +285,7 @@ class NodeAgent:
 
         executable = executable_in((self.dest / "current").resolve())
         generation = self.generation + 1
-        fresh = [Worker(executable, generation, self.format_name) for _ in range(self.size)]
+        fresh = [self._start_worker(executable, generation) for _ in range(self.size)]
         with self.lock:
             self.generation = generation
             retired: list[Worker] = []
@@ -133,22 +301,30 @@ class NodeAgent:
         print(f"node: serving {release.release_id} (generation {generation})", file=sys.stderr)
 
     # requests ----------------------------------------------------------------------------
-    def invoke(self, body: bytes, timeout_s: float = 60) -> bytes:
-        deadline = time.monotonic() + timeout_s
+    def invoke(self, body: bytes) -> bytes:
+        """The reply of a free worker; NodeError (typed, with its HTTP status) otherwise."""
+        deadline = time.monotonic() + self.queue_wait_s
         while True:
             try:
-                worker = self.idle.get(timeout=0.1)
+                worker = self.idle.get(timeout=max(0.0, min(0.1, deadline - time.monotonic())))
             except queue.Empty:
-                if time.monotonic() > deadline:
-                    raise TimeoutError("no free worker") from None
+                if time.monotonic() >= deadline:
+                    raise NoFreeWorker(
+                        f"no free worker within {self.queue_wait_s:g} s (all {self.size} busy)"
+                    ) from None
                 continue
             if worker.generation != self.generation:  # taken just before a swap: retire it
                 worker.close()
                 continue
             try:
                 answer = worker.ask(body)
-            except OSError:
-                worker.close()
+            except NodeError as error:
+                worker.kill()  # never reused: its output stream is out of step, or it is gone
+                self._replace(worker)
+                self._note_error(f"invoke: {error.code}: {error}")
+                raise
+            except BaseException:
+                worker.kill()
                 self._replace(worker)
                 raise
             self._give_back(worker)
@@ -169,7 +345,13 @@ class NodeAgent:
             if dead.generation != self.generation:
                 return
             executable = executable_in((self.dest / "current").resolve())
-            self.idle.put(Worker(executable, self.generation, self.format_name))
+            try:
+                self.idle.put(self._start_worker(executable, self.generation))
+            except OSError as error:
+                self.last_error = f"could not start a replacement worker: {error}"
+                self.last_error_at = _now()
+                return
+            self.replaced += 1
 
     def status(self) -> dict[str, Any]:
         release = installed(self.dest)
@@ -182,40 +364,143 @@ class NodeAgent:
                 "workers": self.size,
                 "served": self.served,
                 "failed": self.failed,
+                "replaced": self.replaced,
+                "timeout_s": self.timeout_s,
+                "pull_failures": self.pull_failures,
+                "polling": self.watcher is not None and self.watcher.is_alive(),
+                "last_error": self.last_error,
+                "last_error_at": self.last_error_at,
             }
 
     # HTTP --------------------------------------------------------------------------------
+    def allowed_hosts(self, host: str, port: int) -> set[str]:
+        """Host header values accepted: the listen address, the localhost forms, the extras;
+        each bare and with the port."""
+        names = {host.lower(), "localhost", "127.0.0.1", "[::1]", *self.extra_hosts}
+        if ":" in host and not host.startswith("["):
+            names.add(f"[{host.lower()}]")  # an IPv6 literal, as a Host header spells it
+        return names | {f"{name}:{port}" for name in names}
+
     def serve_http(self, host: str, port: int) -> ThreadingHTTPServer:
         agent = self
+        hosts: set[str] = set()
+
+        class Refused(Exception):
+            def __init__(self, status: int, code: str, message: str) -> None:
+                super().__init__(message)
+                self.status, self.code = status, code
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                self._handle(self._get)
+
+            def do_POST(self) -> None:
+                self._handle(self._post)
+
+            def _handle(self, route: Any) -> None:
+                try:
+                    self._check_host()
+                    self._check_token()
+                    route()
+                except Refused as refused:
+                    self.close_connection = True  # the body (if any) was not read
+                    self._error(refused.status, refused.code, str(refused))
+                    self._linger()
+                except Exception as error:  # a JSON 500, never an empty reply
+                    self.close_connection = True
+                    self._error(500, "INTERNAL", f"{type(error).__name__}: {error}")
+
+            def _linger(self) -> None:
+                """After an early answer: let the client read it before the socket closes
+                (closing on unread input would reset the connection and lose the answer)."""
+                try:
+                    self.wfile.flush()
+                    self.connection.shutdown(socket.SHUT_WR)
+                    self.connection.settimeout(2)
+                    drained = 0
+                    while drained < (1 << 20) and (chunk := self.connection.recv(65536)):
+                        drained += len(chunk)
+                except OSError:
+                    pass
+
+            def _check_host(self) -> None:
+                values = self.headers.get_all("Host") or []
+                if len(values) != 1:
+                    raise Refused(400, "BAD_HOST", "exactly one Host header is required")
+                if values[0].strip().lower() not in hosts:
+                    raise Refused(421, "MISDIRECTED", f"this node does not serve {values[0]!r}")
+
+            def _check_token(self) -> None:
+                if agent.token is None:
+                    return
+                given = (self.headers.get("Authorization") or "").encode("utf-8", "replace")
+                if not hmac.compare_digest(given, b"Bearer " + agent.token):
+                    raise Refused(401, "UNAUTHORIZED", "a valid bearer token is required")
+
+            def _body(self, required: bool) -> bytes:
+                if self.headers.get("Transfer-Encoding") is not None:
+                    raise Refused(411, "LENGTH_REQUIRED", "send a Content-Length, not chunks")
+                values = self.headers.get_all("Content-Length") or []
+                if not values:
+                    if required:
+                        raise Refused(411, "LENGTH_REQUIRED", "a Content-Length is required")
+                    return b""
+                texts = {value.strip() for value in values}
+                if len(texts) != 1 or not _DIGITS.fullmatch(next(iter(texts))):
+                    raise Refused(400, "BAD_LENGTH", f"malformed Content-Length: {values!r}")
+                length = int(next(iter(texts)))
+                if length > agent.max_body_bytes:
+                    raise Refused(
+                        413,
+                        "TOO_LARGE",
+                        f"the body ({length} bytes) exceeds the limit of "
+                        f"{agent.max_body_bytes} bytes",
+                    )
+                body = self.rfile.read(length)
+                if len(body) != length:
+                    raise Refused(400, "SHORT_BODY", f"got {len(body)} of {length} bytes")
+                return body
+
+            def _get(self) -> None:
                 if self.path == "/status":
                     self._reply(200, orjson.dumps(agent.status()))
                 else:
-                    self._reply(404, b'{"error": "not found"}')
+                    self._error(404, "NOT_FOUND", "not found")
 
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            def _post(self) -> None:
                 if self.path == "/invoke":
+                    body = self._body(required=True)
                     try:
-                        self._reply(200, agent.invoke(body))
-                    except (OSError, TimeoutError) as error:
+                        answer = agent.invoke(body)
+                    except NodeError as error:
                         with agent.lock:
                             agent.failed += 1
-                        self._reply(503, orjson.dumps({"error": str(error)}))
+                        self._error(error.status, error.code, str(error))
+                    else:
+                        self._reply(200, answer, json=agent.format_name == "json")
                 elif self.path == "/pull":
+                    self._body(required=False)
                     try:
                         result = agent.pull_now()
+                    except Exception as error:  # reported; the node keeps serving
+                        self._error(502, "PULL_FAILED", f"{type(error).__name__}: {error}")
+                    else:
                         self._reply(200, orjson.dumps({**agent.status(), "pull": result.status}))
-                    except ReleaseError as error:
-                        self._reply(502, orjson.dumps({"error": str(error)}))
                 else:
-                    self._reply(404, b'{"error": "not found"}')
+                    self._error(404, "NOT_FOUND", "not found")
 
-            def _reply(self, code: int, payload: bytes) -> None:
-                self.send_response(code)
+            def _error(self, status: int, code: str, message: str) -> None:
+                self._reply(status, orjson.dumps({"error": message, "code": code}))
+
+            def _reply(self, status: int, payload: bytes, json: bool = True) -> None:
+                self.send_response(status)
+                if json:
+                    self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
+                if status == 401:
+                    self.send_header("WWW-Authenticate", "Bearer")
+                if self.close_connection:
+                    self.send_header("Connection", "close")
                 self.end_headers()
                 self.wfile.write(payload)
 
@@ -224,4 +509,5 @@ class NodeAgent:
 
         server = ThreadingHTTPServer((host, port), Handler)
         server.daemon_threads = True
+        hosts.update(self.allowed_hosts(host, server.server_port))
         return server

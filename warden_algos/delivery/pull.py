@@ -15,19 +15,28 @@ never copied). The rules, each enforced below and tested against a real S3 serve
   instant local rollback;
 - one pull at a time per ``DEST`` (a POSIX lock on ``.lock``, which the JVM puller takes too); a
   partial download left by a killed pull is resumed by the next one; transient failures are
-  retried with exponential backoff.
+  retried with exponential backoff;
+- nothing outside ``DEST`` is written or deleted, whatever the bucket holds: the records are
+  validated before any field names a file (see ``records.py``), an archive member that is a hard
+  link, a device, a fifo, an absolute name, a ``..`` or a symlink leading out of its folder is
+  refused before anything is unpacked (:func:`safe_extract`), and a symlink the pull did not
+  create where it keeps its own files (``.lock``, ``.partial``, ``releases/...``) is refused, never
+  followed (:func:`_check_layout`). Each refusal is a one-line :class:`PullError` and the
+  installed release is kept.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import random
 import shutil
+import stat
 import subprocess
 import tarfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -77,7 +86,12 @@ class _Lock:
         self.fd = -1
 
     def __enter__(self) -> _Lock:
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:  # O_NOFOLLOW: a planted symlink must not make us create or open a file elsewhere
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as error:
+            raise PullError(
+                f"cannot open the lock {self.path} ({error.strerror}; a symlink there is refused)"
+            ) from None
         deadline = time.monotonic() + self.timeout_s
         while True:
             try:
@@ -107,7 +121,9 @@ def pull(
     log: Callable[[str], None] = lambda message: None,
 ) -> PullResult:
     dest.mkdir(parents=True, exist_ok=True)
+    dest = dest.resolve()  # DEST itself may be an operator's symlink; nothing below it may
     with _Lock(dest / ".lock", lock_timeout_s):
+        _check_layout(dest)
         pointer = store.channel(channel)
         if pointer is None:
             raise PullError(f"channel {channel!r} does not exist")
@@ -139,7 +155,9 @@ def pull(
 
 def rollback_local(dest: Path) -> Release:
     """Swap ``current`` and ``previous``: back to the last release, without the network."""
+    dest = dest.resolve()
     with _Lock(dest / ".lock", 60):
+        _check_layout(dest)
         previous = dest / "previous"
         if not previous.is_symlink() or not previous.resolve().is_dir():
             raise PullError(f"{dest} has no previous release to roll back to")
@@ -170,10 +188,11 @@ def _download(
     from botocore.exceptions import BotoCoreError, ClientError
 
     partial_dir.mkdir(exist_ok=True)
+    _check_layout(partial_dir.parent)  # .partial is a real folder and holds only regular files
     for stale in partial_dir.iterdir():  # partial downloads of other releases: useless now
         if not stale.name.startswith(release.sha256):
-            stale.unlink(missing_ok=True)
-    path = partial_dir / f"{release.sha256}.part"
+            stale.unlink(missing_ok=True)  # a regular file (checked): never a link's target
+    path = partial_dir / f"{release.sha256}.part"  # sha256 validated: 64 hex digits
     fetched, attempt = 0, 0
     expected = release.manifest.size
     while True:
@@ -185,7 +204,8 @@ def _download(
                 have = 0
             if have < expected:
                 body = store.read_range(release.artifact_key, have)
-                with path.open("ab") as out:
+                flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
+                with os.fdopen(os.open(path, flags, 0o644), "ab") as out:
                     while chunk := body.read(1 << 20):
                         out.write(chunk)
                         fetched += len(chunk)
@@ -203,6 +223,8 @@ def _download(
             status = (
                 getattr(error, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
             )
+            if getattr(error, "errno", None) == errno.ELOOP:  # a symlink planted meanwhile
+                raise PullError(f"{path} is a symlink the pull did not create: refusing") from None
             if attempt > retries or status in (400, 403, 404):  # no retry fixes these
                 raise PullError(
                     f"could not download {release.release_id} after {attempt} attempts: {error}; "
@@ -225,12 +247,13 @@ class _Corrupt(Exception):
 def _unpack(archive: Path, release: Release, target: Path) -> None:
     """Unpack beside ``target``, check the program runs, then rename into place."""
     staging = target.with_name(f".{target.name}.unpacking-{os.getpid()}")
+    if staging.is_symlink() or target.is_symlink():
+        raise PullError(f"{target} or its staging folder is a symlink the pull did not create")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
         if release.manifest.mode == "onedir":
-            with tarfile.open(archive) as tar:
-                tar.extractall(staging, filter="tar")
+            safe_extract(archive, staging, release.release_id)
         else:
             shutil.copyfile(archive, staging / EXECUTABLE)
             (staging / EXECUTABLE).chmod(0o755)
@@ -243,6 +266,98 @@ def _unpack(archive: Path, release: Release, target: Path) -> None:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def safe_extract(archive: Path, into: Path, what: str) -> None:
+    """Unpack a onedir tarball into the empty folder ``into``, or refuse it whole, before anything
+    is written: a one-line :class:`PullError` names the first offending member.
+
+    Allowed: directories, regular files, and symlinks whose target is relative, has no ``..``
+    and so stays inside the folder holding the link. A real PyInstaller onedir has a few of those
+    (``_internal/libgfortran-*.so.5.0.0 -> numpy.libs/...``), so refusing every symlink would
+    refuse our own artefacts. Refused: hard links, devices, fifos and any other special member,
+    absolute names, ``..`` components, a name given twice, and any member below a symlink (it
+    would be written through the link). ``filter="data"`` is applied on top, as a second net.
+    """
+    try:
+        with tarfile.open(archive) as tar:
+            members = tar.getmembers()
+            _check_members(members, what)
+            tar.extractall(into, members=members, filter="data")
+    except (tarfile.TarError, OSError) as error:
+        raise PullError(f"{what}: cannot unpack the artifact: {error}") from None
+
+
+def _check_members(members: Iterable[tarfile.TarInfo], what: str) -> None:
+    def refuse(member: tarfile.TarInfo, why: str) -> PullError:
+        return PullError(
+            f"{what}: refused the artifact: member {member.name!r} {why}; nothing was unpacked"
+        )
+
+    names: set[str] = set()
+    links: set[str] = set()
+    members = list(members)
+    for member in members:
+        parts = member.name.split("/")
+        if member.name.startswith("/") or "\x00" in member.name:
+            raise refuse(member, "has an absolute or invalid name")
+        if ".." in parts:
+            raise refuse(member, "has a '..' component")
+        key = "/".join(part for part in parts if part not in ("", "."))
+        if not key:
+            raise refuse(member, "has an empty name")
+        if key in names:
+            raise refuse(member, "appears twice")
+        names.add(key)
+        if member.islnk():
+            raise refuse(member, f"is a hard link (to {member.linkname!r})")
+        if member.issym():
+            target = member.linkname
+            if not target or target.startswith("/") or ".." in target.split("/"):
+                raise refuse(member, f"is a symlink leading out of its folder ({target!r})")
+            links.add(key)
+        elif not (member.isreg() or member.isdir()):
+            raise refuse(member, "is a device, fifo or other special file")
+    for member in members:
+        parts = [part for part in member.name.split("/") if part not in ("", ".")]
+        for depth in range(1, len(parts)):
+            if "/".join(parts[:depth]) in links:
+                raise refuse(member, "lies below a symlink")
+
+
+def _check_layout(dest: Path) -> None:
+    """Refuse (never follow) a symlink the pull did not create where it keeps its own files:
+    ``.lock``, ``.partial`` and what it holds (regular files only), ``releases`` and its entries;
+    ``current`` and ``previous`` must be the pull's own links into ``releases/``."""
+
+    def refuse(path: Path, why: str) -> PullError:
+        return PullError(f"{path} {why}: not touching it; remove it (the pull recreates it)")
+
+    for name in (".lock", ".partial", "releases"):
+        path = dest / name
+        if path.is_symlink():
+            raise refuse(path, "is a symlink the pull did not create")
+    for name in (".partial", "releases"):
+        folder = dest / name
+        if folder.exists() and not folder.is_dir():
+            raise refuse(folder, "is not a folder")
+    partial = dest / ".partial"
+    if partial.is_dir():
+        for entry in partial.iterdir():
+            if not stat.S_ISREG(entry.lstat().st_mode):
+                raise refuse(entry, "is not a regular file the pull created")
+    releases = dest / "releases"
+    if releases.is_dir():
+        for entry in releases.iterdir():
+            if entry.is_symlink():
+                raise refuse(entry, "is a symlink the pull did not create")
+    for name in ("current", "previous"):
+        link = dest / name
+        if link.is_symlink():
+            if link.resolve().parent != releases.resolve():
+                raise refuse(link, "points outside releases/")
+        elif link.exists():
+            raise refuse(link, "is not the pull's symlink")
 
 
 def _smoke_test(executable: Path, release: Release) -> None:
@@ -285,5 +400,7 @@ def _prune(dest: Path) -> None:
     """Keep the releases ``current`` and ``previous`` point to; remove the rest."""
     keep = {(dest / name).resolve() for name in ("current", "previous") if (dest / name).exists()}
     for folder in (dest / "releases").iterdir():
+        if folder.is_symlink():  # not the pull's (refused up front): never follow it
+            continue
         if folder.resolve() not in keep and not folder.name.startswith("."):
             shutil.rmtree(folder, ignore_errors=True)

@@ -4,6 +4,10 @@
 ``<prefix>/blobs/sha256/<hex>/<name>``     the artifact's bytes, addressed by their checksum
 ``<prefix>/channels/<name>.json``          a Pointer: which release a channel runs, moved atomically
 ``<prefix>/history/<name>/<when>-<n>.json``  a Move: one object per pointer move, never rewritten
+
+Every field a reader uses as a name is validated by the models themselves (sha256: 64 lower-case
+hex digits; the artifact's name: a plain file name; size: 0 to 2 GiB; ids and channels: their
+patterns), so a record a bucket writer crafted is refused before any of it names a file.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from warden_algos.executable.manifest import Manifest
+from warden_algos.executable.manifest import ArtifactSize, Manifest, Sha256
 
 RELEASE_ID = r"^[0-9A-Za-z][0-9A-Za-z._+-]{0,127}$"
 CHANNEL = r"^[a-z0-9][a-z0-9._-]{0,62}(/[a-z0-9][a-z0-9._-]{0,62})?$"
@@ -52,8 +56,8 @@ class Pointer(BaseModel):
     release_id: str = Field(pattern=RELEASE_ID)
     version: str
     mode: str
-    sha256: str
-    size: int
+    sha256: Sha256
+    size: ArtifactSize
     artifact_key: str
     updated_at: str
     updated_by: str
@@ -64,7 +68,7 @@ class Move(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    channel: str
+    channel: str = Field(pattern=CHANNEL)
     action: Literal["promote", "rollback"]
     from_release: str | None
     to_release: str

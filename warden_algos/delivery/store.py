@@ -16,10 +16,10 @@ import socket
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from warden_algos.executable.manifest import Manifest, sha256_of
 
@@ -28,6 +28,25 @@ from .records import RELEASE_ID, Move, Pointer, Release, now, valid_channel
 
 class ReleaseError(RuntimeError):
     """A refused or impossible release operation; the message says what to do instead."""
+
+
+_Record = TypeVar("_Record", bound=BaseModel)
+
+
+def parse_record(model: type[_Record], raw: bytes, where: str) -> _Record:
+    """``raw`` as a ``model``, or a one-line :class:`ReleaseError`: bad JSON and failed
+    validation both name the object and the first offending field."""
+    try:
+        return model.model_validate(orjson.loads(raw))
+    except orjson.JSONDecodeError as error:
+        raise ReleaseError(f"{where} is not valid JSON ({error})") from None
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "(the document)"
+        more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+        raise ReleaseError(
+            f"{where} is not a valid {model.__name__.lower()} record: {field}: {first['msg']}{more}"
+        ) from None
 
 
 def actor() -> str:
@@ -79,7 +98,7 @@ class ReleaseStore:
         return f"{self.prefix}/history/{channel}/"
 
     # reads -------------------------------------------------------------------------------
-    def _get_json(self, key: str) -> tuple[Any, str] | None:
+    def _get_raw(self, key: str) -> tuple[bytes, str] | None:
         from botocore.exceptions import ClientError
 
         try:
@@ -88,19 +107,27 @@ class ReleaseStore:
             if _missing(error):
                 return None
             raise
-        return orjson.loads(answer["Body"].read()), answer["ETag"]
+        return answer["Body"].read(), answer["ETag"]
+
+    def _get(self, model: type[_Record], key: str) -> _Record | None:
+        """The record at ``key``, or None when absent; a malformed one is a one-line
+        :class:`ReleaseError` naming the object (never a traceback)."""
+        found = self._get_raw(key)
+        return None if found is None else parse_record(model, found[0], self._where(key))
+
+    def _where(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
 
     def release(self, release_id: str) -> Release | None:
-        found = self._get_json(self.release_key(release_id))
-        return None if found is None else Release.model_validate(found[0])
+        return self._get(Release, self.release_key(release_id))
 
     def releases(self) -> list[Release]:
         found = []
         for key in self._keys(f"{self.prefix}/releases/"):
             if key.endswith("/release.json"):
-                record = self._get_json(key)
+                record = self._get(Release, key)
                 if record is not None:
-                    found.append(Release.model_validate(record[0]))
+                    found.append(record)
         return sorted(found, key=lambda release: release.published_at)
 
     def channel(self, channel: str) -> Pointer | None:
@@ -118,11 +145,12 @@ class ReleaseStore:
         return sorted(pointers, key=lambda pointer: pointer.channel)
 
     def history(self, channel: str) -> list[Move]:
+        self._check_channel(channel)
         moves = []
         for key in sorted(self._keys(self.history_prefix(channel))):
-            record = self._get_json(key)
+            record = self._get(Move, key)
             if record is not None:
-                moves.append(Move.model_validate(record[0]))
+                moves.append(record)
         return moves
 
     def _keys(self, prefix: str) -> list[str]:
@@ -134,16 +162,31 @@ class ReleaseStore:
         return keys
 
     def _read_pointer(self, channel: str) -> tuple[Pointer, str] | None:
+        found = self.pointer_or_broken(channel)
+        if found is None:
+            return None
+        pointer, etag, error = found
+        if pointer is None:
+            raise ReleaseError(
+                f"channel {channel!r} holds an unreadable pointer ({error}); "
+                "release ship repairs it"
+            )
+        return pointer, etag
+
+    def pointer_or_broken(
+        self, channel: str
+    ) -> tuple[Pointer | None, str, ReleaseError | None] | None:
+        """(pointer, etag, None), or (None, etag, why) when the stored pointer is malformed, or
+        None when the channel does not exist."""
         self._check_channel(channel)
-        found = self._get_json(self.channel_key(channel))
+        key = self.channel_key(channel)
+        found = self._get_raw(key)
         if found is None:
             return None
         try:
-            return Pointer.model_validate(found[0]), found[1]
-        except ValidationError as error:
-            raise ReleaseError(
-                f"channel {channel!r} holds an unreadable pointer: {error}"
-            ) from None
+            return parse_record(Pointer, found[0], self._where(key)), found[1], None
+        except ReleaseError as error:
+            return None, found[1], error
 
     # writes ------------------------------------------------------------------------------
     def publish(
@@ -218,10 +261,13 @@ class ReleaseStore:
         why: str,
         who: str | None = None,
         allow_older: bool = True,
+        repair: bool = False,
     ) -> Move:
         """Point ``channel`` at ``to_release`` if nobody moved it since we read it; then record the
         move. Refuses (instead of overwriting) when another move won the race, and, unless
-        ``allow_older``, when ``to_release`` was published before the release the channel runs."""
+        ``allow_older``, when ``to_release`` was published before the release the channel runs.
+        With ``repair``, a malformed pointer is overwritten (still conditionally on its ETag)
+        instead of refused; the history records the move as coming from nothing."""
         from botocore.exceptions import ClientError
 
         release = self.release(to_release)
@@ -229,7 +275,16 @@ class ReleaseStore:
             raise ReleaseError(f"no release {to_release!r} in s3://{self.bucket}/{self.prefix}")
         if not why.strip():
             raise ReleaseError("say why (--why): the history is an audit trail")
-        current = self._read_pointer(channel)
+        stored = self.pointer_or_broken(channel)
+        broken_etag = None
+        if stored is not None and stored[0] is None:
+            if not repair:
+                raise ReleaseError(
+                    f"channel {channel!r} holds an unreadable pointer ({stored[2]}); "
+                    "release ship repairs it"
+                )
+            broken_etag = stored[1]
+        current = None if stored is None or stored[0] is None else (stored[0], stored[1])
         if current is not None and not allow_older:
             self._refuse_older(channel, current[0], release)
         who = who or actor()
@@ -244,7 +299,12 @@ class ReleaseStore:
             updated_at=now(),
             updated_by=who,
         )
-        condition = {"IfNoneMatch": "*"} if current is None else {"IfMatch": current[1]}
+        if broken_etag is not None:
+            condition = {"IfMatch": broken_etag}
+        elif current is None:
+            condition = {"IfNoneMatch": "*"}
+        else:
+            condition = {"IfMatch": current[1]}
         try:
             self.client.put_object(
                 Bucket=self.bucket,
@@ -296,12 +356,20 @@ class ReleaseStore:
         who: str | None = None,
         *,
         allow_older: bool = True,
+        repair: bool = False,
     ) -> Move:
         """Point ``channel`` at ``release_id``. With ``allow_older=False`` (what ``release ship``
         passes unless --allow-older) a release published before the one the channel runs is
-        refused with a :class:`ReleaseError`; an explicit promote or a rollback may go back."""
+        refused with a :class:`ReleaseError`; an explicit promote or a rollback may go back.
+        ``repair`` (what ``release ship`` passes) overwrites a malformed pointer."""
         return self.move(
-            channel, release_id, action="promote", why=why, who=who, allow_older=allow_older
+            channel,
+            release_id,
+            action="promote",
+            why=why,
+            who=who,
+            allow_older=allow_older,
+            repair=repair,
         )
 
     def rollback(

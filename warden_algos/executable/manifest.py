@@ -5,12 +5,40 @@ from __future__ import annotations
 import hashlib
 import tarfile
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from warden_algos.frozen import BuildStamp
+
+#: The largest artifact a manifest may declare (2 GiB; a onedir tarball is about 90 MB): a node
+#: never preallocates, appends or reads more than this for one release.
+MAX_ARTIFACT_BYTES = 2 << 30
+
+#: A sha256 as the manifest and the release records carry it: it names files and S3 keys, so
+#: nothing but 64 lower-case hex digits is accepted.
+SHA256 = r"^[0-9a-f]{64}$"
+
+
+def plain_name(name: str) -> str:
+    """A file name with no directory part: not empty, no ``/`` or ``\\``, not ``.``/``..``, no
+    control characters (NUL, newline), at most 255 bytes."""
+    if (
+        not name
+        or name in (".", "..")
+        or "/" in name
+        or "\\" in name
+        or any(ord(char) < 32 or ord(char) == 127 for char in name)
+        or len(name.encode()) > 255
+    ):
+        raise ValueError(f"{name[:80]!r} is not a plain file name")
+    return name
+
+
+PlainName = Annotated[str, AfterValidator(plain_name)]
+Sha256 = Annotated[str, Field(pattern=SHA256)]
+ArtifactSize = Annotated[int, Field(ge=0, le=MAX_ARTIFACT_BYTES, strict=True)]
 
 
 class Manifest(BaseModel):
@@ -18,14 +46,14 @@ class Manifest(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    name: str
+    name: PlainName
     version: str
     mode: str
     git_commit: str | None
     build_time: str
     python: str
-    sha256: str
-    size: int
+    sha256: Sha256
+    size: ArtifactSize
     build_seconds: float
     algorithms: list[dict[str, Any]]
 
