@@ -199,3 +199,31 @@ def test_serve_has_a_default_timeout_and_none_is_said_explicitly() -> None:
         check=False,
     )
     assert done.returncode == 2 and b"must be > 0" in done.stderr
+
+
+def test_a_json_list_that_would_explode_when_decoded_is_refused_before_parsing() -> None:
+    """The review's case: 120 MiB of zeros peaked at 3.5 GB while being decoded."""
+    zeros = b",".join([b"0"] * 60_000_000)
+    request = (
+        b'{"interface":"detect","algorithm":"ksigma","request_id":"zeros","detect":'
+        b'{"timestamps":[1],"values":[' + zeros + b"]}}"
+    )
+    assert len(request) < 128 << 20
+    response, peak_mib, _ = measured_run(request)
+    assert response["error"]["code"] == "INVALID_INPUT"
+    assert "decoding this request would take about" in response["error"]["message"]
+    assert peak_mib < 800, peak_mib  # the request bytes, held twice at most
+
+
+def test_millions_of_tiny_related_metrics_are_refused_before_parsing() -> None:
+    """The review's case: 4.1M tiny related metrics took 5.9 GB and a minute to be refused."""
+    metric = b'{"dimensions":{},"times":[],"values":[]}'
+    request = (
+        b'{"interface":"rca","algorithm":"correlation","rca":{"metric_of_interest":'
+        b'{"dimensions":{},"times":[1],"values":[1]},"k":1,"anomalies":[1],'
+        b'"related_metrics":[' + b",".join([metric] * 2_500_000) + b"]}}"
+    )
+    response, peak_mib, seconds = measured_run(request)
+    assert response["error"]["code"] == "INVALID_INPUT"
+    assert "in 5,000,004 objects" in response["error"]["message"]  # metrics and dimensions
+    assert peak_mib < 800 and seconds < 30
