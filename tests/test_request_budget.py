@@ -227,3 +227,35 @@ def test_millions_of_tiny_related_metrics_are_refused_before_parsing() -> None:
     assert response["error"]["code"] == "INVALID_INPUT"
     assert "in 5,000,004 objects" in response["error"]["message"]  # metrics and dimensions
     assert peak_mib < 800 and seconds < 30
+
+
+def test_seasonal_with_the_reviews_params_is_refused_at_once() -> None:
+    """cycles=52, phase_tolerance=100, window=1e6 took 158 s on the review's series."""
+    from warden_algos.algorithms.seasonal import Seasonal
+
+    times = 1_700_000_000 + 300 * np.arange(100_000)
+    started = time.perf_counter()
+    with pytest.raises(InvalidInput, match="seasonal would do about"):
+        run_detect(
+            Seasonal(cycles=52, phase_tolerance=100, window=1_000_000), times, np.ones(100_000)
+        )
+    assert time.perf_counter() - started < 1.0
+
+
+def test_seasonal_rechecks_the_budget_with_the_grid_its_gaps_make(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A gap of 10^12 s makes up to 20 grid slots per point (at a million points, the review's
+    1.67 GB); the count-only estimate cannot see it, so detect checks again once the grid is
+    known, before the profiles are built."""
+    from warden_algos.algorithms.seasonal import Seasonal
+
+    n = 20_000
+    regular = 1_700_000_000 + 300 * np.arange(n, dtype=np.int64)
+    gapped = regular.copy()
+    gapped[n // 2 :] += 10**12
+    values = 10 + np.sin(np.arange(n) * 2 * np.pi / 288)
+    monkeypatch.setenv("WARDEN_MAX_REQUEST_MB", "150")  # regular: ~125 MiB, gapped: ~154 MiB
+    run_detect(Seasonal(), regular, values)  # one slot per point: inside
+    with pytest.raises(InvalidInput, match="WARDEN_MAX_REQUEST_MB"):
+        run_detect(Seasonal(), gapped, values)
