@@ -240,14 +240,17 @@ def check_decode_budget(data: bytes | bytearray) -> None:
     """Refuse, before parsing, a request whose decoded form would exceed the memory budget.
 
     The byte limit alone does not bound it: a JSON value can be two bytes on the wire and fifty
-    in memory. Counting commas (at least values - 1) and braces (objects) is a plain byte scan,
-    ~20 ms for 128 MiB, so the estimate is known before orjson allocates anything."""
-    if len(data) < 1 << 20:  # a small request cannot reach any budget: skip the scans
-        return
+    in memory. Counting commas (at least values - 1) and braces (objects) is a plain byte scan
+    (~0.5 ms per MiB), so the estimate is known before orjson allocates anything."""
     budget = current_budget().peak_bytes
-    if budget is None:
+    # Every value takes at least 2 bytes with its comma and every object 2 ("{}"): a request
+    # whose every byte pair were the dearer of the two still fits, so no scan is needed (all
+    # requests under ~2.7 MiB at the default budget).
+    if budget is None or len(data) // 2 * (BYTES_PER_VALUE + BYTES_PER_OBJECT) <= budget:
         return
-    values, objects = data.count(b",") + 1, data.count(b"{")
+    raw = np.frombuffer(data, dtype=np.uint8)  # compares run vectorised: ~2x bytes.count
+    values = int(np.count_nonzero(raw == ord(","))) + 1
+    objects = int(np.count_nonzero(raw == ord("{")))
     needed = BYTES_PER_VALUE * values + BYTES_PER_OBJECT * objects
     if needed > budget:
         raise InvalidInput(
