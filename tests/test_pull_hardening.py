@@ -394,7 +394,7 @@ def test_presign_properties_cannot_be_injected(
     pairs = load_properties(text)
     pointer = store.channel("prod")
     assert pointer is not None
-    expected = {*pointer.model_dump(), "name", "url", "release_url", "expires_s"}
+    expected = {*pointer.model_dump(exclude={"statement"}), "name", "url", "release_url", "expires_s"}
     assert set(pairs) == expected
     assert len(text.splitlines()) == len(expected)
     assert pairs["sha256"] == manifest.sha256 and pairs["release_id"] == "0.1.0+props"
@@ -470,7 +470,8 @@ def test_a_malformed_record_is_a_one_line_error(
         done = release_cli(s3_endpoint, prefix, *args)
     stderr = done.stderr.decode()
     assert done.returncode == 1, stderr
-    assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1, stderr
+    errors = [line for line in stderr.strip().splitlines() if ": warning: " not in line]
+    assert "Traceback" not in stderr and len(errors) == 1, stderr  # (an unpinned pull warns)
     assert f"s3://{BUCKET}/{prefix}/" in stderr
 
 

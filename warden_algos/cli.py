@@ -20,6 +20,7 @@ from warden_algos.delivery.cli import (
     run_release,
     run_test_deploy,
 )
+from warden_algos.delivery.keys import run_keys
 from warden_algos.evaluation.cli import add_evaluate_parser, run_evaluate
 
 FORMATS = [
@@ -503,11 +504,12 @@ COMMANDS = {
     "pull": run_pull,
     "test-deploy": run_test_deploy,
     "node": run_node,
+    "keys": run_keys,
 }
 
 #: Sub-commands that make, ship or install executables: they need the Python package (PyInstaller,
 #: boto3), which the executable leaves out. It still knows them, and says where they live.
-PACKAGE_ONLY = frozenset({"build", "release", "pull", "test-deploy", "node"})
+PACKAGE_ONLY = frozenset({"build", "release", "pull", "test-deploy", "node", "keys"})
 
 
 #: The install extra each role command needs (warden_algos/extras.py); checked before it starts.
@@ -517,6 +519,7 @@ COMMAND_EXTRAS: dict[str, tuple[str, ...]] = {
     "pull": ("deploy",),
     "test-deploy": ("deploy",),  # and "build" unless --artifact: freeze() checks that itself
     "node": ("deploy",),
+    "keys": ("deploy",),
 }
 
 

@@ -19,7 +19,7 @@ from warden_algos.interfaces.errors import AlgorithmFailed
 EXTRAS: dict[str, tuple[str, ...]] = {
     "prophet": ("prophet",),
     "evaluate": ("matplotlib", "scipy"),
-    "deploy": ("boto3",),
+    "deploy": ("boto3", "cryptography"),
     "build": ("PyInstaller", "prophet"),
 }
 

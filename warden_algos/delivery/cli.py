@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # imported when a command runs: every other command starts wi
     from warden_algos.executable.manifest import Manifest
 
     from .records import Move
+    from .signing import TrustedKeys
     from .store import ReleaseStore
 
 
@@ -82,6 +83,42 @@ def add_delivery_parsers(commands: Any) -> None:
         action="store_true",
         help="move the channel even to a release published before the one it runs",
     )
+    sign = actions.add_parser(
+        "sign",
+        help="sign a published release with the release key (another key's signature is kept)",
+    )
+    sign.add_argument("--release", required=True, dest="release_id")
+    refresh = actions.add_parser(
+        "refresh",
+        help="re-sign what a channel runs with a new sequence and expiry (an idle channel)",
+    )
+    refresh.add_argument("--channel", required=True)
+    refresh.add_argument("--why", required=True, help="recorded in the channel's history")
+    verify = actions.add_parser(
+        "verify",
+        help="check a channel as a node pinning these keys would, without installing",
+    )
+    verify.add_argument("--channel", required=True)
+    for parser in (publish, ship, actions.choices["promote"], actions.choices["rollback"]):
+        parser.add_argument(
+            "--require-signing",
+            action="store_true",
+            help="fail unless a release key is configured (what CI passes)",
+        )
+    for parser in (ship, actions.choices["promote"], actions.choices["rollback"], refresh):
+        parser.add_argument(
+            "--expires-days",
+            type=float,
+            default=None,
+            help="how long the signed channel statement stays valid (default: 30)",
+        )
+    for parser in (*actions.choices.values(),):
+        parser.add_argument(
+            "--trusted-keys",
+            type=Path,
+            help="pinned release keys (JSON; or WARDEN_TRUSTED_KEYS): what verify checks "
+            "against, and older keys a signer still accepts release signatures from",
+        )
     for parser in actions.choices.values():
         _add_location(parser)
 
@@ -151,6 +188,7 @@ def add_delivery_parsers(commands: Any) -> None:
         type=Path,
         help="require 'Authorization: Bearer TOKEN' on every request, TOKEN read from this file",
     )
+    _add_trusted_keys(node)
     _add_location(node)
 
     pull = commands.add_parser(
@@ -163,17 +201,58 @@ def add_delivery_parsers(commands: Any) -> None:
     pull.add_argument("--dest", type=Path, required=True)
     pull.add_argument("--retries", type=int, default=5)
     pull.add_argument("--rollback", action="store_true", help="swap current and previous")
+    _add_trusted_keys(pull)
     _add_location(pull)
 
+    from .keys import add_keys_parser
 
-def _store(args: argparse.Namespace) -> ReleaseStore:
+    add_keys_parser(commands)
+
+
+def _add_trusted_keys(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--trusted-keys",
+        type=Path,
+        help="pinned release keys (JSON, see deploy/trusted-keys.example.json; or "
+        "WARDEN_TRUSTED_KEYS): install only releases they signed",
+    )
+
+
+def _trust(args: argparse.Namespace) -> TrustedKeys | None:
+    from .signing import trusted_keys_from
+
+    return trusted_keys_from(getattr(args, "trusted_keys", None))
+
+
+UNPINNED_WARNING = (
+    "no pinned release keys (--trusted-keys or WARDEN_TRUSTED_KEYS): releases are installed "
+    "unsigned, so anyone who can write to the bucket can run code on this node"
+)
+
+
+def _store(args: argparse.Namespace, *, signing: bool = False) -> ReleaseStore:
+    """The release store; with ``signing``, signing with the release key if one is configured
+    (required with --require-signing)."""
     from .config import ReleaseConfig
+    from .signing import signer_from_environment
     from .store import ReleaseStore
 
     config = ReleaseConfig.load(
         args.config, bucket=args.bucket, prefix=args.prefix, endpoint_url=args.endpoint_url
     )
-    return ReleaseStore(config.client(), config.bucket, config.prefix)
+    signer = signer_from_environment() if signing else None
+    store = ReleaseStore(
+        config.client(),
+        config.bucket,
+        config.prefix,
+        signer=signer,
+        signer_trusts=_trust(args) if signer is not None else None,
+        statement_days=getattr(args, "expires_days", None),
+    )
+    action = getattr(args, "action", None)
+    if getattr(args, "require_signing", False) or action in ("sign", "refresh"):
+        store._require_signer(f"release {action}")
+    return store
 
 
 def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
@@ -207,7 +286,11 @@ def run_release(args: argparse.Namespace) -> int:
 
 
 def _release(args: argparse.Namespace) -> int:
-    return _ACTIONS[args.action](args, _store(args))
+    return _ACTIONS[args.action](args, _store(args, signing=args.action in _SIGNING_ACTIONS))
+
+
+#: The actions that write records: they sign them when a release key is configured.
+_SIGNING_ACTIONS = frozenset({"publish", "ship", "promote", "rollback", "sign", "refresh"})
 
 
 def _manifest_of(args: argparse.Namespace) -> Manifest:
@@ -283,6 +366,47 @@ def _emit_move(args: argparse.Namespace, move: Move) -> int:
     return 0
 
 
+def _sign(args: argparse.Namespace, store: ReleaseStore) -> int:
+    envelope = store.sign_release(args.release_id)
+    keyids = [signature.keyid[:12] + "..." for signature in envelope.signatures]
+    _emit(
+        args,
+        envelope.model_dump(),
+        f"{args.release_id}: signed by {', '.join(keyids)} at "
+        f"s3://{store.bucket}/{store.release_signature_key(args.release_id)}",
+    )
+    return 0
+
+
+def _refresh(args: argparse.Namespace, store: ReleaseStore) -> int:
+    return _emit_move(args, store.refresh(args.channel, args.why))
+
+
+def _verify(args: argparse.Namespace, store: ReleaseStore) -> int:
+    """What a node pinning ``--trusted-keys`` would conclude, without installing anything."""
+    from .errors import ReleaseError
+    from .trust import verify_channel, verify_release
+
+    trust = _trust(args)
+    if trust is None:
+        raise ReleaseError("verify needs the keys to check against: --trusted-keys FILE")
+    pointer = store.channel(args.channel)
+    if pointer is None:
+        raise ReleaseError(f"channel {args.channel!r} does not exist")
+    statement = verify_channel(trust, pointer, args.channel)
+    found = store.release_bytes(statement.release_id)
+    if found is None:
+        raise ReleaseError(f"channel {args.channel!r} points to a missing release")
+    verify_release(trust, statement, found[1], store.release_signature(statement.release_id))
+    _emit(
+        args,
+        {"status": "verified", **statement.model_dump()},
+        f"verified: {args.channel} -> {statement.release_id} (sequence {statement.sequence}, "
+        f"signed {statement.signed_at}, expires {statement.expires})",
+    )
+    return 0
+
+
 def _history(args: argparse.Namespace, store: ReleaseStore) -> int:
     moves = store.history(args.channel)
     lines = [
@@ -317,15 +441,25 @@ def _presign(args: argparse.Namespace, store: ReleaseStore) -> int:
     if pointer is None:
         raise ReleaseError(f"channel {args.channel!r} does not exist")
     release = store.release(pointer.release_id)
+    signature = store.release_signature(pointer.release_id)
+    fields = pointer.model_dump(exclude={"statement"})
     payload = {
-        **pointer.model_dump(),
+        **fields,
+        # The signed statements, for a JVM puller that pins keys (base64 of the DSSE JSON): it
+        # checks them before downloading anything; absent when the release is unsigned.
+        "channel_statement": _base64(pointer.statement.dumps()) if pointer.statement else None,
+        "release_signature": _base64(signature.dumps()) if signature else None,
         "name": release.manifest.name if release else None,
         "url": store.presign(pointer.artifact_key, args.expires_s),
         "release_url": store.presign(store.release_key(pointer.release_id), args.expires_s),
         "expires_s": args.expires_s,
     }
     if args.properties:
-        sys.stdout.write("".join(f"{key}={_escape(value)}\n" for key, value in payload.items()))
+        sys.stdout.write(
+            "".join(
+                f"{key}={_escape(value)}\n" for key, value in payload.items() if value is not None
+            )
+        )
         return 0
     _emit(args, payload, payload["url"])
     return 0
@@ -340,6 +474,9 @@ _ACTIONS: dict[str, Callable[[argparse.Namespace, ReleaseStore], int]] = {
     "history": _history,
     "list": _list,
     "presign": _presign,
+    "sign": _sign,
+    "refresh": _refresh,
+    "verify": _verify,
 }
 
 
@@ -359,7 +496,12 @@ def run_pull(args: argparse.Namespace) -> int:
         if not args.channel:
             print("warden-algos pull: --channel is required", file=sys.stderr)
             return 2
-        result = pull(_store(args), args.channel, args.dest, retries=args.retries, log=log)
+        trust = _trust(args)
+        if trust is None:
+            log(f"warning: {UNPINNED_WARNING}")
+        result = pull(
+            _store(args), args.channel, args.dest, retries=args.retries, trust=trust, log=log
+        )
     except _failures(ConfigError, ReleaseError) as error:
         log(f"error: {error}")
         return 1
@@ -369,6 +511,12 @@ def run_pull(args: argparse.Namespace) -> int:
         f"{result.status}: {result.release_id} ({result.executable})",
     )
     return 0
+
+
+def _base64(data: bytes) -> str:
+    import base64
+
+    return base64.b64encode(data).decode()
 
 
 def _escape(value: object) -> str:
@@ -444,6 +592,9 @@ def run_node(args: argparse.Namespace) -> int:
             )
             return 2
     try:
+        trust = _trust(args)
+        if trust is None:
+            print(f"warden-algos node: warning: {UNPINNED_WARNING}", file=sys.stderr)
         agent = NodeAgent(
             _store(args),
             args.channel,
@@ -455,6 +606,7 @@ def run_node(args: argparse.Namespace) -> int:
             max_body_bytes=int(args.max_body_mb * 1024 * 1024),
             allowed_hosts=args.allow_host,
             token=token,
+            trust=trust,
         )
         agent.start()
     except _failures(ConfigError, ReleaseError) as error:

@@ -45,12 +45,15 @@ import time
 from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from .pull import PullResult, executable_in, installed, pull
 from .store import ReleaseError, ReleaseStore
+
+if TYPE_CHECKING:
+    from .signing import TrustedKeys
 
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_QUEUE_WAIT_S = 10.0
@@ -202,8 +205,12 @@ class NodeAgent:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         allowed_hosts: Iterable[str] = (),
         token: str | None = None,
+        trust: TrustedKeys | None = None,
     ) -> None:
+        """``trust``: the pinned release keys; every pull then installs only what they signed
+        (see ``pull.pull``)."""
         self.store, self.channel, self.dest = store, channel, dest
+        self.trust = trust
         self.size, self.format_name, self.poll_s = workers, format_name, poll_s
         self.timeout_s, self.queue_wait_s = timeout_s, queue_wait_s
         self.max_body_bytes = max_body_bytes
@@ -264,7 +271,7 @@ class NodeAgent:
         """Pull (and swap in what it installed); a failure is counted and kept for /status."""
         with self.pull_lock:
             try:
-                result = pull(self.store, self.channel, self.dest)
+                result = pull(self.store, self.channel, self.dest, trust=self.trust)
                 if result.status == "installed" or self.generation == 0:
                     self._swap_in()
             except Exception as error:
@@ -366,6 +373,7 @@ class NodeAgent:
                 "failed": self.failed,
                 "replaced": self.replaced,
                 "timeout_s": self.timeout_s,
+                "signatures_checked": self.trust is not None,
                 "pull_failures": self.pull_failures,
                 "polling": self.watcher is not None and self.watcher.is_alive(),
                 "last_error": self.last_error,

@@ -16,6 +16,10 @@ never copied). The rules, each enforced below and tested against a real S3 serve
 - one pull at a time per ``DEST`` (a POSIX lock on ``.lock``, which the JVM puller takes too); a
   partial download left by a killed pull is resumed by the next one; transient failures are
   retried with exponential backoff;
+- with pinned release keys (``trust``, see ``signing.py`` and ``trust.py``), the channel's signed
+  statement is checked before anything else (trusted key, this channel, not expired, not older
+  than the newest this node accepted), then the release record's bytes and signature, all before
+  the download; an unsigned, mis-signed, expired or replayed release is refused;
 - nothing outside ``DEST`` is written or deleted, whatever the bucket holds: the records are
   validated before any field names a file (see ``records.py``), an archive member that is a hard
   link, a device, a fifo, an absolute name, a ``..`` or a symlink leading out of its folder is
@@ -38,7 +42,7 @@ import tarfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
@@ -46,8 +50,16 @@ from warden_algos.executable.manifest import sha256_of
 
 from .records import Release
 from .store import ReleaseError, ReleaseStore
+from .trust import STATE_FILE, ChannelState, check_not_older, verify_channel, verify_release
+
+if TYPE_CHECKING:
+    from .signing import ChannelStatement, TrustedKeys
 
 EXECUTABLE = "warden-algos"
+#: What one artifact may unpack to (a onedir build is ~3,000 files and ~250 MB): a gzip bomb or
+#: a tarball of a million empty files is refused from its headers, before anything is written.
+MAX_MEMBERS = 200_000
+MAX_UNPACKED_BYTES = 8 << 30
 
 
 class PullError(ReleaseError):
@@ -118,8 +130,11 @@ def pull(
     retries: int = 5,
     backoff_s: float = 0.5,
     lock_timeout_s: float = 600,
+    trust: TrustedKeys | None = None,
     log: Callable[[str], None] = lambda message: None,
 ) -> PullResult:
+    """Install what ``channel`` points to into ``dest`` (see the module's rules). With
+    ``trust``, only a release its keys signed, under a statement no older than the last."""
     dest.mkdir(parents=True, exist_ok=True)
     dest = dest.resolve()  # DEST itself may be an operator's symlink; nothing below it may
     with _Lock(dest / ".lock", lock_timeout_s):
@@ -127,30 +142,45 @@ def pull(
         pointer = store.channel(channel)
         if pointer is None:
             raise PullError(f"channel {channel!r} does not exist")
+        statement: ChannelStatement | None = None
+        if trust is not None:
+            statement = verify_channel(trust, pointer, channel)
+            check_not_older(dest, statement)
         have = installed(dest)
         if have is not None and have.sha256 == pointer.sha256:
+            _remember(dest, statement)
             log(f"{channel}: {have.release_id} is already installed")
             return PullResult("current", have.release_id, executable_in(dest / "current"), 0, 0)
-        release = store.release(pointer.release_id)
-        if release is None or release.sha256 != pointer.sha256:
+        found = store.release_bytes(pointer.release_id)
+        if found is None or found[0].sha256 != pointer.sha256:
             raise PullError(
                 f"channel {channel!r} points to {pointer.release_id}, whose release record is "
                 "missing or disagrees with the pointer's sha256; not installing"
             )
+        release, record = found
+        if trust is not None and statement is not None:
+            signature = store.release_signature(release.release_id)
+            verify_release(trust, statement, record, signature)
         target = dest / "releases" / release.release_id
         downloaded, attempts = 0, 0
         if not _intact(target, release):
             archive, downloaded, attempts = _download(
                 store, release, dest / ".partial", retries, backoff_s, log
             )
-            _unpack(archive, release, target)
+            _unpack(archive, release, record, target)
             archive.unlink()
         _switch(dest, target)
+        _remember(dest, statement)
         _prune(dest)
         log(f"{channel}: installed {release.release_id}")
         return PullResult(
             "installed", release.release_id, executable_in(dest / "current"), downloaded, attempts
         )
+
+
+def _remember(dest: Path, statement: ChannelStatement | None) -> None:
+    if statement is not None:
+        ChannelState.load(dest).accept(dest, statement)
 
 
 def rollback_local(dest: Path) -> Release:
@@ -244,8 +274,10 @@ class _Corrupt(Exception):
     pass
 
 
-def _unpack(archive: Path, release: Release, target: Path) -> None:
-    """Unpack beside ``target``, check the program runs, then rename into place."""
+def _unpack(archive: Path, release: Release, record: bytes, target: Path) -> None:
+    """Unpack beside ``target``, check the program runs, then rename into place. ``record`` is
+    installed verbatim as ``release.json``: the bytes the signatures cover, and the file the
+    Java puller writes too."""
     staging = target.with_name(f".{target.name}.unpacking-{os.getpid()}")
     if staging.is_symlink() or target.is_symlink():
         raise PullError(f"{target} or its staging folder is a symlink the pull did not create")
@@ -257,9 +289,7 @@ def _unpack(archive: Path, release: Release, target: Path) -> None:
         else:
             shutil.copyfile(archive, staging / EXECUTABLE)
             (staging / EXECUTABLE).chmod(0o755)
-        (staging / "release.json").write_bytes(
-            orjson.dumps(release.model_dump(), option=orjson.OPT_INDENT_2)
-        )
+        (staging / "release.json").write_bytes(record)
         _smoke_test(executable_in(staging), release)
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
@@ -281,7 +311,14 @@ def safe_extract(archive: Path, into: Path, what: str) -> None:
     """
     try:
         with tarfile.open(archive) as tar:
-            members = tar.getmembers()
+            members = []
+            while (member := tar.next()) is not None:  # headers only; stops at the limit
+                members.append(member)
+                if len(members) > MAX_MEMBERS:
+                    raise PullError(
+                        f"{what}: refused the artifact: over {MAX_MEMBERS:,} members; nothing "
+                        "was unpacked"
+                    )
             _check_members(members, what)
             tar.extractall(into, members=members, filter="data")
     except (tarfile.TarError, OSError) as error:
@@ -297,6 +334,12 @@ def _check_members(members: Iterable[tarfile.TarInfo], what: str) -> None:
     names: set[str] = set()
     links: set[str] = set()
     members = list(members)
+    unpacked = sum(member.size for member in members if member.isreg())
+    if unpacked > MAX_UNPACKED_BYTES:
+        raise PullError(
+            f"{what}: refused the artifact: it unpacks to {unpacked / (1 << 30):.1f} GiB, over "
+            f"the limit of {MAX_UNPACKED_BYTES / (1 << 30):.0f} GiB; nothing was unpacked"
+        )
     for member in members:
         parts = member.name.split("/")
         if member.name.startswith("/") or "\x00" in member.name:
@@ -333,7 +376,7 @@ def _check_layout(dest: Path) -> None:
     def refuse(path: Path, why: str) -> PullError:
         return PullError(f"{path} {why}: not touching it; remove it (the pull recreates it)")
 
-    for name in (".lock", ".partial", "releases"):
+    for name in (".lock", ".partial", "releases", STATE_FILE):
         path = dest / name
         if path.is_symlink():
             raise refuse(path, "is a symlink the pull did not create")

@@ -20,6 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from warden_algos.executable.manifest import ArtifactSize, Manifest, Sha256
 
+from .dsse import Envelope
+from .errors import ReleaseError
+
+__all__ = ["Move", "Pointer", "Release", "ReleaseError", "now", "valid_channel"]
+
 RELEASE_ID = r"^[0-9A-Za-z][0-9A-Za-z._+-]{0,127}$"
 CHANNEL = r"^[a-z0-9][a-z0-9._-]{0,62}(/[a-z0-9][a-z0-9._-]{0,62})?$"
 
@@ -61,6 +66,8 @@ class Pointer(BaseModel):
     artifact_key: str
     updated_at: str
     updated_by: str
+    #: The release key's signed statement of this move (signing.py); None when unsigned.
+    statement: Envelope | None = None
 
 
 class Move(BaseModel):
@@ -69,7 +76,7 @@ class Move(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     channel: str = Field(pattern=CHANNEL)
-    action: Literal["promote", "rollback"]
+    action: Literal["promote", "rollback", "refresh"]
     from_release: str | None
     to_release: str
     who: str

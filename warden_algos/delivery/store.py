@@ -1,5 +1,9 @@
 """Publish, promote, roll back, read: every operation on the release bucket, over boto3.
 
+With a signer (``signing.py``), every write is signed as well: a publish writes the release's
+signed statement beside its record, and every pointer move carries a signed channel statement
+(sequence, expiry), so nodes that pin the release keys need not trust the bucket.
+
 Immutability and atomicity come from S3 itself, not from a lock service: a release record is
 written with ``If-None-Match: *`` (so two publishers of one id cannot both win), a channel pointer
 with ``If-Match: <etag>`` of the pointer the mover read (so a concurrent move is refused, not lost),
@@ -10,25 +14,28 @@ the winner's bytes). Each pointer move appends one history object; nothing is ev
 from __future__ import annotations
 
 import getpass
+import hashlib
 import os
 import re
 import socket
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
 
 from warden_algos.executable.manifest import Manifest, sha256_of
 
+from .dsse import Envelope
+from .errors import ReleaseError, SignatureError
 from .records import RELEASE_ID, Move, Pointer, Release, now, valid_channel
 
+if TYPE_CHECKING:
+    from .signing import ReleaseStatement, Signer, TrustedKeys
 
-class ReleaseError(RuntimeError):
-    """A refused or impossible release operation; the message says what to do instead."""
-
+__all__ = ["ReleaseError", "ReleaseStore", "parse_record"]
 
 _Record = TypeVar("_Record", bound=BaseModel)
 
@@ -79,14 +86,32 @@ def _missing(error: Exception) -> bool:
 
 
 class ReleaseStore:
-    def __init__(self, client: Any, bucket: str, prefix: str) -> None:
+    def __init__(
+        self,
+        client: Any,
+        bucket: str,
+        prefix: str,
+        *,
+        signer: Signer | None = None,
+        signer_trusts: TrustedKeys | None = None,
+        statement_days: float | None = None,
+    ) -> None:
+        """``signer``: sign every publish and move with it. ``signer_trusts``: release
+        signatures a move accepts besides the signer's own (a key rotation). ``statement_days``:
+        how long a channel statement stays valid (default ``DEFAULT_EXPIRES_DAYS``)."""
         self.client = client
         self.bucket = bucket
         self.prefix = prefix.strip("/")
+        self.signer = signer
+        self.signer_trusts = signer_trusts
+        self.statement_days = statement_days
 
     # keys --------------------------------------------------------------------------------
     def release_key(self, release_id: str) -> str:
         return f"{self.prefix}/releases/{release_id}/release.json"
+
+    def release_signature_key(self, release_id: str) -> str:
+        return f"{self.prefix}/releases/{release_id}/release.dsse.json"
 
     def blob_key(self, sha256: str, name: str) -> str:
         return f"{self.prefix}/blobs/sha256/{sha256}/{name}"
@@ -120,6 +145,29 @@ class ReleaseStore:
 
     def release(self, release_id: str) -> Release | None:
         return self._get(Release, self.release_key(release_id))
+
+    def release_bytes(self, release_id: str) -> tuple[Release, bytes] | None:
+        """The release and the exact bytes of its record (what signatures cover)."""
+        key = self.release_key(release_id)
+        found = self._get_raw(key)
+        if found is None:
+            return None
+        return parse_record(Release, found[0], self._where(key)), found[0]
+
+    def release_signature(self, release_id: str) -> Envelope | None:
+        """The release's signed statement, or None when it was published unsigned."""
+        found = self._release_signature(release_id)
+        return None if found is None else found[0]
+
+    def _release_signature(self, release_id: str) -> tuple[Envelope, str] | None:
+        key = self.release_signature_key(release_id)
+        found = self._get_raw(key)
+        if found is None:
+            return None
+        try:
+            return parse_record(Envelope, found[0], self._where(key)), found[1]
+        except ReleaseError as error:
+            raise SignatureError(str(error)) from None
 
     def releases(self) -> list[Release]:
         found = []
@@ -209,7 +257,9 @@ class ReleaseStore:
             )
         existing = self.release(release_id)
         if existing is not None:
-            return self._same_or_refuse(existing, manifest), False
+            same = self._same_or_refuse(existing, manifest)
+            self._sign_if_signer(release_id)  # e.g. a re-run after a key rotation
+            return same, False
         artifact_key = self.blob_key(manifest.sha256, manifest.name)
         self.client.upload_file(
             str(artifact),
@@ -240,8 +290,94 @@ class ReleaseStore:
             winner = self.release(release_id)  # published concurrently by someone else
             if winner is None:
                 raise
-            return self._same_or_refuse(winner, manifest), False
+            same = self._same_or_refuse(winner, manifest)
+            self._sign_if_signer(release_id)
+            return same, False
+        self._sign_if_signer(release_id)
         return release, True
+
+    def _sign_if_signer(self, release_id: str) -> None:
+        if self.signer is not None:
+            self.sign_release(release_id)
+
+    def sign_release(self, release_id: str) -> Envelope:
+        """Sign ``release_id``'s record with the store's signer, keeping other keys' signatures
+        of the same statement (so nodes pinning either key of a rotation accept it). A no-op when
+        this key already signed it."""
+        from .signing import RELEASE_TYPE, ReleaseStatement, format_time, sign, statement_bytes
+
+        signer = self._require_signer("sign a release")
+        found = self.release_bytes(release_id)
+        if found is None:
+            raise ReleaseError(f"no release {release_id!r} in s3://{self.bucket}/{self.prefix}")
+        release, record = found
+        statement = ReleaseStatement(
+            release_id=release.release_id,
+            record_sha256=hashlib.sha256(record).hexdigest(),
+            sha256=release.manifest.sha256,
+            size=release.manifest.size,
+            mode=release.manifest.mode,
+            signed_at=format_time(datetime.now(UTC)),
+        )
+        existing = self._release_signature(release_id)
+        payload, keep, condition = statement_bytes(statement), [], {"IfNoneMatch": "*"}
+        if existing is not None:
+            envelope, etag = existing
+            condition = {"IfMatch": etag}
+            if self._same_release_statement(envelope, statement):
+                payload, keep = envelope.payload_bytes(), list(envelope.signatures)
+                if any(kept.keyid == _keyid(signer) for kept in keep):
+                    return envelope
+        envelope = sign(signer, RELEASE_TYPE, payload, keep)
+        self._put_conditionally(
+            self.release_signature_key(release_id), envelope.dumps(), condition, "signature"
+        )
+        return envelope
+
+    @staticmethod
+    def _same_release_statement(envelope: Envelope, statement: ReleaseStatement) -> bool:
+        """The envelope states the same facts (whoever signed them, whenever)."""
+        from .signing import RELEASE_TYPE, ReleaseStatement
+
+        if envelope.payloadType != RELEASE_TYPE:
+            return False
+        try:
+            stored = ReleaseStatement.model_validate(orjson.loads(envelope.payload_bytes()))
+        except (ValueError, SignatureError):
+            return False
+        same: bool = stored.model_dump(exclude={"signed_at"}) == statement.model_dump(
+            exclude={"signed_at"}
+        )
+        return same
+
+    def _put_conditionally(
+        self, key: str, body: bytes, condition: dict[str, str], what: str
+    ) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=body,
+                ContentType="application/json",
+                **condition,
+            )
+        except ClientError as error:
+            if _precondition_failed(error):
+                raise ReleaseError(
+                    f"the {what} at {self._where(key)} changed while it was being written; "
+                    "nothing was changed by this call: retry"
+                ) from None
+            raise
+
+    def _require_signer(self, what: str) -> Signer:
+        if self.signer is None:
+            raise SignatureError(
+                f"no signing key to {what} with: set WARDEN_SIGNING_KEY (PEM), "
+                "WARDEN_SIGNING_KEY_FILE, or WARDEN_SIGNING_COMMAND with WARDEN_SIGNING_PUBLIC_KEY"
+            )
+        return self.signer
 
     def _same_or_refuse(self, existing: Release, manifest: Manifest) -> Release:
         if existing.manifest.sha256 == manifest.sha256:
@@ -288,6 +424,10 @@ class ReleaseStore:
         if current is not None and not allow_older:
             self._refuse_older(channel, current[0], release)
         who = who or actor()
+        statement = None
+        if self.signer is not None:
+            previous = None if current is None else current[0]
+            statement = self._channel_statement(channel, release.release_id, previous)
         pointer = Pointer(
             channel=channel,
             release_id=release.release_id,
@@ -298,6 +438,7 @@ class ReleaseStore:
             artifact_key=release.artifact_key,
             updated_at=now(),
             updated_by=who,
+            statement=statement,
         )
         if broken_etag is not None:
             condition = {"IfMatch": broken_etag}
@@ -338,6 +479,77 @@ class ReleaseStore:
             IfNoneMatch="*",
         )
         return entry
+
+    def _channel_statement(
+        self, channel: str, release_id: str, previous: Pointer | None
+    ) -> Envelope:
+        """A signed statement that ``channel`` runs ``release_id``: only for a release this
+        signer can verify (never sign a pointer to bytes nobody trusted signed), with a sequence
+        larger than the current statement's (nodes refuse anything older than what they saw)."""
+        from .signing import (
+            CHANNEL_TYPE,
+            DEFAULT_EXPIRES_DAYS,
+            ChannelStatement,
+            expiry,
+            format_time,
+            sign,
+            signer_trust,
+            statement_bytes,
+        )
+        from .trust import verify_release
+
+        signer = self._require_signer("sign the channel")
+        trust = signer_trust(signer, self.signer_trusts)
+        found = self.release_bytes(release_id)
+        if found is None:
+            raise ReleaseError(f"no release {release_id!r} in s3://{self.bucket}/{self.prefix}")
+        release, record = found
+        when = datetime.now(UTC)
+        sequence = int(when.timestamp() * 1_000_000)
+        last = self._verified_sequence(previous, trust)
+        statement = ChannelStatement(
+            channel=channel,
+            release_id=release_id,
+            record_sha256=hashlib.sha256(record).hexdigest(),
+            sha256=release.manifest.sha256,
+            size=release.manifest.size,
+            mode=release.manifest.mode,
+            sequence=max(sequence, last + 1),
+            signed_at=format_time(when),
+            expires=expiry(self.statement_days or DEFAULT_EXPIRES_DAYS),
+        )
+        envelope = self.release_signature(release_id)
+        try:
+            verify_release(trust, statement, record, envelope)
+        except SignatureError as error:
+            raise SignatureError(
+                f"not signing {channel} -> {release_id}: {error}; if these bytes are yours, sign "
+                f"the release first (release sign --release {release_id})"
+            ) from None
+        return sign(signer, CHANNEL_TYPE, statement_bytes(statement))
+
+    @staticmethod
+    def _verified_sequence(pointer: Pointer | None, trust: TrustedKeys) -> int:
+        """The sequence of the channel's current statement if it verifies, else 0."""
+        from .signing import CHANNEL_TYPE, ChannelStatement, parse_statement
+
+        if pointer is None or pointer.statement is None:
+            return 0
+        try:
+            payload = trust.verify(pointer.statement, CHANNEL_TYPE, "the current statement")
+            current: ChannelStatement = parse_statement(ChannelStatement, payload, "it")
+        except SignatureError:
+            return 0
+        return current.sequence
+
+    def refresh(self, channel: str, why: str, who: str | None = None) -> Move:
+        """Re-sign what ``channel`` runs, with a new sequence and expiry: an idle channel's
+        statement must not expire on the nodes (freeze protection makes them refuse it)."""
+        current = self.channel(channel)
+        if current is None:
+            raise ReleaseError(f"channel {channel!r} does not exist: nothing to refresh")
+        self._require_signer("refresh a channel")
+        return self.move(channel, current.release_id, action="refresh", why=why, who=who)
 
     def _refuse_older(self, channel: str, current: Pointer, release: Release) -> None:
         """A re-run of an old CI job must not move prod backwards: going back is a rollback."""
@@ -410,3 +622,9 @@ class ReleaseStore:
                 f"channel name {channel!r}: lower case letters, digits, '.', '_', '-', at most "
                 "one '/' (prod, staging, test/alice)"
             )
+
+
+def _keyid(signer: Signer) -> str:
+    from .dsse import keyid_of
+
+    return keyid_of(signer.public_key)
