@@ -349,3 +349,26 @@ def s3_endpoint() -> Iterator[str]:
 @pytest.fixture
 def prefix() -> str:
     return f"t-{uuid.uuid4().hex[:10]}"  # every test its own corner of the bucket
+
+
+#: What the stand-in artifacts of the delivery tests say they hold.
+ALGORITHMS = [{"name": "ksigma", "interface": "detect", "source": "built-in"}]
+
+
+def fake_manifest(tarball: Path, git_commit: str | None = "random") -> Any:
+    """The manifest a build would write for the stand-in ``tarball`` (a random commit unless
+    one, or None, is given)."""
+    from warden_algos.executable.manifest import Manifest, sha256_of
+
+    return Manifest(
+        name=tarball.name,
+        version="0.1.0",
+        mode="onedir",
+        git_commit=uuid.uuid4().hex + "00000000" if git_commit == "random" else git_commit,
+        build_time="2026-11-23T00:00:00+00:00",
+        python="3.11.7",
+        sha256=sha256_of(tarball),
+        size=tarball.stat().st_size,
+        build_seconds=1.0,
+        algorithms=ALGORITHMS,
+    )

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import tarfile
 import threading
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +24,10 @@ import pytest
 from warden_algos.delivery.config import ConfigError, ReleaseConfig
 from warden_algos.delivery.pull import PullError, installed, pull, rollback_local
 from warden_algos.delivery.store import ReleaseError, ReleaseStore
-from warden_algos.executable.manifest import Manifest, sha256_of
+from warden_algos.executable.manifest import Manifest
 
-from .conftest import BUCKET
+from .conftest import ALGORITHMS, BUCKET, fake_manifest
 from .s3_server import CREDENTIALS, FaultyProxy
-
-ALGORITHMS = [{"name": "ksigma", "interface": "detect", "source": "built-in"}]
 
 
 def make_store(endpoint: str, prefix: str) -> ReleaseStore:
@@ -63,18 +60,7 @@ def fake_artifact(folder: Path, tag: str, payload_bytes: int = 4096) -> tuple[Pa
             info = tarfile.TarInfo(name)
             info.size, info.mode = len(data), mode
             tar.addfile(info, io.BytesIO(data))
-    manifest = Manifest(
-        name=tarball.name,
-        version="0.1.0",
-        mode="onedir",
-        git_commit=uuid.uuid4().hex + "00000000",
-        build_time="2026-11-23T00:00:00+00:00",
-        python="3.11.7",
-        sha256=sha256_of(tarball),
-        size=tarball.stat().st_size,
-        build_seconds=1.0,
-        algorithms=ALGORITHMS,
-    )
+    manifest = fake_manifest(tarball)
     (tarball.parent / f"{tarball.name}.manifest.json").write_bytes(
         orjson.dumps(manifest.model_dump())
     )

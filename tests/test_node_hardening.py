@@ -21,7 +21,6 @@ import sys
 import tarfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,9 +32,9 @@ from warden_algos.delivery import node as node_module
 from warden_algos.delivery import pull as delivery_pull
 from warden_algos.delivery.node import NodeAgent
 from warden_algos.delivery.store import ReleaseStore
-from warden_algos.executable.manifest import Manifest, sha256_of
+from warden_algos.executable.manifest import Manifest
 
-from .conftest import BUCKET, detect_request, dumps
+from .conftest import BUCKET, detect_request, dumps, fake_manifest
 from .s3_server import CREDENTIALS, free_port
 from .test_deploy import ALGORITHMS, make_store
 
@@ -97,18 +96,7 @@ def stand_in_artifact(folder: Path, tag: str, plugin_env: dict[str, str]) -> tup
         info = tarfile.TarInfo("warden-algos/warden-algos")
         info.size, info.mode = len(program), 0o755
         tar.addfile(info, io.BytesIO(program))
-    manifest = Manifest(
-        name=tarball.name,
-        version="0.1.0",
-        mode="onedir",
-        git_commit=uuid.uuid4().hex + "00000000",
-        build_time="2026-11-23T00:00:00+00:00",
-        python="3.11.7",
-        sha256=sha256_of(tarball),
-        size=tarball.stat().st_size,
-        build_seconds=1.0,
-        algorithms=ALGORITHMS,
-    )
+    manifest = fake_manifest(tarball)
     return tarball, manifest
 
 

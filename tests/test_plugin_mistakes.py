@@ -17,6 +17,7 @@ from warden_algos.registry import BUILTIN_ALGORITHMS
 from .conftest import cli, detect_request, dumps, env_with_path, install_fake_distribution
 from .plugins.environments import install_fragile_plugin
 from .plugins.warden_fragile_algos import BREAK_IMPORT_ENV
+from .test_scaffold import pip_install
 
 PLUGIN = '''\
 """rolling_quantile, registered under a misspelled entry-point name."""
@@ -185,15 +186,7 @@ def test_a_pip_installed_project_is_pointed_at_its_pyproject_line(tmp_path: Path
         next(row for row in pyproject.read_text().splitlines() if row.startswith("rolling_"))
     )
     site = tmp_path / "site"
-    subprocess.run(
-        [
-            sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-            "--no-build-isolation", "--no-index", "--target", str(site), str(folder),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )  # fmt: skip
+    pip_install(folder, site)
     done = cli("list", "--json", env=env_with_path(site))
     rows = {row["name"]: row for row in orjson.loads(done.stdout)}
     assert f"{pyproject}:{line}" in rows["rolling_quantiles"]["error"]

@@ -22,9 +22,9 @@ from pydantic import ValidationError
 from warden_algos.delivery.cluster import _unpacked
 from warden_algos.delivery.pull import PullError, installed, pull
 from warden_algos.delivery.store import ReleaseError, ReleaseStore
-from warden_algos.executable.manifest import MAX_ARTIFACT_BYTES, Manifest, sha256_of
+from warden_algos.executable.manifest import MAX_ARTIFACT_BYTES, Manifest
 
-from .conftest import BUCKET
+from .conftest import BUCKET, fake_manifest
 from .s3_server import CREDENTIALS
 from .test_deploy import ALGORITHMS, fake_artifact, make_store, published, release_cli
 
@@ -65,18 +65,7 @@ def tarball_of(
     with tarfile.open(tarball, "w:gz") as tar:
         for info, body in (extra + normal) if first else (normal + extra):
             tar.addfile(info, body)
-    manifest = Manifest(
-        name=tarball.name,
-        version="0.1.0",
-        mode="onedir",
-        git_commit=None,
-        build_time="2026-11-23T00:00:00+00:00",
-        python="3.11.7",
-        sha256=sha256_of(tarball),
-        size=tarball.stat().st_size,
-        build_seconds=1.0,
-        algorithms=ALGORITHMS,
-    )
+    manifest = fake_manifest(tarball, git_commit=None)
     return tarball, manifest
 
 
@@ -394,7 +383,13 @@ def test_presign_properties_cannot_be_injected(
     pairs = load_properties(text)
     pointer = store.channel("prod")
     assert pointer is not None
-    expected = {*pointer.model_dump(exclude={"statement"}), "name", "url", "release_url", "expires_s"}
+    expected = {
+        *pointer.model_dump(exclude={"statement"}),
+        "name",
+        "url",
+        "release_url",
+        "expires_s",
+    }
     assert set(pairs) == expected
     assert len(text.splitlines()) == len(expected)
     assert pairs["sha256"] == manifest.sha256 and pairs["release_id"] == "0.1.0+props"

@@ -35,6 +35,11 @@ BUILTIN_ALGORITHMS: dict[str, str] = {
 }
 
 
+def entry_target(cls: type) -> str:
+    """``module:qualname``: how an entry point names a class."""
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
 class RegistryError(InternalError):
     """The installed set of algorithms is inconsistent (duplicate name, broken plugin)."""
 
@@ -138,7 +143,7 @@ class Registry:
     def of(cls, classes: list[type[Algorithm[Any]]]) -> Registry:
         """A registry of classes already in hand (a class under test need not be installed)."""
         registry = cls.from_entries(
-            [AlgorithmEntry(c.name, f"{c.__module__}:{c.__qualname__}", "given") for c in classes]
+            [AlgorithmEntry(c.name, entry_target(c), "given") for c in classes]
         )
         registry._loaded.update({c.name: c for c in classes})
         return registry

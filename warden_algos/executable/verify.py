@@ -245,11 +245,6 @@ class Expected:
         return body + one_shot_terminator(case.format_name) if one_shot else body
 
 
-def expected(case: Case) -> bytes:
-    """The in-process answer to one case, as a serve frame carries it."""
-    return Expected()(case)
-
-
 def verify(
     executable: Path, requests: Path | None = None, only: Collection[str] | None = None
 ) -> Verification:

@@ -70,17 +70,17 @@ def current_budget() -> Budget:
 def check_budget(algorithm: str, estimate: WorkEstimate, budget: Budget | None = None) -> None:
     """Refuse a request whose estimated work is over the budget, naming what and the limit."""
     budget = budget or current_budget()
-    if budget.peak_bytes is not None and estimate.peak_bytes > budget.peak_bytes:
-        raise InvalidInput(
-            f"{algorithm} would need about {estimate.peak_bytes / (1 << 20):,.0f} MiB for this "
-            f"request (its size and params), over the per-request budget of "
-            f"{budget.peak_bytes / (1 << 20):,.0f} MiB (WARDEN_MAX_REQUEST_MB): send fewer points "
-            "or anomaly times, or smaller window-like params"
-        )
-    if budget.operations is not None and estimate.operations > budget.operations:
-        raise InvalidInput(
-            f"{algorithm} would do about {estimate.operations / 1e6:,.0f} million operations for "
-            f"this request (its size and params), over the per-request budget of "
-            f"{budget.operations / 1e6:,.0f} million (WARDEN_MAX_REQUEST_MOPS): send fewer "
-            "points, or smaller window-like params"
-        )
+    checks = (  # (value, limit, scale, "would ...", unit, variable, advice)
+        (estimate.peak_bytes, budget.peak_bytes, 1 << 20, "need about", "MiB",
+         "WARDEN_MAX_REQUEST_MB", "send fewer points or anomaly times, or smaller window-like "
+         "params"),
+        (estimate.operations, budget.operations, 1_000_000, "do about", "million operations",
+         "WARDEN_MAX_REQUEST_MOPS", "send fewer points, or smaller window-like params"),
+    )  # fmt: skip
+    for value, limit, scale, verb, unit, variable, advice in checks:
+        if limit is not None and value > limit:
+            raise InvalidInput(
+                f"{algorithm} would {verb} {value / scale:,.0f} {unit} for this request (its "
+                f"size and params), over the per-request budget of {limit / scale:,.0f} "
+                f"{unit.split()[0]} ({variable}): {advice}"
+            )

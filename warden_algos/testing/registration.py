@@ -12,16 +12,12 @@ from typing import Any
 from warden_algos.interfaces import Algorithm
 from warden_algos.interfaces.errors import WardenError
 from warden_algos.plugin_sources import name_mismatch
-from warden_algos.registry import ENTRY_POINT_GROUP, AlgorithmEntry, Registry
-
-
-def _target(cls: type) -> str:
-    return f"{cls.__module__}:{cls.__qualname__}"
+from warden_algos.registry import ENTRY_POINT_GROUP, AlgorithmEntry, Registry, entry_target
 
 
 def _points_at(entry: AlgorithmEntry, cls: type) -> bool:
     """The entry names ``cls``: by its path, or by a re-export that resolves to it."""
-    if entry.target == _target(cls):
+    if entry.target == entry_target(cls):
         return True
     if entry.target.split(".", 1)[0].split(":", 1)[0] != cls.__module__.split(".", 1)[0]:
         return False  # another package's entry: do not import it
@@ -59,12 +55,12 @@ def registration_problem(cls: type[Algorithm[Any]]) -> tuple[str, str] | None:
     if entry is not None:
         return (
             f"the name {cls.name!r} is taken by {entry.source} ({entry.target}), not this "
-            f"class ({_target(cls)})",
+            f"class ({entry_target(cls)})",
             "rename one of them (the class's name and its entry-point name together)",
         )
     return (
-        f"no installed entry point registers {_target(cls)}",
+        f"no installed entry point registers {entry_target(cls)}",
         f'add to your pyproject.toml: [project.entry-points."{ENTRY_POINT_GROUP}"] '
-        f'{cls.name} = "{_target(cls)}", then pip install -e . (a class defined in a test or a '
-        "notebook, which no entry point registers, is checked with registered=False)",
+        f'{cls.name} = "{entry_target(cls)}", then pip install -e . (a class defined in a test '
+        "or a notebook, which no entry point registers, is checked with registered=False)",
     )
