@@ -3,7 +3,9 @@
 Two node agents (``warden-algos node``, each with two serve workers of the PyInstaller executable)
 run release A of an author's test channel while client threads keep sending requests to both.
 test-deploy then verifies, publishes and promotes release B and waits for the nodes: both must
-report B, and not one request may fail during the swap.
+report B, and not one request may fail during the swap. One node pins a release key and requires
+a bearer token: test-deploy signs with the developer's key and sends the token from the cluster
+file's ``token_file``.
 """
 
 from __future__ import annotations
@@ -23,13 +25,13 @@ from typing import Any
 import orjson
 import pytest
 
-from warden_algos.delivery.cluster import node_status
 from warden_algos.delivery.records import Release
 from warden_algos.delivery.store import ReleaseStore
 from warden_algos.executable.manifest import Manifest, pack, sha256_of
 
 from .conftest import BUCKET, Built, detect_request, dumps
 from .s3_server import CREDENTIALS, free_port
+from .signing_keys import new_key, signed_store, trusted_keys_file
 from .test_deploy import corrupt_blob, make_store
 
 CHANNEL = "test/alice"
@@ -61,9 +63,13 @@ def running_release(store: ReleaseStore, built: Built) -> Release:
 
 
 class NodeProcess:
-    def __init__(self, endpoint: str, prefix: str, dest: Path) -> None:
+    def __init__(self, endpoint: str, prefix: str, dest: Path, *options: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.headers: dict[str, str] = {}
+        if "--token-file" in options:
+            token = Path(options[options.index("--token-file") + 1]).read_text().strip()
+            self.headers = {"Authorization": f"Bearer {token}"}
         self.stderr = (dest.parent / f"{dest.name}.log").open("wb")
         self.process = subprocess.Popen(
             [
@@ -87,6 +93,7 @@ class NodeProcess:
                 prefix,
                 "--endpoint-url",
                 endpoint,
+                *options,
             ],
             stdout=subprocess.DEVNULL,
             stderr=self.stderr,
@@ -98,7 +105,8 @@ class NodeProcess:
         while time.monotonic() < deadline:
             assert self.process.poll() is None, "node agent exited"
             try:
-                with urllib.request.urlopen(f"{self.url}/status", timeout=2) as response:
+                status_request = urllib.request.Request(f"{self.url}/status", headers=self.headers)
+                with urllib.request.urlopen(status_request, timeout=2) as response:
                     status: dict[str, Any] = orjson.loads(response.read())
                     return status
             except OSError:
@@ -122,7 +130,10 @@ def nodes(s3_endpoint: str, prefix: str, tmp_path: Path) -> Iterator[list[NodePr
 class Traffic:
     """Client threads sending ksigma requests to every node until stopped."""
 
-    def __init__(self, urls: list[str], per_node: int = 2) -> None:
+    def __init__(
+        self, urls: list[str], per_node: int = 2, headers: dict[str, dict[str, str]] | None = None
+    ) -> None:
+        self.headers = headers or {}
         self.ok = 0
         self.failures: list[str] = []
         self.lock = threading.Lock()
@@ -141,7 +152,12 @@ class Traffic:
             n += 1
             request = detect_request(request_id=f"{url[-4:]}-{seed}-{n}", seed=seed)
             try:
-                call = urllib.request.Request(f"{url}/invoke", data=dumps(request), method="POST")
+                call = urllib.request.Request(
+                    f"{url}/invoke",
+                    data=dumps(request),
+                    method="POST",
+                    headers=self.headers.get(url, {}),
+                )
                 with urllib.request.urlopen(call, timeout=60) as response:
                     answer = orjson.loads(response.read())
                 good = (
@@ -169,23 +185,30 @@ def test_test_deploy_swaps_every_node_without_failing_a_request(
     tmp_path: Path,
     nodes: list[NodeProcess],
 ) -> None:
-    store = make_store(s3_endpoint, prefix)
+    pem, key = new_key()
+    store = signed_store(s3_endpoint, prefix, key)
     release_a = running_release(store, built)
-    for index in range(2):
-        nodes.append(NodeProcess(s3_endpoint, prefix, tmp_path / f"node-{index}"))
+    token_file = tmp_path / "node-0.token"
+    token_file.write_text("s3cr3t-node-token\n")
+    trusted = trusted_keys_file(tmp_path / "trusted.json", key)
+    pinning = ("--token-file", str(token_file), "--trusted-keys", str(trusted))
+    nodes.append(NodeProcess(s3_endpoint, prefix, tmp_path / "node-0", *pinning))
+    nodes.append(NodeProcess(s3_endpoint, prefix, tmp_path / "node-1"))
     for node in nodes:
         assert node.wait_ready()["release_id"] == release_a.release_id
+    assert node_status_of(nodes[0])["signatures_checked"] is True
 
     artifact_b, manifest_b = repacked(built, tmp_path / "b", "b")
     cluster = tmp_path / "cluster.toml"
-    node_lines = "".join(
-        f'[[nodes]]\nname = "node-{i}"\nurl = "{node.url}"\n' for i, node in enumerate(nodes)
+    node_lines = (
+        f'[[nodes]]\nname = "node-0"\nurl = "{nodes[0].url}"\ntoken_file = "{token_file}"\n'
+        f'[[nodes]]\nname = "node-1"\nurl = "{nodes[1].url}"\n'
     )
     cluster.write_text(
         f'[release]\nbucket = "{BUCKET}"\nprefix = "{prefix}"\nendpoint_url = "{s3_endpoint}"\n'
         f'[cluster]\nchannel = "{CHANNEL}"\ntimeout_s = 180\n' + node_lines
     )
-    traffic = Traffic([node.url for node in nodes])
+    traffic = Traffic([node.url for node in nodes], headers={nodes[0].url: nodes[0].headers})
     try:
         time.sleep(1.0)  # requests are flowing before the deploy starts
         before = traffic.ok
@@ -202,7 +225,8 @@ def test_test_deploy_swaps_every_node_without_failing_a_request(
                 "--json",
             ],
             capture_output=True,
-            env={**built["env"], **CREDENTIALS},  # verify's reference registry = the binary's
+            # verify's reference registry = the binary's; the developer's key signs
+            env={**built["env"], **CREDENTIALS, "WARDEN_SIGNING_KEY": pem.decode()},
             timeout=900,
             check=False,
         )
@@ -226,9 +250,11 @@ def test_test_deploy_swaps_every_node_without_failing_a_request(
 
 
 def node_status_of(node: NodeProcess) -> dict[str, Any]:
-    from warden_algos.delivery.cluster import Node
-
-    return node_status(Node(name="n", url=node.url))
+    with urllib.request.urlopen(
+        urllib.request.Request(f"{node.url}/status", headers=node.headers), timeout=5
+    ) as response:
+        status: dict[str, Any] = orjson.loads(response.read())
+        return status
 
 
 def test_a_node_keeps_serving_when_a_pull_fails(

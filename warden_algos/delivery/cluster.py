@@ -20,6 +20,11 @@ The cluster file (TOML)::
     [[nodes]]
     name = "node-1"
     url = "http://10.0.0.5:8701" # the node agent's address (GET /status, POST /pull)
+    token_file = "~/.config/warden/node-1.token"  # if the node runs with --token-file
+
+A node's bearer token is read from its ``token_file`` (never written in the cluster file itself).
+When a release key is configured (``WARDEN_SIGNING_KEY`` and the like, see ``signing.py``) the
+release and the channel move are signed, so test nodes that pin a developer key accept them.
 """
 
 from __future__ import annotations
@@ -49,6 +54,22 @@ class Node(BaseModel):
 
     name: str = Field(min_length=1)
     url: str = Field(pattern=r"^https?://")
+    token_file: Path | None = None
+
+    def headers(self) -> dict[str, str]:
+        """The bearer token the node requires, read when needed (never logged)."""
+        if self.token_file is None:
+            return {}
+        path = self.token_file.expanduser()
+        try:
+            token = path.read_text().strip()
+        except (OSError, UnicodeDecodeError) as error:
+            raise ConfigError(
+                f"node {self.name}: cannot read its token_file {path}: {error}"
+            ) from None
+        if not token or any(char.isspace() for char in token):
+            raise ConfigError(f"node {self.name}: {path} must hold one token (no spaces)")
+        return {"Authorization": f"Bearer {token}"}
 
 
 class Cluster(BaseModel):
@@ -85,13 +106,16 @@ def unique_release_id(manifest: Manifest) -> str:
 
 
 def node_status(node: Node, timeout_s: float = 5) -> dict[str, Any]:
-    with urllib.request.urlopen(f"{node.url}/status", timeout=timeout_s) as response:
+    request = urllib.request.Request(f"{node.url}/status", headers=node.headers())
+    with urllib.request.urlopen(request, timeout=timeout_s) as response:
         status: dict[str, Any] = orjson.loads(response.read())
         return status
 
 
 def nudge(node: Node, timeout_s: float = 120) -> None:
-    request = urllib.request.Request(f"{node.url}/pull", data=b"", method="POST")
+    request = urllib.request.Request(
+        f"{node.url}/pull", data=b"", method="POST", headers=node.headers()
+    )
     with urllib.request.urlopen(request, timeout=timeout_s) as response:
         response.read()
 
@@ -105,8 +129,14 @@ def run_test_deploy(
 ) -> dict[str, Any]:
     """Returns {"release_id", "channel", "nodes": {name: release_id or error}}; raises
     ReleaseError when a step fails or a node does not take the release in time."""
+    from .signing import signer_from_environment
+
     cluster, config = Cluster.load(cluster_file)
-    store = ReleaseStore(config.client(), config.bucket, config.prefix)
+    for node in cluster.nodes:
+        node.headers()  # an unreadable token file fails now, before anything is published
+    store = ReleaseStore(
+        config.client(), config.bucket, config.prefix, signer=signer_from_environment()
+    )
     with tempfile.TemporaryDirectory(prefix="warden-test-deploy-") as scratch:
         if artifact is None:
             from warden_algos.executable.freeze import freeze
