@@ -11,6 +11,7 @@ import pytest
 from warden_algos.cli import build_parser
 from warden_algos.delivery.cluster import Cluster
 from warden_algos.delivery.config import ConfigError, ReleaseConfig
+from warden_algos.delivery.signing import TrustedKeys
 
 from .conftest import ROOT
 
@@ -50,5 +51,12 @@ def test_systemd_unit_runs_a_node_agent_command_the_cli_accepts() -> None:
     args = build_parser().parse_args(argv[1:])
     assert args.command == "node" and args.channel == "prod"
     assert args.listen.startswith("127.0.0.1:")  # loopback unless an operator opens it
+    assert args.trusted_keys == Path("/etc/warden-algos/trusted-keys.json")  # pinned keys
     environment = unit["Service"]["Environment"]
     assert "WARDEN_RELEASE_CONFIG" in environment or "TMPDIR" in environment
+
+
+def test_trusted_keys_example_loads_and_shows_a_rotation() -> None:
+    keys = TrustedKeys.load(DEPLOY / "trusted-keys.example.json")
+    assert len(keys.keys) == 2
+    assert [key.not_after is None for key in keys.keys] == [True, False]
