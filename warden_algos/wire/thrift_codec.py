@@ -4,12 +4,13 @@ Uses the ``thrift`` package's C-accelerated protocols (``fastbinary``): a struct
 in one C call. Packed arrays (``*_packed`` binary fields) become numpy arrays with no per-element
 work at all; Thrift lists take one ``np.fromiter`` pass. Decoding limits every string and container
 to the size of the message itself, so a forged length cannot make the reader allocate more than
-the bytes it was given.
+the bytes it was given; and before the reader runs, ``thrift_budget`` walks the request's structure
+to refuse one whose decoded form would exceed the per-request memory budget.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import orjson
@@ -35,6 +36,7 @@ from warden_algos.interfaces import (
 
 from .duplicates import check_no_duplicate_keys
 from .envelope import DetectPayload, ErrorInfo, RCAPayload, Request, Response
+from .thrift_budget import check_thrift_decode_budget
 from .warden_wire import ttypes as wire
 
 _MAX_ALGORITHM = 200
@@ -140,7 +142,7 @@ def _series_out(series: TimeSeries, packed: bool) -> wire.TimeSeries:
 
 
 class _ThriftCodec:
-    name: str
+    name: Literal["thrift-binary", "thrift-compact"]
     _factory: AcceleratedFactory
     _plain_factory: PlainFactory
 
@@ -175,6 +177,7 @@ class _ThriftCodec:
             raise InvalidInput(f"{what} has {left} bytes after the end of the {self.name} struct")
 
     def decode_request(self, data: bytes | bytearray) -> Request:
+        check_thrift_decode_budget(data, self.name)  # the C reader materialises everything at once
         message = wire.Request()
         self._deserialize(message, data, "request")
         request_id = message.request_id
