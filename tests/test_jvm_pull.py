@@ -20,6 +20,8 @@ import uuid
 from pathlib import Path
 from typing import NamedTuple
 
+import pytest
+
 from warden_algos.delivery.pull import installed, pull, rollback_local
 from warden_algos.executable.manifest import Manifest, sha256_of
 
@@ -29,8 +31,31 @@ from .s3_server import FaultyProxy
 from .test_deploy import ALGORITHMS, corrupt_blob, make_store, published, release_cli, run_program
 from .test_jvm_host import java
 
-# The built harness is test_jvm_host's fixture; moto_server and the key prefix are conftest's.
-classpath = test_jvm_host.classpath
+# moto_server and the key prefix are conftest's fixtures.
+_harness: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def classpath(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The harness, built as test_jvm_host's fixture builds it, once for every module of pullers
+    that imports this fixture (pytest makes each module's import a fixture of its own: without
+    the memo, each would spend ~5 s building again)."""
+    if not _harness:
+        built = subprocess.run(
+            [
+                "bash",
+                str(test_jvm_host.JVM_HOST / "build.sh"),
+                str(tmp_path_factory.mktemp("pull")),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert built.returncode == 0, built.stderr
+        _harness.append(built.stdout.strip().splitlines()[-1])
+    return _harness[0]
+
 
 PULL_CLI = "warden.algos.host.PullCli"
 

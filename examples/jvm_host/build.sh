@@ -8,9 +8,13 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 out=$(mkdir -p "${1:-$here/out}" && cd "${1:-$here/out}" && pwd)
 jars=/usr/share/java
-classpath="$jars/thrift.jar:$jars/slf4j-api.jar"
-for jar in thrift.jar slf4j-api.jar slf4j-nop.jar; do
-  [[ -f "$jars/$jar" ]] || { echo "missing $jars/$jar: apt-get install libthrift-java libslf4j-java" >&2; exit 1; }
+# commons-compress: the puller's in-JVM tar reader (SafeTar), never GNU tar
+classpath="$jars/thrift.jar:$jars/slf4j-api.jar:$jars/commons-compress.jar"
+for jar in thrift.jar slf4j-api.jar slf4j-nop.jar commons-compress.jar; do
+  [[ -f "$jars/$jar" ]] || {
+    echo "missing $jars/$jar: apt-get install libthrift-java libslf4j-java libcommons-compress-java" >&2
+    exit 1
+  }
 done
 rm -rf "$out/gen-java" "$out/classes"
 mkdir -p "$out/gen-java" "$out/classes"

@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
 import java.nio.channels.OverlappingFileLockException;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.time.Duration;
@@ -16,7 +17,8 @@ import java.time.Duration;
  * a Python pull on one node exclude each other too. The kernel drops the lock when the process
  * dies, so a killed pull never leaves {@code DEST} locked. Within this JVM, a second thread gets
  * {@link OverlappingFileLockException} rather than the lock (POSIX locks belong to the process),
- * and waits like any other contender.
+ * and waits like any other contender. The lock file is opened without following a symlink, as
+ * pull.py opens it ({@code O_NOFOLLOW}).
  */
 final class DestLock {
   private static final long POLL_MILLIS = 50;
@@ -30,8 +32,24 @@ final class DestLock {
 
   static <T> T holding(Path lockFile, Duration timeout, Body<T> body)
       throws IOException, PullException, InterruptedException {
-    try (FileChannel channel =
-        FileChannel.open(lockFile, StandardOpenOption.CREATE, StandardOpenOption.WRITE)) {
+    FileChannel channel;
+    try { // O_NOFOLLOW: a planted link must not make us create or open a file elsewhere
+      channel =
+          FileChannel.open(
+              lockFile,
+              StandardOpenOption.CREATE,
+              StandardOpenOption.WRITE,
+              LinkOption.NOFOLLOW_LINKS);
+    } catch (IOException e) {
+      throw new PullException(
+          "cannot open the lock "
+              + lockFile
+              + " ("
+              + Backoff.describe(e)
+              + "; a symlink there is refused)",
+          e);
+    }
+    try (channel) {
       FileLock lock = acquire(channel, lockFile, timeout);
       try {
         return body.run();

@@ -10,15 +10,18 @@ import java.net.http.HttpResponse.BodyHandler;
 import java.net.http.HttpResponse.BodySubscribers;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.OpenOption;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.time.Duration;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -35,6 +38,8 @@ final class Downloader {
   private static final Pattern CONTENT_RANGE = Pattern.compile("bytes (\\d+)-(\\d+)/(\\d+|\\*)");
   private static final Pattern S3_CODE = Pattern.compile("<Code>([^<]{1,64})</Code>");
   private static final long POLL_MILLIS = 100;
+  /** A release record is a few KB: more is not one, and is not held in memory. */
+  static final long MAX_RECORD_BYTES = 1 << 20;
 
   private final HttpClient client;
   private final Duration idleTimeout;
@@ -55,13 +60,18 @@ final class Downloader {
   byte[] fetch(URI url) throws IOException, PullException, InterruptedException {
     HttpRequest request = HttpRequest.newBuilder(url).GET().build();
     CompletableFuture<HttpResponse<byte[]>> exchange =
-        client.sendAsync(request, HttpResponse.BodyHandlers.ofByteArray());
+        client.sendAsync(request, info -> CappedBody.toBytes(MAX_RECORD_BYTES));
     HttpResponse<byte[]> response;
     try {
       response = exchange.get(idleTimeout.toMillis(), TimeUnit.MILLISECONDS);
     } catch (TimeoutException e) {
       throw new IOException("no answer within " + Backoff.seconds(idleTimeout) + " s", e);
     } catch (ExecutionException e) {
+      if (e.getCause() instanceof CappedBody.TooLong) {
+        throw new PullException(
+            "the document at " + shown(url) + " is over " + MAX_RECORD_BYTES + " bytes: not a"
+                + " release record");
+      }
       throw unwrap(e);
     } finally {
       exchange.cancel(true);
@@ -76,14 +86,17 @@ final class Downloader {
    * Appends the rest of {@code url}'s object to {@code part}: from byte {@code size(part)} with a
    * {@code Range} header when part of it is there already (206 with a Content-Range that starts
    * exactly there: append), or from scratch when the server ignores the range (200: truncate
-   * first). Bytes written, even by an attempt that then fails, are added to {@code written}.
+   * first). Bytes written, even by an attempt that then fails, are added to {@code written}. The
+   * part never grows past {@code expected} bytes (the manifest's size): a longer body is cut off
+   * there and the attempt fails ({@link CappedBody}); the part file is opened without following a
+   * symlink.
    *
    * <p>The body goes straight to the file as it arrives, so a cut connection leaves everything
    * received so far for the next attempt to resume from. A stall (no new byte for the idle
    * timeout, headers included) cancels the exchange: without that, a half-open connection would
    * hold the node's lock forever.
    */
-  void resume(URI url, Path part, AtomicLong written)
+  void resume(URI url, Path part, long expected, AtomicLong written)
       throws IOException, PullException, InterruptedException {
     long have = Files.exists(part) ? Files.size(part) : 0;
     HttpRequest.Builder request = HttpRequest.newBuilder(url).GET();
@@ -91,9 +104,10 @@ final class Downloader {
       request.header("Range", "bytes=" + have + "-");
     }
     AtomicLong writingFrom = new AtomicLong(-1); // set once the headers say how the body fits
+    AtomicReference<CappedBody<String>> body = new AtomicReference<>();
     BodyHandler<String> handler =
         info -> {
-          OpenOption[] options = fit(info.statusCode(), info.headers(), have);
+          Set<OpenOption> options = fit(info.statusCode(), info.headers(), have);
           if (options == null) {
             // an error document (small XML) is kept for the message; a 2xx body that does not
             // fit (a range other than the one asked for) may be the whole artifact: dropped
@@ -101,8 +115,10 @@ final class Downloader {
                 ? BodySubscribers.ofString(StandardCharsets.UTF_8)
                 : BodySubscribers.replacing("");
           }
-          writingFrom.set(info.statusCode() == 206 ? have : 0);
-          return BodySubscribers.mapping(BodySubscribers.ofFile(part, options), file -> "");
+          long from = info.statusCode() == 206 ? have : 0;
+          writingFrom.set(from);
+          body.set(CappedBody.toFile(part, Math.max(0, expected - from), options));
+          return body.get();
         };
     CompletableFuture<HttpResponse<String>> exchange = client.sendAsync(request.build(), handler);
     try {
@@ -122,6 +138,10 @@ final class Downloader {
         fail(url, status, response.body());
       }
     } finally {
+      CappedBody<String> taking = body.get();
+      if (taking != null) {
+        taking.stop(); // whatever the connection still delivers is not written
+      }
       long from = writingFrom.get();
       if (from >= 0 && Files.exists(part)) {
         written.addAndGet(Math.max(0, Files.size(part) - from));
@@ -130,18 +150,22 @@ final class Downloader {
   }
 
   /** How to open the part file for this response; null if the body is not the object's bytes. */
-  private static OpenOption[] fit(int status, HttpHeaders headers, long have) {
+  private static Set<OpenOption> fit(int status, HttpHeaders headers, long have) {
     if (status == 200) {
-      return new OpenOption[] {
-        StandardOpenOption.CREATE, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING
-      };
+      return Set.of(
+          StandardOpenOption.CREATE,
+          StandardOpenOption.WRITE,
+          StandardOpenOption.TRUNCATE_EXISTING,
+          LinkOption.NOFOLLOW_LINKS);
     }
     if (status == 206) {
       Matcher range = CONTENT_RANGE.matcher(headers.firstValue("Content-Range").orElse(""));
       if (range.matches() && Long.parseLong(range.group(1)) == have) {
-        return new OpenOption[] {
-          StandardOpenOption.CREATE, StandardOpenOption.WRITE, StandardOpenOption.APPEND
-        };
+        return Set.of(
+            StandardOpenOption.CREATE,
+            StandardOpenOption.WRITE,
+            StandardOpenOption.APPEND,
+            LinkOption.NOFOLLOW_LINKS);
       }
     }
     return null;
@@ -182,17 +206,15 @@ final class Downloader {
     return e.getCause() instanceof IOException io ? io : new IOException(e.getCause());
   }
 
+  /** A URL for a message: without its query, which is the signature. */
+  private static String shown(URI url) {
+    return url.getScheme() + "://" + url.getRawAuthority() + url.getRawPath();
+  }
+
   private static void fail(URI url, int status, String body) throws IOException, PullException {
     Matcher code = S3_CODE.matcher(body == null ? "" : body);
     String what =
-        "HTTP "
-            + status
-            + (code.find() ? " " + code.group(1) : "")
-            + " from "
-            + url.getScheme()
-            + "://"
-            + url.getRawAuthority()
-            + url.getRawPath();
+        "HTTP " + status + (code.find() ? " " + code.group(1) : "") + " from " + shown(url);
     if (status == 400 || status == 403 || status == 404 || status == 410) {
       throw new PullException(
           what + ": the presigned URL expired, or the object is gone; make a fresh plan "

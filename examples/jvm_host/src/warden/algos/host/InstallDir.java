@@ -24,7 +24,12 @@ import java.util.stream.Stream;
  * DEST/current, DEST/previous  relative symlinks into releases/
  * DEST/.lock                   the lock both pullers take
  * DEST/.partial/&lt;sha256&gt;.part  a download in progress, on the same filesystem
+ * DEST/channel-state.json      the newest signed statement accepted, per channel
  * </pre>
+ *
+ * <p>Nothing outside DEST is written or deleted through this layout: {@link #checkLayout} refuses,
+ * and never follows, a symlink the pull did not create where it keeps its own files, as pull.py's
+ * {@code _check_layout} does, before the pull touches any of them.
  */
 final class InstallDir {
   static final String EXECUTABLE = "warden-algos";
@@ -56,17 +61,89 @@ final class InstallDir {
     return root.resolve(".lock");
   }
 
+  Path partial() {
+    return root.resolve(".partial");
+  }
+
   /** Where the artifact with this sha256 is downloaded; partials of other artifacts are deleted. */
-  Path partialFor(String sha256) throws IOException {
-    Path folder = Files.createDirectories(root.resolve(".partial"));
+  Path partialFor(String sha256) throws IOException, PullException {
+    Path folder = partial();
+    if (!Files.exists(folder, LinkOption.NOFOLLOW_LINKS)) {
+      Files.createDirectory(folder); // mkdir(2): never through a link
+    }
+    checkLayout(); // .partial is a real folder and holds only regular files
     try (Stream<Path> entries = Files.list(folder)) {
       for (Path stale : entries.toList()) {
         if (!stale.getFileName().toString().startsWith(sha256)) {
-          Files.deleteIfExists(stale); // another release's: useless now
+          Files.deleteIfExists(stale); // another release's (a regular file, checked): useless now
         }
       }
     }
     return folder.resolve(sha256 + ".part");
+  }
+
+  /**
+   * Refuses (never follows) a symlink the pull did not create where it keeps its own files: {@code
+   * .lock}, {@code .partial} and what it holds (regular files only), {@code releases} and its
+   * entries, {@code channel-state.json}; {@code current} and {@code previous} must be the pull's
+   * own links into {@code releases/}.
+   */
+  void checkLayout() throws IOException, PullException {
+    for (String name : List.of(".lock", ".partial", "releases", ChannelState.FILE)) {
+      if (Files.isSymbolicLink(root.resolve(name))) {
+        throw refuse(root.resolve(name), "is a symlink the pull did not create");
+      }
+    }
+    for (Path folder : List.of(partial(), releases())) {
+      if (Files.exists(folder, LinkOption.NOFOLLOW_LINKS)
+          && !Files.isDirectory(folder, LinkOption.NOFOLLOW_LINKS)) {
+        throw refuse(folder, "is not a folder");
+      }
+    }
+    if (Files.isDirectory(partial(), LinkOption.NOFOLLOW_LINKS)) {
+      try (Stream<Path> entries = Files.list(partial())) {
+        for (Path entry : entries.toList()) {
+          if (!Files.isRegularFile(entry, LinkOption.NOFOLLOW_LINKS)) {
+            throw refuse(entry, "is not a regular file the pull created");
+          }
+        }
+      }
+    }
+    if (Files.isDirectory(releases(), LinkOption.NOFOLLOW_LINKS)) {
+      try (Stream<Path> entries = Files.list(releases())) {
+        for (Path entry : entries.toList()) {
+          if (Files.isSymbolicLink(entry)) {
+            throw refuse(entry, "is a symlink the pull did not create");
+          }
+        }
+      }
+    }
+    Path releasesReal = realOrLexical(releases());
+    for (Path link : List.of(current(), previous())) {
+      if (Files.isSymbolicLink(link)) {
+        Path target = realOrLexical(link.resolveSibling(Files.readSymbolicLink(link)));
+        if (!releasesReal.equals(target.getParent())) {
+          throw refuse(link, "points outside releases/");
+        }
+      } else if (Files.exists(link, LinkOption.NOFOLLOW_LINKS)) {
+        throw refuse(link, "is not the pull's symlink");
+      }
+    }
+  }
+
+  private static PullException refuse(Path path, String why) {
+    return new PullException(
+        path + " " + why + ": not touching it; remove it (the pull recreates it)");
+  }
+
+  /** Where {@code path} leads, links resolved as far as it exists (Python's resolve()). */
+  private static Path realOrLexical(Path path) throws IOException {
+    Path normal = path.toAbsolutePath().normalize();
+    if (Files.exists(normal)) {
+      return normal.toRealPath();
+    }
+    Path parent = normal.getParent();
+    return parent == null ? normal : realOrLexical(parent).resolve(normal.getFileName());
   }
 
   /** The program inside an unpacked release: a onedir folder's, or the onefile itself. */

@@ -21,7 +21,8 @@ import java.util.regex.Pattern;
  *
  * <p>Objects become maps (a repeated key is an error), arrays lists, numbers {@link BigDecimal}s
  * without trailing zeros (so {@code 1.0} equals {@code 1}, as in Python), {@code null} {@link
- * #NULL}.
+ * #NULL}. {@link #parseIntegers} reads signed documents and the node's own state, whose every
+ * number is an integer: there {@code 1.0} is refused, as pydantic's strict integers refuse it.
  */
 final class MiniJson {
   static final Object NULL =
@@ -38,25 +39,38 @@ final class MiniJson {
   private static final int MAX_DEPTH = 64;
 
   private final String text;
+  private final boolean integersOnly;
   private int at;
 
-  private MiniJson(String text) {
+  private MiniJson(String text, boolean integersOnly) {
     this.text = text;
+    this.integersOnly = integersOnly;
   }
 
   /** The document in {@code bytes} (strict UTF-8); {@link IllegalArgumentException} if invalid. */
   static Object parse(byte[] bytes) {
+    return parse(utf8(bytes), false);
+  }
+
+  static Object parse(String text) {
+    return parse(text, false);
+  }
+
+  /** Like {@link #parse(byte[])}, but a number with a fraction or an exponent is an error. */
+  static Object parseIntegers(byte[] bytes) {
+    return parse(utf8(bytes), true);
+  }
+
+  private static String utf8(byte[] bytes) {
     try {
-      String text =
-          StandardCharsets.UTF_8.newDecoder().decode(ByteBuffer.wrap(bytes)).toString();
-      return parse(text);
+      return StandardCharsets.UTF_8.newDecoder().decode(ByteBuffer.wrap(bytes)).toString();
     } catch (CharacterCodingException e) {
       throw new IllegalArgumentException("JSON: not UTF-8", e);
     }
   }
 
-  static Object parse(String text) {
-    MiniJson parser = new MiniJson(text);
+  private static Object parse(String text, boolean integersOnly) {
+    MiniJson parser = new MiniJson(text, integersOnly);
     parser.space();
     Object value = parser.value(0);
     parser.space();
@@ -90,6 +104,25 @@ final class MiniJson {
       }
     }
     throw new IllegalArgumentException("\"" + key + "\" is missing or not an integer");
+  }
+
+  /**
+   * {@code value} as a JSON string literal. What this puller writes (the channel state) holds only
+   * validated names and times, but a quote or a control character must still never break the file.
+   */
+  static String quote(String value) {
+    StringBuilder out = new StringBuilder(value.length() + 2).append('"');
+    for (int i = 0; i < value.length(); i++) {
+      char c = value.charAt(i);
+      if (c == '"' || c == '\\') {
+        out.append('\\').append(c);
+      } else if (c < 0x20 || c == 0x7f) {
+        out.append(String.format("\\u%04x", (int) c));
+      } else {
+        out.append(c);
+      }
+    }
+    return out.append('"').toString();
   }
 
   private Object value(int depth) {
@@ -201,6 +234,9 @@ final class MiniJson {
     Matcher matcher = NUMBER.matcher(text).region(at, text.length());
     if (!matcher.lookingAt()) {
       throw error("unexpected character '" + text.charAt(at) + "'");
+    }
+    if (integersOnly && (matcher.group(2) != null || matcher.group(3) != null)) {
+      throw error("a number that is not an integer");
     }
     at = matcher.end();
     return new BigDecimal(matcher.group()).stripTrailingZeros();

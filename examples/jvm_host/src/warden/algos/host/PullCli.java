@@ -10,9 +10,14 @@ import java.util.function.Consumer;
  *
  * <pre>
  * java -cp CLASSPATH warden.algos.host.PullCli pull --plan PLAN.properties --dest DIR
- *      [--retries N] [--backoff-ms MS] [--lock-timeout-s S] [--idle-timeout-s S]
+ *      [--trusted-keys FILE] [--retries N] [--backoff-ms MS] [--lock-timeout-s S]
+ *      [--idle-timeout-s S]
  * java -cp CLASSPATH warden.algos.host.PullCli rollback --dest DIR
  * </pre>
+ *
+ * With {@code --trusted-keys FILE} (or {@code $WARDEN_TRUSTED_KEYS}, as for {@code warden-algos
+ * pull}) only a release those keys signed is installed ({@link ReleaseTrust}); without, a one-line
+ * warning on stderr says releases are installed unsigned.
  *
  * The plan is what {@code warden-algos release presign --channel C --properties} prints. {@code
  * pull} prints one line, {@code status release_id bytes attempts} (status {@code current} or
@@ -20,6 +25,11 @@ import java.util.function.Consumer;
  * go to stderr. Exit status: 0 done, 1 the pull failed (the installed release was kept), 2 usage.
  */
 public final class PullCli {
+  /** warden_algos/delivery/cli.py's warning, word for word. */
+  static final String UNPINNED_WARNING =
+      "no pinned release keys (--trusted-keys or WARDEN_TRUSTED_KEYS): releases are installed"
+          + " unsigned, so anyone who can write to the bucket can run code on this node";
+
   private PullCli() {}
 
   public static void main(String[] args) throws InterruptedException {
@@ -37,6 +47,7 @@ public final class PullCli {
     }
     Path plan = null;
     Path dest = null;
+    Path trustedKeys = null;
     int retries = 5;
     Duration backoff = Duration.ofMillis(500);
     Duration lockTimeout = Duration.ofSeconds(600);
@@ -45,6 +56,7 @@ public final class PullCli {
       switch (args[i]) {
         case "--plan" -> plan = Path.of(args[++i]);
         case "--dest" -> dest = Path.of(args[++i]);
+        case "--trusted-keys" -> trustedKeys = Path.of(args[++i]);
         case "--retries" -> retries = Integer.parseInt(args[++i]);
         case "--backoff-ms" -> backoff = Duration.ofMillis(Long.parseLong(args[++i]));
         case "--lock-timeout-s" -> lockTimeout = seconds(args[++i]);
@@ -55,23 +67,33 @@ public final class PullCli {
     if (dest == null) {
       throw new IllegalArgumentException("--dest is required");
     }
+    String fromEnvironment = System.getenv("WARDEN_TRUSTED_KEYS");
+    if (trustedKeys == null && fromEnvironment != null && !fromEnvironment.isEmpty()) {
+      trustedKeys = Path.of(fromEnvironment);
+    }
+    if (!args[0].equals("pull") && !args[0].equals("rollback")) {
+      throw new IllegalArgumentException("unknown command " + args[0]);
+    }
+    if (args[0].equals("pull") && plan == null) {
+      throw new IllegalArgumentException("pull needs --plan");
+    }
     Consumer<String> log = line -> System.err.println("pull: " + line);
-    Puller puller = new Puller(retries, backoff, lockTimeout, idleTimeout, log);
     try {
-      switch (args[0]) {
-        case "pull" -> {
-          if (plan == null) {
-            throw new IllegalArgumentException("pull needs --plan");
-          }
-          PullResult result = puller.pull(PullPlan.read(plan), dest);
-          System.err.println("pull: executable " + result.executable());
-          System.out.println(result.line());
-        }
-        case "rollback" -> System.out.println("rolled-back " + puller.rollbackLocal(dest));
-        default -> throw new IllegalArgumentException("unknown command " + args[0]);
+      if (args[0].equals("rollback")) {
+        Puller puller = new Puller(retries, backoff, lockTimeout, idleTimeout, log);
+        System.out.println("rolled-back " + puller.rollbackLocal(dest));
+        return 0;
       }
+      if (trustedKeys == null) {
+        log.accept("warning: " + UNPINNED_WARNING);
+      }
+      Puller puller = new Puller(retries, backoff, lockTimeout, idleTimeout, trustedKeys, log);
+      PullResult result = puller.pull(PullPlan.read(plan), dest);
+      System.err.println("pull: executable " + result.executable());
+      System.out.println(result.line());
       return 0;
-    } catch (PullException | IOException e) {
+    } catch (PullException | IOException | RuntimeException e) {
+      // one line, never a stack trace: whatever the plan or the bucket held, the install was kept
       System.err.println("pull: error: " + Backoff.describe(e));
       return 1;
     }
@@ -82,7 +104,8 @@ public final class PullCli {
   }
 
   private static String usage() {
-    return "usage: PullCli pull --plan FILE --dest DIR [--retries N] [--backoff-ms MS] "
-        + "[--lock-timeout-s S] [--idle-timeout-s S]\n       PullCli rollback --dest DIR";
+    return "usage: PullCli pull --plan FILE --dest DIR [--trusted-keys FILE] [--retries N]"
+        + " [--backoff-ms MS] [--lock-timeout-s S] [--idle-timeout-s S]\n"
+        + "       PullCli rollback --dest DIR";
   }
 }

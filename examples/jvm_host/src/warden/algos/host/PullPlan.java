@@ -1,7 +1,8 @@
 package warden.algos.host;
 
 import java.io.IOException;
-import java.io.Reader;
+import java.io.InputStream;
+import java.io.StringReader;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -17,6 +18,12 @@ import java.util.regex.Pattern;
  *
  * <p>The release id becomes a folder name under {@code DEST/releases}, so it is held to the same
  * pattern warden_algos/delivery/records.py enforces (no slash, no leading dot: no way out of that folder).
+ *
+ * <p>When the release is signed the plan also carries the two signed statements, each as base64
+ * of its DSSE envelope's JSON: {@code channel_statement} (the pointer's) and {@code
+ * release_signature} (the release's {@code release.dsse.json}); null when absent. A node that
+ * pins keys ({@link ReleaseTrust}) checks them before it downloads anything; each is bounded here
+ * ({@link Envelope#MAX_ENVELOPE_BASE64}) and the plan file itself at {@link #MAX_PLAN_BYTES}.
  */
 public record PullPlan(
     String channel,
@@ -25,10 +32,16 @@ public record PullPlan(
     String sha256,
     long size,
     URI url,
-    URI releaseUrl) {
+    URI releaseUrl,
+    String channelStatement,
+    String releaseSignature) {
 
   static final Pattern RELEASE_ID = Pattern.compile("[0-9A-Za-z][0-9A-Za-z._+-]{0,127}");
   static final Pattern SHA256 = Pattern.compile("[0-9a-f]{64}");
+  /** warden_algos/delivery/records.py's CHANNEL: prod, staging, test/alice. */
+  static final Pattern CHANNEL =
+      Pattern.compile("[a-z0-9][a-z0-9._-]{0,62}(/[a-z0-9][a-z0-9._-]{0,62})?");
+  static final int MAX_PLAN_BYTES = 1 << 20;
 
   public PullPlan {
     require(RELEASE_ID.matcher(releaseId).matches(), "release_id " + releaseId + " is not valid");
@@ -40,12 +53,26 @@ public record PullPlan(
           "http".equals(each.getScheme()) || "https".equals(each.getScheme()),
           "URLs must be http(s)");
     }
+    for (String envelope : new String[] {channelStatement, releaseSignature}) {
+      require(
+          envelope == null || envelope.length() <= Envelope.MAX_ENVELOPE_BASE64,
+          "a signed statement is over " + Envelope.MAX_ENVELOPE_BASE64 + " characters");
+    }
   }
 
   public static PullPlan read(Path file) throws IOException, PullException {
+    byte[] raw;
+    try (InputStream in = Files.newInputStream(file)) {
+      raw = in.readNBytes(MAX_PLAN_BYTES + 1);
+    }
+    if (raw.length > MAX_PLAN_BYTES) {
+      throw new PullException("plan " + file + ": over " + MAX_PLAN_BYTES + " bytes");
+    }
     Properties properties = new Properties();
-    try (Reader reader = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
-      properties.load(reader);
+    try {
+      properties.load(new StringReader(new String(raw, StandardCharsets.UTF_8)));
+    } catch (IllegalArgumentException e) { // a malformed unicode escape
+      throw new PullException("plan " + file + ": " + e.getMessage(), e);
     }
     return of(properties, file.toString());
   }
@@ -59,7 +86,9 @@ public record PullPlan(
           get(properties, "sha256"),
           Long.parseLong(get(properties, "size")),
           URI.create(get(properties, "url")),
-          URI.create(get(properties, "release_url")));
+          URI.create(get(properties, "release_url")),
+          optional(properties, "channel_statement"),
+          optional(properties, "release_signature"));
     } catch (IllegalArgumentException e) { // NumberFormatException too
       throw new PullException("plan " + source + ": " + e.getMessage(), e);
     }
@@ -69,6 +98,11 @@ public record PullPlan(
     String value = properties.getProperty(key);
     require(value != null && !value.isBlank(), "no " + key);
     return value.strip();
+  }
+
+  private static String optional(Properties properties, String key) {
+    String value = properties.getProperty(key);
+    return value == null || value.isBlank() ? null : value.strip();
   }
 
   private static void require(boolean condition, String message) {

@@ -22,7 +22,16 @@ import java.util.function.Consumer;
  *   <li>{@code current} switches with one rename of a symlink; the old one stays as {@code
  *       previous} for {@link #rollbackLocal};
  *   <li>one pull at a time per {@code DEST} ({@link DestLock}); a partial download left by a killed
- *       pull is resumed by the next one; transient failures are retried with backoff.
+ *       pull is resumed by the next one; transient failures are retried with backoff;
+ *   <li>with pinned release keys ({@link ReleaseTrust}), the plan's signed channel statement is
+ *       checked before anything else (trusted key, this channel, not expired, not older than the
+ *       newest this node accepted, kept in {@link ChannelState}), then the release record's bytes
+ *       and signature, all before the download; an unsigned, mis-signed, expired or replayed
+ *       release is refused;
+ *   <li>nothing outside {@code DEST} is written or deleted, whatever the bucket holds: an archive
+ *       that could write elsewhere is refused before anything is unpacked ({@link SafeTar}), and a
+ *       symlink the pull did not create where it keeps its own files is refused, never followed
+ *       ({@link InstallDir#checkLayout}).
  * </ul>
  */
 public final class Puller {
@@ -30,6 +39,7 @@ public final class Puller {
   private final Duration lockTimeout;
   private final Downloader downloader;
   private final Unpacker unpacker;
+  private final ReleaseTrust trust; // null: releases are installed unsigned
   private final Consumer<String> log;
 
   /**
@@ -44,10 +54,42 @@ public final class Puller {
       Duration lockTimeout,
       Duration idleTimeout,
       Consumer<String> log) {
+    this(retries, backoff, lockTimeout, idleTimeout, (ReleaseTrust) null, log);
+  }
+
+  /**
+   * @param trustedKeys the pinned release keys file: only releases they signed are installed
+   *     (null: unsigned releases too, as without the keys)
+   */
+  public Puller(
+      int retries,
+      Duration backoff,
+      Duration lockTimeout,
+      Duration idleTimeout,
+      Path trustedKeys,
+      Consumer<String> log)
+      throws PullException {
+    this(
+        retries,
+        backoff,
+        lockTimeout,
+        idleTimeout,
+        trustedKeys == null ? null : new ReleaseTrust(TrustedKeys.load(trustedKeys)),
+        log);
+  }
+
+  private Puller(
+      int retries,
+      Duration backoff,
+      Duration lockTimeout,
+      Duration idleTimeout,
+      ReleaseTrust trust,
+      Consumer<String> log) {
     this.backoff = new Backoff(retries, backoff, log);
     this.lockTimeout = lockTimeout;
     this.downloader = new Downloader(idleTimeout);
     this.unpacker = new Unpacker(Duration.ofSeconds(120));
+    this.trust = trust;
     this.log = log;
   }
 
@@ -66,14 +108,21 @@ public final class Puller {
 
   private PullResult pullLocked(PullPlan plan, InstallDir dir)
       throws IOException, PullException, InterruptedException {
+    dir.checkLayout();
+    ChannelStatement statement = null; // the signed statement, when keys are pinned
+    if (trust != null) {
+      statement = trust.verifyChannel(plan);
+      ReleaseTrust.checkNotOlder(dir.root, statement);
+    }
     // Read under the lock: a pull that just finished may have installed this very release.
     Optional<ReleaseRecord> have = dir.installed();
     if (have.isPresent() && have.get().sha256().equals(plan.sha256())) {
+      remember(dir, statement);
       log.accept(plan.channel() + ": " + have.get().releaseId() + " is already installed");
       return new PullResult(
           "current", have.get().releaseId(), InstallDir.executableIn(dir.current()), 0, 0);
     }
-    ReleaseRecord record = fetchRecord(plan);
+    ReleaseRecord record = fetchRecord(plan, statement);
     Path target = dir.release(record.releaseId());
     long downloaded = 0;
     int attempts = 0;
@@ -88,6 +137,7 @@ public final class Puller {
       attempts = archive.attempts();
     }
     dir.switchTo(target);
+    remember(dir, statement);
     dir.prune();
     log.accept(plan.channel() + ": installed " + record.releaseId());
     return new PullResult(
@@ -98,10 +148,25 @@ public final class Puller {
         attempts);
   }
 
-  /** The release record, which must agree with the plan (the channel's pointer) on what to run. */
-  private ReleaseRecord fetchRecord(PullPlan plan) throws PullException, InterruptedException {
+  private static void remember(InstallDir dir, ChannelStatement statement)
+      throws IOException, PullException {
+    if (statement != null) {
+      ChannelState.load(dir.root).accept(dir.root, statement);
+    }
+  }
+
+  /**
+   * The release record, which must agree with the plan (the channel's pointer) on what to run;
+   * with pinned keys, its exact bytes must also be the ones the signed statement names, and the
+   * release's own signature must verify, before anything else is read from it.
+   */
+  private ReleaseRecord fetchRecord(PullPlan plan, ChannelStatement statement)
+      throws PullException, InterruptedException {
     String what = "the release record of " + plan.releaseId();
     byte[] bytes = backoff.run(what, number -> downloader.fetch(plan.releaseUrl())).value();
+    if (statement != null) {
+      trust.verifyRelease(statement, bytes, plan.releaseSignature());
+    }
     ReleaseRecord record = ReleaseRecord.parse(bytes);
     if (!record.releaseId().equals(plan.releaseId())
         || !record.sha256().equals(plan.sha256())
@@ -123,13 +188,16 @@ public final class Puller {
     return backoff.run(
         record.releaseId(),
         number -> {
+          if (Files.isSymbolicLink(part)) { // planted since the layout was checked
+            throw new PullException(part + " is a symlink the pull did not create: refusing");
+          }
           long have = Files.exists(part) ? Files.size(part) : 0;
           if (have > expected) {
             Files.delete(part);
             have = 0;
           }
           if (have < expected) {
-            downloader.resume(plan.url(), part, written);
+            downloader.resume(plan.url(), part, expected, written);
           }
           long size = Files.exists(part) ? Files.size(part) : 0;
           if (size != expected) {
@@ -159,6 +227,7 @@ public final class Puller {
         dir.lockFile(),
         Duration.ofSeconds(60),
         () -> {
+          dir.checkLayout();
           Optional<Path> previous = dir.target(dir.previous());
           if (previous.isEmpty() || !Files.isDirectory(previous.get())) {
             throw new PullException(dest + " has no previous release to roll back to");

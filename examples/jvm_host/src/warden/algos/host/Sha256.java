@@ -8,17 +8,12 @@ import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
 
-/** The hex SHA-256 of a file, as deploy/ and the build manifest write it. */
+/** Hex SHA-256, as deploy/, the build manifest and the signed statements write it. */
 final class Sha256 {
   private Sha256() {}
 
   static String of(Path file) throws IOException {
-    MessageDigest digest;
-    try {
-      digest = MessageDigest.getInstance("SHA-256");
-    } catch (NoSuchAlgorithmException e) {
-      throw new IllegalStateException("every JDK has SHA-256", e);
-    }
+    MessageDigest digest = digest();
     byte[] buffer = new byte[1 << 20];
     try (InputStream in = Files.newInputStream(file)) {
       for (int read; (read = in.read(buffer)) > 0; ) {
@@ -26,5 +21,18 @@ final class Sha256 {
       }
     }
     return HexFormat.of().formatHex(digest.digest());
+  }
+
+  /** The hex SHA-256 of {@code bytes}: a release record's, a public key's (its keyid). */
+  static String of(byte[] bytes) {
+    return HexFormat.of().formatHex(digest().digest(bytes));
+  }
+
+  private static MessageDigest digest() {
+    try {
+      return MessageDigest.getInstance("SHA-256");
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException("every JDK has SHA-256", e);
+    }
   }
 }

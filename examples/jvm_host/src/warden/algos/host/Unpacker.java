@@ -4,8 +4,10 @@ import java.io.File;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.Map;
@@ -14,7 +16,8 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * A verified artifact becomes {@code releases/<id>}: unpacked beside it in {@code
- * releases/.<id>.unpacking-<pid>}, checked to run, then renamed into place, so {@code
+ * releases/.<id>.unpacking-<pid>} ({@link SafeTar}: refused whole, before anything is written,
+ * if any member could write outside it), checked to run, then renamed into place, so {@code
  * releases/<id>} is either absent or complete and runnable.
  */
 final class Unpacker {
@@ -29,18 +32,30 @@ final class Unpacker {
     Path staging =
         target.resolveSibling(
             "." + target.getFileName() + ".unpacking-" + ProcessHandle.current().pid());
+    if (Files.isSymbolicLink(staging) || Files.isSymbolicLink(target)) {
+      throw new PullException(
+          target + " or its staging folder is a symlink the pull did not create");
+    }
     InstallDir.deleteTree(staging);
-    Files.createDirectories(staging);
+    Files.createDirectory(staging); // mkdir(2): never through a link
     boolean done = false;
     try {
       if (record.mode().equals("onedir")) {
-        untar(archive, staging);
+        SafeTar.extract(archive, staging, record.releaseId());
       } else {
         Path program = staging.resolve(InstallDir.EXECUTABLE);
         Files.copy(archive, program);
         Files.setPosixFilePermissions(program, PosixFilePermissions.fromString("rwxr-xr-x"));
       }
-      Files.write(staging.resolve(InstallDir.RECORD), record.bytes());
+      // verbatim: the bytes the signatures cover; a member of that name is replaced, never followed
+      Path recordFile = staging.resolve(InstallDir.RECORD);
+      Files.deleteIfExists(recordFile);
+      Files.write(
+          recordFile,
+          record.bytes(),
+          StandardOpenOption.CREATE_NEW,
+          StandardOpenOption.WRITE,
+          LinkOption.NOFOLLOW_LINKS);
       smokeTest(InstallDir.executableIn(staging), record);
       InstallDir.deleteTree(target); // a broken leftover: intact() said it is not this release
       Files.move(staging, target, StandardCopyOption.ATOMIC_MOVE);
@@ -49,34 +64,6 @@ final class Unpacker {
       if (!done) {
         InstallDir.deleteTree(staging);
       }
-    }
-  }
-
-  /**
-   * GNU tar, as on any node: it refuses members with {@code ..} and strips leading slashes.
-   * {@code --no-same-owner --no-same-permissions}: a pull run as root must not hand files to the
-   * build machine's uid, nor keep setuid bits; the umask applies, as for Python's {@code "tar"}
-   * extraction filter.
-   */
-  private void untar(Path archive, Path staging)
-      throws IOException, PullException, InterruptedException {
-    Process tar =
-        new ProcessBuilder(
-                "tar",
-                "--extract",
-                "--gzip",
-                "--file",
-                archive.toString(),
-                "--directory",
-                staging.toString(),
-                "--no-same-owner",
-                "--no-same-permissions")
-            .redirectErrorStream(true)
-            .start();
-    tar.getOutputStream().close();
-    String output = new String(tar.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-    if (tar.waitFor() != 0) {
-      throw new PullException("tar could not unpack the artifact: " + output.strip());
     }
   }
 
