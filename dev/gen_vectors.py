@@ -165,6 +165,63 @@ def library_cases() -> dict[str, dict[str, Any]]:
     return out
 
 
+def state_cases() -> dict[str, dict[str, Any]]:
+    """Trained ksigma: a fit, a detect with the fitted state, and the refusals of states."""
+    from warden_algos.algorithms.ksigma import KSigma
+    from warden_algos.interfaces.run_state import run_fit
+    from warden_algos.wire.envelope import FitPayload
+
+    params = {"window": 20, "k": 4.0}
+    history = np.array(wave(60), dtype=np.float64)
+    times = T0 + 60 * np.arange(70, dtype=np.int64)
+    fitted = run_fit(KSigma(params), times[:60], history).state
+    following = wave(70, spike_at=65)[60:]
+    dims = ["host=web-1", "service=checkout"]
+
+    def scored(**state: Any) -> DetectPayload:
+        return DetectPayload(dims, times[60:], np.array(following), **state)
+
+    tampered = fitted[:-1] + bytes([fitted[-1] ^ 1])
+    return {
+        "ksigma_fit": {
+            "request": Request(
+                "fit", "ksigma", FitPayload(dims, times[:60], history), params,
+                request_id="vector-fit",
+            ),
+            "description": "fit answers the trained state (bytes), its sha256 and what it saw",
+        },
+        "ksigma_detect_with_state": {
+            "request": Request(
+                "detect", "ksigma", scored(state=fitted, return_state=True), params,
+                request_id="vector-stream",
+            ),
+            "description": "detect with the fitted state scores only the new points (a spike) "
+            "and returns the state after them",
+        },
+        "incompatible_state": {
+            "request": Request(
+                "detect", "ksigma", scored(state=fitted), {"window": 30},
+                request_id="vector-incompatible",
+            ),
+            "description": "a state fitted with other params: INCOMPATIBLE_STATE",
+        },
+        "state_not_found": {
+            "request": Request(
+                "detect", "ksigma", scored(state_sha256="0" * 64), params,
+                request_id="vector-not-found",
+            ),
+            "description": "a state named by sha256 that this process does not hold (a one-shot "
+            "run holds none): STATE_NOT_FOUND, resend the state",
+        },
+        "tampered_state": {
+            "request": Request(
+                "detect", "ksigma", scored(state=tampered), params, request_id="vector-tampered"
+            ),
+            "description": "a state whose bytes do not match its sha256: INVALID_INPUT",
+        },
+    }  # fmt: skip
+
+
 def cases() -> dict[str, dict[str, Any]]:
     times = T0 + 60 * np.arange(20, dtype=np.int64)
     times[7] = times[6]
@@ -227,6 +284,7 @@ def cases() -> dict[str, dict[str, Any]]:
             "description": "two installed algorithms claim one name: INTERNAL on every request",
         },
         **library_cases(),
+        **state_cases(),
     }
 
 

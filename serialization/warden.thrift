@@ -13,6 +13,11 @@
  *     a million points cheap (see benchmarks/codecs.py).
  * A request that sets packed_arrays = true gets packed arrays back.
  *
+ * Trained algorithms (README "Trained algorithms"): a "fit" request learns from history and answers
+ * the fitted state, an opaque blob of bytes the host stores or sends back; a detect request may
+ * carry a state (or name one: by sha256 in a serve process's cache, or a stored model by series
+ * key) and then scores only the points after it, and may ask for the updated state back.
+ *
  * Evolution rules (keep old hosts and old executables working):
  *   1. Every field is optional and has a stable id. Never reuse or renumber an id, never change a
  *      field's type; to replace a field, add a new one with a new id and deprecate the old one
@@ -39,6 +44,12 @@ enum ErrorCode {
   ALGORITHM_FAILED = 4,
   TIMEOUT = 5,
   INTERNAL = 6,
+  /** A state that does not fit the request: another algorithm's, fitted with other params, or a
+      state version this installation does not read. Fit again (or send the right params). */
+  INCOMPATIBLE_STATE = 7,
+  /** A state named by reference (state_sha256, model) that this process does not have: resend
+      the state itself. */
+  STATE_NOT_FOUND = 8,
 }
 
 /** One metric: dimensions and aligned arrays (sizes and variances are optional). */
@@ -61,6 +72,23 @@ struct DetectPayload {
   3: optional list<double> values,
   4: optional binary timestamps_packed,
   5: optional binary values_packed,
+  /** A fitted state, as a fit or an earlier detect returned it: only points after it are given. */
+  6: optional binary state,
+  /** Instead of state: the sha256 (hex) of a state this serve process was sent or returned. */
+  7: optional string state_sha256,
+  /** Instead of state: the stored model of this series key (serve/run --models-dir). */
+  8: optional string model,
+  /** Unset means false: answer the state after these points too (DetectResult.state). */
+  9: optional bool return_state,
+}
+
+/** fit(dimensions, timestamps, values) -> state */
+struct FitPayload {
+  1: optional list<string> dimensions,
+  2: optional list<i64> timestamps,
+  3: optional list<double> values,
+  4: optional binary timestamps_packed,
+  5: optional binary values_packed,
 }
 
 /** simple_rca(metric_of_interest, related_metrics, k, anomalies, params) */
@@ -73,7 +101,7 @@ struct RcaPayload {
 }
 
 struct Request {
-  /** "detect" or "rca"; names which payload is set. */
+  /** "detect", "rca" or "fit"; names which payload is set. */
   1: optional string interface_name,
   2: optional string algorithm,
   /** The algorithm's params as one JSON object ("{}" or unset for the defaults). */
@@ -87,6 +115,7 @@ struct Request {
   8: optional RcaPayload rca,
   /** The ENVELOPE_VERSION the sender was written against. */
   9: optional i32 envelope_version,
+  10: optional FitPayload fit,
 }
 
 struct DetectResult {
@@ -100,6 +129,21 @@ struct DetectResult {
   8: optional binary expected_packed,
   9: optional binary lower_packed,
   10: optional binary upper_packed,
+  /** With return_state: the state after the request's points, and the sha256 (hex) of its bytes. */
+  11: optional binary state,
+  12: optional string state_sha256,
+}
+
+/** The fitted state and what it says about itself. */
+struct FitResult {
+  1: optional binary state,
+  /** sha256 (hex) of the state's bytes: how a serve process's cache and the model store name it. */
+  2: optional string state_sha256,
+  3: optional i32 state_version,
+  /** Points learnt (missing values included), and the first and last of their times. */
+  4: optional i64 points,
+  5: optional i64 seen_start,
+  6: optional i64 seen_end,
 }
 
 struct Contribution {
@@ -126,4 +170,5 @@ struct Response {
   3: optional DetectResult detect,
   4: optional RcaResult rca,
   5: optional Error error,
+  6: optional FitResult fit,
 }

@@ -281,7 +281,7 @@ def thrift_request(format_name: str, **changes: Any) -> bytes:
 @pytest.mark.parametrize(
     ("changes", "field", "message"),
     [
-        ({"interface_name": "forecast"}, "interface_name", "must be 'detect' or 'rca'"),
+        ({"interface_name": "forecast"}, "interface_name", "must be 'detect', 'rca' or 'fit'"),
         ({"algorithm": ""}, "algorithm", "1 to 200"),
         ({"detect.values": None}, "detect.values", "missing"),
         ({"detect.values_packed": b"\0" * 24}, "detect.values", "not both"),

@@ -70,7 +70,11 @@ def test_a_json_ksigma_run_imports_no_heavy_library_and_no_thrift() -> None:
     assert {"numpy", "pydantic", "orjson"} <= loaded  # the trace is real
     assert not loaded & {*HEAVY, "thrift"}, sorted(loaded & {*HEAVY, "thrift"})
     algorithms = {m for m in modules if m.startswith("warden_algos.algorithms.")}
-    assert algorithms <= {"warden_algos.algorithms.ksigma", "warden_algos.algorithms.rolling"}
+    assert algorithms <= {
+        "warden_algos.algorithms.ksigma",
+        "warden_algos.algorithms.rolling",
+        "warden_algos.algorithms.streaming",
+    }
     harness = {m for m in modules if m.startswith("warden_algos.evaluation.")}
     assert harness <= {"warden_algos.evaluation.cli"}  # the argument parser only
 

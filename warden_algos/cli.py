@@ -40,6 +40,8 @@ def _positive_float(text: str) -> float:
 #: A serve process is long-lived and shared by many requests: one runaway request must not hold
 #: it for ever. A one-shot run is bounded by its host, which owns (and can kill) the process.
 SERVE_DEFAULT_TIMEOUT_S = 60.0
+#: serve's cache of recent states (see warden_algos/state_cache.py).
+DEFAULT_STATE_CACHE_MB = 256.0
 
 
 def _timeout(text: str) -> float | None:
@@ -89,6 +91,12 @@ def _add_server_options(
         choices=["debug", "info", "warning", "error"],
         help="stderr log level (default: info)",
     )
+    parser.add_argument(
+        "--models-dir",
+        type=Path,
+        help="stored models (models sync fills it): a detect request may name its series' "
+        "model instead of carrying the state",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -103,6 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
         "serve", help="answer length-prefixed request frames from stdin until it ends"
     )
     _add_server_options(serve, SERVE_DEFAULT_TIMEOUT_S)
+    serve.add_argument(
+        "--state-cache-mb",
+        type=float,
+        default=DEFAULT_STATE_CACHE_MB,
+        help="recent states kept so a request can name one by its sha256 instead of resending "
+        f"it, in MiB; 0 keeps none (default: {DEFAULT_STATE_CACHE_MB:g})",
+    )
     listing = commands.add_parser("list", help="list the registered algorithms")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     describe = commands.add_parser("describe", help="show an algorithm's interface and params")
@@ -193,6 +208,8 @@ def _serve_or_run(args: argparse.Namespace) -> int:
         timeout_s=args.timeout_s,
         hard_grace_s=args.hard_grace_s,
         max_request_bytes=args.max_request_mb * 1024 * 1024,
+        models_dir=args.models_dir,
+        state_cache_bytes=int(getattr(args, "state_cache_mb", 0) * (1 << 20)),
     )
     return run_once(options) if args.command == "run" else serve(options)
 
@@ -208,22 +225,27 @@ def _registry_or_exit() -> Any:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from warden_algos.interfaces.trainable import is_trainable
     from warden_algos.registry import RegistryError
 
     registry = _registry_or_exit()
-    rows: list[dict[str, str | None]] = []
+    rows: list[dict[str, Any]] = []
     broken = 0
     for name in registry.names():  # one broken plugin must not hide the healthy algorithms
         entry = registry.entries[name]
-        row: dict[str, str | None] = {"name": name, "source": entry.source, "target": entry.target}
+        row: dict[str, Any] = {"name": name, "source": entry.source, "target": entry.target}
         try:
             algorithm_class = registry.load(name)
         except RegistryError as error:
             broken += 1
             print(f"warden-algos: {error}", file=sys.stderr)
-            row.update(interface=None, summary=None, error=str(error))
+            row.update(interface=None, summary=None, trainable=None, error=str(error))
         else:
-            row.update(interface=algorithm_class.interface, summary=algorithm_class.summary)
+            row.update(
+                interface=algorithm_class.interface,
+                summary=algorithm_class.summary,
+                trainable=is_trainable(algorithm_class),
+            )
         rows.append(row)
     status = 1 if broken else 0
     if args.json:
@@ -241,8 +263,9 @@ def _list(args: argparse.Namespace) -> int:
         table.add_column(column)
     for row in rows:
         if row.get("error") is None:
+            shown = {**row, "interface": row["interface"] + (", fit" if row["trainable"] else "")}
             table.add_row(
-                *(escape(row[key] or "") for key in ("name", "interface", "summary", "source"))
+                *(escape(shown[key] or "") for key in ("name", "interface", "summary", "source"))
             )
         else:
             reason = escape(row["error"] or "")
@@ -264,8 +287,11 @@ def _describe(args: argparse.Namespace) -> int:
     except WardenError as error:
         print(f"warden-algos: {error.message}", file=sys.stderr)
         return 1
+    from warden_algos.interfaces.trainable import TrainableDetector
+
     method = "detect" if algorithm_class.interface == "detect" else "simple_rca"
     signature = f"{method}{inspect.signature(getattr(algorithm_class, method))}"
+    trainable = issubclass(algorithm_class, TrainableDetector)
     info = {
         "name": algorithm_class.name,
         "interface": algorithm_class.interface,
@@ -274,6 +300,8 @@ def _describe(args: argparse.Namespace) -> int:
         "signature": signature,
         "source": registry.entries[args.name].source,
         "params_schema": algorithm_class.params_schema(),
+        "trainable": trainable,
+        "state": algorithm_class.state_schema() if trainable else None,
     }
     import orjson
 
@@ -283,6 +311,13 @@ def _describe(args: argparse.Namespace) -> int:
     print(f"{info['name']} ({info['interface']}): {info['summary']}")
     print(f"source: {info['source']}")
     print(f"interface: {signature}")
+    if trainable:
+        state = info["state"]
+        print(
+            f"trainable: fit(dimensions, timestamps, values) -> state (version "
+            f"{state['state_version']}: {', '.join(state['fields'])}); detect with a state "
+            "scores only new points"
+        )
     if info["description"]:
         print()
         print(info["description"])

@@ -3,14 +3,16 @@
 Each arrow is one function below. The dispatcher names no format (the codec does) and no algorithm
 (the registry does). Every failure, wherever it is raised, becomes a response in exactly one place,
 ``error_response``. Nothing about one request is kept for the next: the algorithm instance is built
-per request and dropped with it.
+per request and dropped with it. The one exception is opt-in and answer-neutral: a serve process's
+cache of recent states (``state_cache.py``), which only saves a caller from resending a state.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any, NamedTuple
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from warden_algos.interfaces import (
     Algorithm,
@@ -23,7 +25,7 @@ from warden_algos.interfaces import (
     run_detect,
     run_rca,
 )
-from warden_algos.interfaces.errors import AlgorithmFailed, InternalError
+from warden_algos.interfaces.errors import AlgorithmFailed, InternalError, UnknownAlgorithm
 from warden_algos.logs import current_request_id
 from warden_algos.registry import Registry
 from warden_algos.wire import (
@@ -34,8 +36,15 @@ from warden_algos.wire import (
     Request,
     Response,
 )
+from warden_algos.wire.envelope import FitPayload, FitResult
 
 from .deadline import SoftDeadline
+
+if TYPE_CHECKING:
+    from warden_algos.interfaces.run_state import Fitted
+
+    from .models_folder import ModelsFolder
+    from .state_cache import StateCache
 
 log = logging.getLogger("warden_algos.dispatcher")
 
@@ -54,24 +63,69 @@ def decode(codec: Codec, raw: bytes | bytearray) -> Request:
     return codec.decode_request(raw)
 
 
+class Executed(NamedTuple):
+    result: DetectResult | RCAResult | FitResult
+    state: bytes | None = None  # a detect answer's state after its points, when asked for
+    state_sha256: str | None = None
+
+
+class States:
+    """Where a detect request's state comes from besides the request: this process's cache of
+    recent states and the node's models folder (both optional)."""
+
+    def __init__(self, cache: StateCache | None = None, models: ModelsFolder | None = None) -> None:
+        self.cache = cache
+        self.models = models
+
+    def of(self, algorithm: Algorithm[Any], payload: DetectPayload) -> bytes | Fitted:
+        from warden_algos.interfaces.errors import StateNotFound
+
+        if payload.state is not None:
+            return payload.state
+        if payload.state_sha256 is not None:
+            if self.cache is None:
+                from .state_cache import not_held
+
+                raise not_held(payload.state_sha256)
+            return self.cache.get(payload.state_sha256)
+        assert payload.model is not None
+        if self.models is None:
+            raise StateNotFound(
+                "this process has no models folder (--models-dir): send the state itself",
+                field="detect.model",
+            )
+        return self.models.load(algorithm.name, algorithm.get_params(), payload.model)
+
+    def keep(self, fitted: Fitted) -> None:
+        if self.cache is not None:
+            self.cache.put(fitted)
+
+
 def resolve(registry: Registry, request: Request) -> Algorithm[Any]:
-    algorithm_class = registry.load_for(request.interface, request.algorithm)
+    interface = "detect" if request.interface == "fit" else request.interface
+    algorithm_class = registry.load_for(interface, request.algorithm)
     return algorithm_class(algorithm_class.validate_params(request.params))
 
 
-def execute(algorithm: Algorithm[Any], request: Request) -> DetectResult | RCAResult:
+def execute(algorithm: Algorithm[Any], request: Request, states: States | None = None) -> Executed:
     payload = request.payload
     try:
+        if isinstance(payload, FitPayload) or (
+            isinstance(payload, DetectPayload) and payload.with_state
+        ):
+            return _execute_with_state(algorithm, request, states or States())
         if isinstance(algorithm, DetectAlgorithm) and isinstance(payload, DetectPayload):
             result = run_detect(algorithm, payload.timestamps, payload.values, payload.dimensions)
-            return result if request.include_band else result.without_band()
+            return Executed(result if request.include_band else result.without_band())
         if isinstance(algorithm, RCAAlgorithm) and isinstance(payload, RCAPayload):
-            return run_rca(
-                algorithm,
-                payload.metric_of_interest,
-                payload.related_metrics,
-                payload.k,
-                payload.anomalies,
+            return Executed(
+                run_rca(
+                    algorithm,
+                    payload.metric_of_interest,
+                    payload.related_metrics,
+                    payload.k,
+                    payload.anomalies,
+                )
             )
     except WardenError:
         raise
@@ -81,6 +135,52 @@ def execute(algorithm: Algorithm[Any], request: Request) -> DetectResult | RCARe
             f"{request.algorithm} raised {type(error).__name__}: {error}"
         ) from error
     raise InternalError(f"payload {type(payload).__name__} does not fit {type(algorithm).__name__}")
+
+
+def _execute_with_state(algorithm: Algorithm[Any], request: Request, states: States) -> Executed:
+    """fit, or detect with a state: the trainable half of the pipeline (imported only here)."""
+    from warden_algos.interfaces.run_state import load_state, run_detect_next, run_fit
+    from warden_algos.interfaces.trainable import TrainableDetector
+
+    if not isinstance(algorithm, TrainableDetector):
+        raise UnknownAlgorithm(
+            f"{request.algorithm} is not trainable: it has no fit and takes no state "
+            "(`warden-algos list` marks the trainable algorithms)",
+            field="algorithm",
+        )
+    payload = request.payload
+    if isinstance(payload, FitPayload):
+        fitted = run_fit(algorithm, payload.timestamps, payload.values, payload.dimensions)
+        states.keep(fitted)
+        seen = fitted.info.seen
+        return Executed(
+            FitResult(
+                state=fitted.state,
+                state_sha256=fitted.sha256,
+                state_version=fitted.info.state_version,
+                points=seen.points,
+                seen_start=seen.start,
+                seen_end=seen.end,
+            )
+        )
+    assert isinstance(payload, DetectPayload)
+    given = states.of(algorithm, payload)
+    if isinstance(given, bytes) and states.cache is not None:
+        given = load_state(algorithm, given)  # decoded once here, then kept decoded
+        states.keep(given)
+    result, after = run_detect_next(
+        algorithm,
+        payload.timestamps,
+        payload.values,
+        given,
+        payload.dimensions,
+        return_state=payload.return_state,
+    )
+    result = result if request.include_band else result.without_band()
+    if after is None:
+        return Executed(result)
+    states.keep(after)
+    return Executed(result, after.state, after.sha256)
 
 
 def error_response(request_id: str | None, error: BaseException) -> Response:
@@ -95,10 +195,23 @@ class Dispatcher:
     """Holds what lives across requests (codec, registry, limits) and nothing per request."""
 
     def __init__(
-        self, codec: Codec, *, timeout_s: float | None = None, registry: Registry | None = None
+        self,
+        codec: Codec,
+        *,
+        timeout_s: float | None = None,
+        registry: Registry | None = None,
+        state_cache: StateCache | None = None,
+        models_dir: Path | None = None,
     ) -> None:
         """``registry`` defaults to the installed algorithms, discovered on the first request;
-        the conformance kit passes one holding just the class under test."""
+        the conformance kit passes one holding just the class under test. ``state_cache`` lets
+        requests name recent states by sha256 (serve); ``models_dir`` holds stored models."""
+        models = None
+        if models_dir is not None:
+            from .models_folder import ModelsFolder
+
+            models = ModelsFolder(models_dir)
+        self.states = States(state_cache, models)
         self.codec = codec
         self.deadline = SoftDeadline(timeout_s)
         self._registry: Registry | None = registry
@@ -131,10 +244,14 @@ class Dispatcher:
                 current_request_id.set(request_id)
                 self.in_flight_request_id = request_id
                 algorithm = resolve(self.registry, request)
-                result = execute(algorithm, request)
+                executed = execute(algorithm, request, self.states)
                 del algorithm
             response = Response(
-                request_id=request_id, result=result, packed_arrays=request.packed_arrays
+                request_id=request_id,
+                result=executed.result,
+                packed_arrays=request.packed_arrays,
+                state=executed.state,
+                state_sha256=executed.state_sha256,
             )
         except KeyboardInterrupt:
             raise

@@ -16,7 +16,8 @@ import os
 import sys
 import threading
 from collections.abc import Callable
-from typing import NamedTuple
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 from warden_algos.interfaces import InvalidInput
 from warden_algos.interfaces.errors import RequestTimeout
@@ -32,6 +33,9 @@ from .deadline import Watchdog
 from .dispatcher import Dispatcher, Outcome
 from .stdio import claim_stdout, restore_stdout
 
+if TYPE_CHECKING:
+    from .state_cache import StateCache
+
 log = logging.getLogger("warden_algos.server")
 
 RESTART_ENV = "WARDEN_ALGOS_RESTARTED"
@@ -42,6 +46,18 @@ class ServerOptions(NamedTuple):
     timeout_s: float | None = None
     hard_grace_s: float = 2.0
     max_request_bytes: int = 128 * 1024 * 1024
+    #: Stored models a detect request may name (``model``); None: no folder.
+    models_dir: Path | None = None
+    #: serve: bytes of recent states kept by sha256 (``state_sha256``); 0 keeps none.
+    state_cache_bytes: int = 0
+
+
+def _state_cache(options: ServerOptions) -> StateCache | None:
+    if options.state_cache_bytes <= 0:
+        return None
+    from .state_cache import StateCache
+
+    return StateCache(options.state_cache_bytes)
 
 
 def one_shot_terminator(format_name: str) -> bytes:
@@ -112,7 +128,12 @@ def _answer_hard_timeout(
 def run_once(options: ServerOptions) -> int:
     protocol_fd = claim_stdout()
     writer = FrameWriter(protocol_fd)
-    dispatcher = Dispatcher(get_codec(options.format), timeout_s=options.timeout_s)
+    dispatcher = Dispatcher(
+        get_codec(options.format),
+        timeout_s=options.timeout_s,
+        state_cache=_state_cache(options),
+        models_dir=options.models_dir,
+    )
     answered = threading.Lock()
     terminator = one_shot_terminator(options.format)
 
@@ -158,7 +179,12 @@ def serve(options: ServerOptions) -> int:
     protocol_fd = claim_stdout()
     reader = FrameReader(0, options.max_request_bytes)
     writer = FrameWriter(protocol_fd)
-    dispatcher = Dispatcher(get_codec(options.format), timeout_s=options.timeout_s)
+    dispatcher = Dispatcher(
+        get_codec(options.format),
+        timeout_s=options.timeout_s,
+        state_cache=_state_cache(options),
+        models_dir=options.models_dir,
+    )
     answered = threading.Lock()
 
     def answer_timeout_and_restart() -> None:

@@ -1,19 +1,27 @@
-"""k-sigma detector: distance from the trailing window's mean, in its standard deviations."""
+"""k-sigma detector: distance from the trailing window's mean, in its standard deviations.
+
+Trainable: its state is the last ``window`` points and the series' level (``streaming.py``), so
+streaming a chunk costs a window's work whatever the history's length.
+"""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
+import numpy.typing as npt
 from pydantic import Field, model_validator
 
 from warden_algos.interfaces import (
-    DetectAlgorithm,
     DetectorParams,
     DetectResult,
     F64Array,
     I64Array,
 )
+from warden_algos.interfaces.trainable import TrainableDetector
 
 from .rolling import check_min_periods, trailing_window_stats
+from .streaming import ContextState, context_of, continuing_flags, joined, still_open
 
 
 class KSigmaParams(DetectorParams):
@@ -36,7 +44,22 @@ class KSigmaParams(DetectorParams):
         return self
 
 
-class KSigma(DetectAlgorithm[KSigmaParams]):
+class KSigmaState(ContextState):
+    """The last ``window`` points, and the level the fitted history had (its mean: the scale of
+    the automatic spread floor, frozen so that new points are judged as the history was)."""
+
+    level: float | None = None
+
+
+class PointScores(NamedTuple):
+    is_anomaly: npt.NDArray[np.bool_]
+    z: F64Array
+    expected: F64Array
+    lower: F64Array
+    upper: F64Array
+
+
+class KSigma(TrainableDetector[KSigmaParams, KSigmaState]):
     """Rolling z-score against the previous ``window`` points (the point itself excluded, so a spike
     cannot hide by inflating its own baseline). Flags |z| > k, scores by |z|, and returns the band
     mean ± k·std for every point (NaN until ``min_periods`` valid points have been seen).
@@ -55,9 +78,68 @@ class KSigma(DetectAlgorithm[KSigmaParams]):
         if values.shape[0] == 0:
             empty = np.empty(0)
             return DetectResult(np.empty(0, dtype=np.int64), empty, empty, empty, empty)
+        scored = self._scores(values, level=None)
+        return DetectResult.from_flags(
+            timestamps,
+            scored.is_anomaly,
+            scored.z,
+            every_point=p.every_point,
+            expected=scored.expected,
+            lower=scored.lower,
+            upper=scored.upper,
+        )
+
+    def fit(self, dimensions: list[str], timestamps: I64Array, values: F64Array) -> KSigmaState:
+        times, kept = context_of(timestamps, values, self.params.window)
+        valid = values[~np.isnan(values)]
+        level = float(valid.mean()) if valid.size else None
+        is_anomaly = self._scores(values, level).is_anomaly if values.size else np.zeros(0, bool)
+        return KSigmaState(
+            times=times, values=kept, level=level, open_incident=still_open(is_anomaly, False)
+        )
+
+    def detect_next(
+        self, dimensions: list[str], timestamps: I64Array, values: F64Array, state: KSigmaState
+    ) -> tuple[DetectResult, KSigmaState]:
+        p = self.params
+        level = state.level
+        if level is None:  # fitted on nothing: the first points set the level
+            valid = values[~np.isnan(values)]
+            level = float(valid.mean()) if valid.size else None
+        all_times, all_values = joined(state, timestamps, values)
+        m = state.times.shape[0]
+        if all_values.shape[0]:
+            scored = self._scores(all_values, level)
+            new = PointScores._make(array[m:] for array in scored)
+        else:
+            new = PointScores(np.zeros(0, bool), *(np.empty(0) for _ in range(4)))
+        result = continuing_flags(
+            timestamps,
+            new.is_anomaly,
+            new.z,
+            state.open_incident,
+            every_point=p.every_point,
+            expected=new.expected,
+            lower=new.lower,
+            upper=new.upper,
+        )
+        times, kept = context_of(all_times, all_values, p.window)
+        after = KSigmaState(
+            times=times,
+            values=kept,
+            level=level,
+            open_incident=still_open(new.is_anomaly, state.open_incident),
+        )
+        return result, after
+
+    def _scores(self, values: F64Array, level: float | None) -> PointScores:
+        """Per-point z-scores, flags and band; ``level`` (the floor's scale) defaults to the
+        mean of ``values``."""
+        p = self.params
         with np.errstate(all="ignore"):  # NaN and overflow are dealt with below
             stats = trailing_window_stats(values, p.window, p.min_periods)
-            floor = p.min_std if p.min_std > 0 else 1e-9 * min(max(abs(stats.level), 1.0), 1e290)
+            scale = stats.level if level is None else level
+            floor = p.min_std if p.min_std > 0 else 1e-9 * min(max(abs(scale), 1.0), 1e290)
             z = values - stats.mean
             np.abs(z, out=z)
             z /= np.maximum(stats.std, floor)
@@ -69,15 +151,7 @@ class KSigma(DetectAlgorithm[KSigmaParams]):
             for band in (stats.mean, lower, upper):
                 band[np.isinf(band)] = np.nan
             np.minimum(z, np.finfo(np.float64).max, out=z)
-        return DetectResult.from_flags(
-            timestamps,
-            is_anomaly,
-            z,
-            every_point=p.every_point,
-            expected=stats.mean,
-            lower=lower,
-            upper=upper,
-        )
+        return PointScores(is_anomaly, z, stats.mean, lower, upper)
 
 
 def _far_from_overflow(values: F64Array, k: float) -> bool:

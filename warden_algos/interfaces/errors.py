@@ -20,6 +20,8 @@ class ErrorCode(StrEnum):
     ALGORITHM_FAILED = "ALGORITHM_FAILED"
     TIMEOUT = "TIMEOUT"
     INTERNAL = "INTERNAL"
+    INCOMPATIBLE_STATE = "INCOMPATIBLE_STATE"
+    STATE_NOT_FOUND = "STATE_NOT_FOUND"
 
 
 class WardenError(Exception):
@@ -67,3 +69,17 @@ class RequestTimeout(WardenError):
 
 class InternalError(WardenError):
     code = ErrorCode.INTERNAL
+
+
+class IncompatibleState(WardenError):
+    """A well-formed state that does not fit the request: fitted by another algorithm or with
+    other params, or a state version this installation does not read."""
+
+    code = ErrorCode.INCOMPATIBLE_STATE
+
+
+class StateNotFound(WardenError):
+    """A state named by reference (a serve cache's sha256, a stored model's series key) that this
+    process does not have: resend the state itself."""
+
+    code = ErrorCode.STATE_NOT_FOUND

@@ -208,7 +208,7 @@ def check_no_unexpected_exceptions(algorithm: Algorithm[Any], expectations: Expe
     )
 
 
-def _same(a: Result | None, b: Result | None) -> bool:
+def _same(a: object, b: object) -> bool:
     if isinstance(a, DetectResult) and isinstance(b, DetectResult):
         pairs = [(getattr(a, f), getattr(b, f)) for f in DetectResult._fields]
         return all(

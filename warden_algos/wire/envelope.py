@@ -6,7 +6,7 @@ dispatcher only ever sees these. Arrays are numpy arrays already, so no later st
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from warden_algos.interfaces import (
     DetectResult,
@@ -17,10 +17,29 @@ from warden_algos.interfaces import (
     TimeSeries,
     WardenError,
 )
-from warden_algos.interfaces.base import Interface
+
+#: What a request asks for: an algorithm interface, or fitting a trainable detector.
+RequestInterface = Literal["detect", "rca", "fit"]
 
 
 class DetectPayload(NamedTuple):
+    dimensions: list[str]
+    timestamps: I64Array
+    values: F64Array
+    #: A trained state to score the points with (they follow the ones it has seen); at most one of
+    #: state, state_sha256 (a state this serve process holds) and model (a stored model's key).
+    state: bytes | None = None
+    state_sha256: str | None = None
+    model: str | None = None
+    #: Answer the state after these points too.
+    return_state: bool = False
+
+    @property
+    def with_state(self) -> bool:
+        return self.state is not None or self.state_sha256 is not None or self.model is not None
+
+
+class FitPayload(NamedTuple):
     dimensions: list[str]
     timestamps: I64Array
     values: F64Array
@@ -33,11 +52,22 @@ class RCAPayload(NamedTuple):
     anomalies: I64Array
 
 
-Payload = DetectPayload | RCAPayload
+Payload = DetectPayload | RCAPayload | FitPayload
+
+
+class FitResult(NamedTuple):
+    """A fitted state as the wire carries it, and what it says about itself."""
+
+    state: bytes
+    state_sha256: str
+    state_version: int
+    points: int
+    seen_start: int | None
+    seen_end: int | None
 
 
 class Request(NamedTuple):
-    interface: Interface
+    interface: RequestInterface
     algorithm: str
     payload: Payload
     params: dict[str, Any]
@@ -60,9 +90,12 @@ class ErrorInfo(NamedTuple):
 
 class Response(NamedTuple):
     request_id: str | None
-    result: DetectResult | RCAResult | None = None
+    result: DetectResult | RCAResult | FitResult | None = None
     error: ErrorInfo | None = None
     packed_arrays: bool = False
+    #: A detect answer's state after its points (when the request asked for it), and its sha256.
+    state: bytes | None = None
+    state_sha256: str | None = None
 
     @property
     def ok(self) -> bool:

@@ -41,7 +41,15 @@ from warden_algos.interfaces import (
 from warden_algos.interfaces.budget import current_budget
 
 from .duplicates import check_no_duplicate_keys
-from .envelope import DetectPayload, ErrorInfo, RCAPayload, Request, Response
+from .envelope import (
+    DetectPayload,
+    ErrorInfo,
+    FitPayload,
+    FitResult,
+    RCAPayload,
+    Request,
+    Response,
+)
 
 _DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 _PACKED_DTYPES = {"float64": np.dtype("<f8"), "int64": np.dtype("<i8")}
@@ -118,6 +126,20 @@ I64Wire = Annotated[
 _TAGS = {"list", "packed"}
 
 
+def _state_bytes(text: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise PydanticCustomError(
+            "state_base64", "the state is not valid base64: {error}", {"error": str(error)}
+        ) from None
+
+
+#: A state travels as the base64 of its bytes.
+StateWire = Annotated[str, AfterValidator(_state_bytes)]
+SHA256_HEX = r"^[0-9a-f]{64}$"
+
+
 class _Wire(BaseModel):
     # Built on first use, not at import: a server never builds the response-side models, and
     # every one-shot run pays for what it builds. Empty defaults are written `default={}`, not
@@ -140,6 +162,50 @@ class WireDetect(_Wire):
     dimensions: list[str] = Field(default=[])
     timestamps: I64Wire
     values: F64Wire
+    state: StateWire | None = Field(
+        default=None,
+        description="A trained state (base64), as a fit or an earlier detect returned it: only "
+        "points after the ones it has seen are given.",
+    )
+    state_sha256: str | None = Field(
+        default=None,
+        pattern=SHA256_HEX,
+        description="Instead of state: the sha256 of a state this serve process was sent or "
+        "returned (STATE_NOT_FOUND if it no longer holds it: resend the state).",
+    )
+    model: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1024,
+        description="Instead of state: the stored model of this series key (--models-dir).",
+    )
+    return_state: bool = Field(default=False, description="Answer the state after these points.")
+
+    @model_validator(mode="after")
+    def _one_state(self) -> WireDetect:
+        given = [
+            name for name in ("state", "state_sha256", "model") if getattr(self, name) is not None
+        ]
+        if len(given) > 1:
+            raise PydanticCustomError(
+                "state_twice",
+                "give one of state, state_sha256 and model, not {given}",
+                {"given": " and ".join(given)},
+            )
+        if self.return_state and not given:
+            raise PydanticCustomError(
+                "no_state",
+                "return_state needs a state (state, state_sha256 or model): a first "
+                "state comes from a fit request",
+                {},
+            )
+        return self
+
+
+class WireFit(_Wire):
+    dimensions: list[str] = Field(default=[])
+    timestamps: I64Wire
+    values: F64Wire
 
 
 class WireRCA(_Wire):
@@ -152,7 +218,7 @@ class WireRCA(_Wire):
 class WireRequest(_Wire):
     """A request: name the interface and algorithm, give params and the interface's payload."""
 
-    interface: Literal["detect", "rca"]
+    interface: Literal["detect", "rca", "fit"]
     algorithm: str = Field(min_length=1, max_length=200)
     params: dict[str, Any] = Field(default={})
     request_id: str | None = Field(default=None, max_length=512)
@@ -160,10 +226,11 @@ class WireRequest(_Wire):
     packed_arrays: bool = False
     detect: WireDetect | None = None
     rca: WireRCA | None = None
+    fit: WireFit | None = None
 
     @model_validator(mode="after")
     def _payload_matches_interface(self) -> WireRequest:
-        present = [name for name in ("detect", "rca") if getattr(self, name) is not None]
+        present = [name for name in ("detect", "rca", "fit") if getattr(self, name) is not None]
         if present != [self.interface]:
             raise PydanticCustomError(
                 "payload_mismatch",
@@ -284,12 +351,22 @@ class JsonCodec:
             wire = WireRequest.model_validate(obj)
         except ValidationError as error:
             raise _invalid_input(error, request_id) from None
-        payload: DetectPayload | RCAPayload
+        payload: DetectPayload | RCAPayload | FitPayload
         if wire.detect is not None:
             payload = DetectPayload(
                 dimensions=wire.detect.dimensions,
                 timestamps=wire.detect.timestamps,  # type: ignore[arg-type]
                 values=wire.detect.values,  # type: ignore[arg-type]
+                state=wire.detect.state,  # type: ignore[arg-type]  # bytes, by the validator
+                state_sha256=wire.detect.state_sha256,
+                model=wire.detect.model,
+                return_state=wire.detect.return_state,
+            )
+        elif wire.fit is not None:
+            payload = FitPayload(
+                dimensions=wire.fit.dimensions,
+                timestamps=wire.fit.timestamps,  # type: ignore[arg-type]
+                values=wire.fit.values,  # type: ignore[arg-type]
             )
         else:
             assert wire.rca is not None  # guaranteed by _payload_matches_interface
@@ -333,9 +410,22 @@ class JsonCodec:
                 band = getattr(result, name)
                 if band is not None:
                     detect[name] = _array_out(band, packed)
+            if response.state is not None:
+                detect["state"] = base64.b64encode(response.state).decode()
+                detect["state_sha256"] = response.state_sha256
             out["detect"] = detect
         elif isinstance(response.result, RCAResult):
             out["rca"] = {"contributions": dict(response.result.contributions)}
+        elif isinstance(response.result, FitResult):
+            fitted = response.result
+            out["fit"] = {
+                "state": base64.b64encode(fitted.state).decode(),
+                "state_sha256": fitted.state_sha256,
+                "state_version": fitted.state_version,
+                "points": fitted.points,
+                "seen_start": fitted.seen_start,
+                "seen_end": fitted.seen_end,
+            }
         return orjson.dumps(out, option=_DUMP_OPTIONS)
 
     def encode_request(self, request: Request) -> bytes:
@@ -353,7 +443,21 @@ class JsonCodec:
             out["packed_arrays"] = True
         payload = request.payload
         if isinstance(payload, DetectPayload):
-            out["detect"] = {
+            detect: dict[str, Any] = {
+                "dimensions": payload.dimensions,
+                "timestamps": _array_out(payload.timestamps, packed),
+                "values": _array_out(payload.values, packed),
+            }
+            if payload.state is not None:
+                detect["state"] = base64.b64encode(payload.state).decode()
+            for name in ("state_sha256", "model"):
+                if getattr(payload, name) is not None:
+                    detect[name] = getattr(payload, name)
+            if payload.return_state:
+                detect["return_state"] = True
+            out["detect"] = detect
+        elif isinstance(payload, FitPayload):
+            out["fit"] = {
                 "dimensions": payload.dimensions,
                 "timestamps": _array_out(payload.timestamps, packed),
                 "values": _array_out(payload.values, packed),
@@ -375,8 +479,10 @@ class JsonCodec:
                 request_id=wire.request_id,
                 error=ErrorInfo(ErrorCode(wire.error.code), wire.error.message, wire.error.field),
             )
-        result: DetectResult | RCAResult | None = None
+        result: DetectResult | RCAResult | FitResult | None = None
         packed = False
+        state: bytes | None = None
+        state_sha256: str | None = None
         if wire.detect is not None:
             d = wire.detect
             packed = isinstance(obj["detect"]["timestamps"], dict)
@@ -387,9 +493,26 @@ class JsonCodec:
                 lower=d.lower,  # type: ignore[arg-type]
                 upper=d.upper,  # type: ignore[arg-type]
             )
+            state, state_sha256 = d.state, d.state_sha256  # type: ignore[assignment]
         elif wire.rca is not None:
             result = RCAResult(contributions=tuple(wire.rca.contributions.items()))
-        return Response(request_id=wire.request_id, result=result, packed_arrays=packed)
+        elif wire.fit is not None:
+            f = wire.fit
+            result = FitResult(
+                state=f.state,  # type: ignore[arg-type]  # bytes, by the validator
+                state_sha256=f.state_sha256,
+                state_version=f.state_version,
+                points=f.points,
+                seen_start=f.seen_start,
+                seen_end=f.seen_end,
+            )
+        return Response(
+            request_id=wire.request_id,
+            result=result,
+            packed_arrays=packed,
+            state=state,
+            state_sha256=state_sha256,
+        )
 
 
 class WireError(_Wire):
@@ -400,6 +523,8 @@ class WireError(_Wire):
         "ALGORITHM_FAILED",
         "TIMEOUT",
         "INTERNAL",
+        "INCOMPATIBLE_STATE",
+        "STATE_NOT_FOUND",
     ]
     message: str
     field: str | None = None
@@ -411,6 +536,19 @@ class WireDetectResult(_Wire):
     expected: F64Wire | None = None
     lower: F64Wire | None = None
     upper: F64Wire | None = None
+    state: StateWire | None = Field(
+        default=None, description="With return_state: the state after the request's points."
+    )
+    state_sha256: str | None = Field(default=None, pattern=SHA256_HEX)
+
+
+class WireFitResult(_Wire):
+    state: StateWire = Field(description="The fitted state (base64): store it, send it back.")
+    state_sha256: str = Field(pattern=SHA256_HEX, description="sha256 of the state's bytes.")
+    state_version: int
+    points: int = Field(description="Points learnt, missing values included.")
+    seen_start: int | None
+    seen_end: int | None
 
 
 class WireRCAResult(_Wire):
@@ -424,4 +562,5 @@ class WireResponse(_Wire):
     request_id: str | None = None
     detect: WireDetectResult | None = None
     rca: WireRCAResult | None = None
+    fit: WireFitResult | None = None
     error: WireError | None = None

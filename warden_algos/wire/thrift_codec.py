@@ -35,7 +35,15 @@ from warden_algos.interfaces import (
 )
 
 from .duplicates import check_no_duplicate_keys
-from .envelope import DetectPayload, ErrorInfo, RCAPayload, Request, Response
+from .envelope import (
+    DetectPayload,
+    ErrorInfo,
+    FitPayload,
+    FitResult,
+    RCAPayload,
+    Request,
+    Response,
+)
 from .thrift_budget import check_thrift_decode_budget
 from .warden_wire import ttypes as wire
 
@@ -97,6 +105,37 @@ def _series(path: str, series: wire.TimeSeries | None) -> TimeSeries:
             required=False,
         ),
     )
+
+
+def _sha256_or_none(path: str, text: str | None) -> str | None:
+    if text is not None and (
+        len(text) != 64 or any(char not in "0123456789abcdef" for char in text)
+    ):
+        raise InvalidInput("must be 64 lower-case hex digits (a state's sha256)", field=path)
+    return text
+
+
+def _model_or_none(text: str | None) -> str | None:
+    if text is not None and not 1 <= len(text) <= 1024:
+        raise InvalidInput("must be 1 to 1024 characters", field="detect.model")
+    return text
+
+
+def _check_state_choice(payload: DetectPayload) -> None:
+    given = [
+        name for name in ("state", "state_sha256", "model") if getattr(payload, name) is not None
+    ]
+    if len(given) > 1:
+        raise InvalidInput(
+            f"give one of state, state_sha256 and model, not {' and '.join(given)}",
+            field="detect",
+        )
+    if payload.return_state and not given:
+        raise InvalidInput(
+            "return_state needs a state (state, state_sha256 or model): a first state comes "
+            "from a fit request",
+            field="detect.return_state",
+        )
 
 
 def _params(text: str | None) -> dict[str, Any]:
@@ -191,28 +230,40 @@ class _ThriftCodec:
         if message.request_id is not None and len(message.request_id) > _MAX_REQUEST_ID:
             raise InvalidInput(f"longer than {_MAX_REQUEST_ID} characters", field="request_id")
         interface = message.interface_name
-        if interface not in ("detect", "rca"):
+        if interface not in ("detect", "rca", "fit"):
             raise InvalidInput(
-                f"must be 'detect' or 'rca', got {interface!r}", field="interface_name"
+                f"must be 'detect', 'rca' or 'fit', got {interface!r}", field="interface_name"
             )
         if not message.algorithm or len(message.algorithm) > _MAX_ALGORITHM:
             raise InvalidInput(
                 f"must be 1 to {_MAX_ALGORITHM} characters, got {message.algorithm!r}",
                 field="algorithm",
             )
-        present = [name for name in ("detect", "rca") if getattr(message, name) is not None]
+        present = [name for name in ("detect", "rca", "fit") if getattr(message, name) is not None]
         if present != [interface]:
             raise InvalidInput(
                 f"interface {interface!r} needs exactly one payload struct, {interface!r}; got: "
                 f"{', '.join(present) or 'none'}"
             )
-        payload: DetectPayload | RCAPayload
+        payload: DetectPayload | RCAPayload | FitPayload
         if message.detect is not None:
             detect = message.detect
             payload = DetectPayload(
                 dimensions=list(detect.dimensions or []),
                 timestamps=_i64("detect.timestamps", detect.timestamps, detect.timestamps_packed),
                 values=_f64("detect.values", detect.values, detect.values_packed),
+                state=detect.state,
+                state_sha256=_sha256_or_none("detect.state_sha256", detect.state_sha256),
+                model=_model_or_none(detect.model),
+                return_state=bool(detect.return_state),
+            )
+            _check_state_choice(payload)
+        elif message.fit is not None:
+            fit = message.fit
+            payload = FitPayload(
+                dimensions=list(fit.dimensions or []),
+                timestamps=_i64("fit.timestamps", fit.timestamps, fit.timestamps_packed),
+                values=_f64("fit.values", fit.values, fit.values_packed),
             )
         else:
             rca = message.rca
@@ -269,6 +320,18 @@ class _ThriftCodec:
                 expected_packed=expected_packed,
                 lower_packed=lower_packed,
                 upper_packed=upper_packed,
+                state=response.state,
+                state_sha256=response.state_sha256,
+            )
+        elif isinstance(response.result, FitResult):
+            fitted = response.result
+            out.fit = wire.FitResult(
+                state=fitted.state,
+                state_sha256=fitted.state_sha256,
+                state_version=fitted.state_version,
+                points=fitted.points,
+                seen_start=fitted.seen_start,
+                seen_end=fitted.seen_end,
             )
         elif isinstance(response.result, RCAResult):
             out.rca = wire.RcaResult(
@@ -299,6 +362,20 @@ class _ThriftCodec:
                 values=values,
                 timestamps_packed=timestamps_packed,
                 values_packed=values_packed,
+                state=payload.state,
+                state_sha256=payload.state_sha256,
+                model=payload.model,
+                return_state=True if payload.return_state else None,
+            )
+        elif isinstance(payload, FitPayload):
+            timestamps, timestamps_packed = _list_or_packed(payload.timestamps, packed)
+            values, values_packed = _list_or_packed(payload.values, packed)
+            out.fit = wire.FitPayload(
+                dimensions=list(payload.dimensions),
+                timestamps=timestamps,
+                values=values,
+                timestamps_packed=timestamps_packed,
+                values_packed=values_packed,
             )
         else:
             anomalies, anomalies_packed = _list_or_packed(payload.anomalies, packed)
@@ -320,10 +397,13 @@ class _ThriftCodec:
                 request_id=message.request_id,
                 error=ErrorInfo(code, message.error.message or "", message.error.field),
             )
-        result: DetectResult | RCAResult | None = None
+        result: DetectResult | RCAResult | FitResult | None = None
         packed = False
+        state: bytes | None = None
+        state_sha256: str | None = None
         if message.detect is not None:
             d = message.detect
+            state, state_sha256 = d.state, d.state_sha256
             packed = d.timestamps_packed is not None
             result = DetectResult(
                 timestamps=_i64("detect.timestamps", d.timestamps, d.timestamps_packed),
@@ -338,7 +418,23 @@ class _ThriftCodec:
             result = RCAResult(
                 contributions=tuple((c.key, c.score) for c in (message.rca.contributions or []))
             )
-        return Response(request_id=message.request_id, result=result, packed_arrays=packed)
+        elif message.fit is not None:
+            f = message.fit
+            result = FitResult(
+                state=f.state or b"",
+                state_sha256=f.state_sha256 or "",
+                state_version=f.state_version or 0,
+                points=f.points or 0,
+                seen_start=f.seen_start,
+                seen_end=f.seen_end,
+            )
+        return Response(
+            request_id=message.request_id,
+            result=result,
+            packed_arrays=packed,
+            state=state,
+            state_sha256=state_sha256,
+        )
 
 
 class ThriftBinaryCodec(_ThriftCodec):

@@ -23,6 +23,8 @@ class ErrorCode(object):
     ALGORITHM_FAILED = 4
     TIMEOUT = 5
     INTERNAL = 6
+    INCOMPATIBLE_STATE = 7
+    STATE_NOT_FOUND = 8
 
     _VALUES_TO_NAMES = {
         1: "INVALID_INPUT",
@@ -31,6 +33,8 @@ class ErrorCode(object):
         4: "ALGORITHM_FAILED",
         5: "TIMEOUT",
         6: "INTERNAL",
+        7: "INCOMPATIBLE_STATE",
+        8: "STATE_NOT_FOUND",
     }
 
     _NAMES_TO_VALUES = {
@@ -40,6 +44,8 @@ class ErrorCode(object):
         "ALGORITHM_FAILED": 4,
         "TIMEOUT": 5,
         "INTERNAL": 6,
+        "INCOMPATIBLE_STATE": 7,
+        "STATE_NOT_FOUND": 8,
     }
 
 
@@ -261,6 +267,10 @@ class DetectPayload(object):
      - values
      - timestamps_packed
      - values_packed
+     - state: A fitted state, as a fit or an earlier detect returned it: only points after it are given.
+     - state_sha256: Instead of state: the sha256 (hex) of a state this serve process was sent or returned.
+     - model: Instead of state: the stored model of this series key (serve/run --models-dir).
+     - return_state: Unset means false: answer the state after these points too (DetectResult.state).
 
     """
 
@@ -270,15 +280,23 @@ class DetectPayload(object):
         'values',
         'timestamps_packed',
         'values_packed',
+        'state',
+        'state_sha256',
+        'model',
+        'return_state',
     )
 
 
-    def __init__(self, dimensions=None, timestamps=None, values=None, timestamps_packed=None, values_packed=None,):
+    def __init__(self, dimensions=None, timestamps=None, values=None, timestamps_packed=None, values_packed=None, state=None, state_sha256=None, model=None, return_state=None,):
         self.dimensions = dimensions
         self.timestamps = timestamps
         self.values = values
         self.timestamps_packed = timestamps_packed
         self.values_packed = values_packed
+        self.state = state
+        self.state_sha256 = state_sha256
+        self.model = model
+        self.return_state = return_state
 
     def read(self, iprot):
         if iprot._fast_decode is not None and isinstance(iprot.trans, TTransport.CReadableTransport) and self.thrift_spec is not None:
@@ -329,6 +347,26 @@ class DetectPayload(object):
                     self.values_packed = iprot.readBinary()
                 else:
                     iprot.skip(ftype)
+            elif fid == 6:
+                if ftype == TType.STRING:
+                    self.state = iprot.readBinary()
+                else:
+                    iprot.skip(ftype)
+            elif fid == 7:
+                if ftype == TType.STRING:
+                    self.state_sha256 = iprot.readString().decode('utf-8', errors='replace') if sys.version_info[0] == 2 else iprot.readString()
+                else:
+                    iprot.skip(ftype)
+            elif fid == 8:
+                if ftype == TType.STRING:
+                    self.model = iprot.readString().decode('utf-8', errors='replace') if sys.version_info[0] == 2 else iprot.readString()
+                else:
+                    iprot.skip(ftype)
+            elif fid == 9:
+                if ftype == TType.BOOL:
+                    self.return_state = iprot.readBool()
+                else:
+                    iprot.skip(ftype)
             else:
                 iprot.skip(ftype)
             iprot.readFieldEnd()
@@ -358,6 +396,164 @@ class DetectPayload(object):
             oprot.writeListBegin(TType.DOUBLE, len(self.values))
             for iter57 in self.values:
                 oprot.writeDouble(iter57)
+            oprot.writeListEnd()
+            oprot.writeFieldEnd()
+        if self.timestamps_packed is not None:
+            oprot.writeFieldBegin('timestamps_packed', TType.STRING, 4)
+            oprot.writeBinary(self.timestamps_packed)
+            oprot.writeFieldEnd()
+        if self.values_packed is not None:
+            oprot.writeFieldBegin('values_packed', TType.STRING, 5)
+            oprot.writeBinary(self.values_packed)
+            oprot.writeFieldEnd()
+        if self.state is not None:
+            oprot.writeFieldBegin('state', TType.STRING, 6)
+            oprot.writeBinary(self.state)
+            oprot.writeFieldEnd()
+        if self.state_sha256 is not None:
+            oprot.writeFieldBegin('state_sha256', TType.STRING, 7)
+            oprot.writeString(self.state_sha256.encode('utf-8') if sys.version_info[0] == 2 else self.state_sha256)
+            oprot.writeFieldEnd()
+        if self.model is not None:
+            oprot.writeFieldBegin('model', TType.STRING, 8)
+            oprot.writeString(self.model.encode('utf-8') if sys.version_info[0] == 2 else self.model)
+            oprot.writeFieldEnd()
+        if self.return_state is not None:
+            oprot.writeFieldBegin('return_state', TType.BOOL, 9)
+            oprot.writeBool(self.return_state)
+            oprot.writeFieldEnd()
+        oprot.writeFieldStop()
+        oprot.writeStructEnd()
+
+    def validate(self):
+        return
+
+    def __repr__(self):
+        L = ['%s=%r' % (key, getattr(self, key))
+             for key in self.__slots__]
+        return '%s(%s)' % (self.__class__.__name__, ', '.join(L))
+
+    def __eq__(self, other):
+        if not isinstance(other, self.__class__):
+            return False
+        for attr in self.__slots__:
+            my_val = getattr(self, attr)
+            other_val = getattr(other, attr)
+            if my_val != other_val:
+                return False
+        return True
+
+    def __ne__(self, other):
+        return not (self == other)
+
+
+class FitPayload(object):
+    """
+    fit(dimensions, timestamps, values) -> state
+
+    Attributes:
+     - dimensions
+     - timestamps
+     - values
+     - timestamps_packed
+     - values_packed
+
+    """
+
+    __slots__ = (
+        'dimensions',
+        'timestamps',
+        'values',
+        'timestamps_packed',
+        'values_packed',
+    )
+
+
+    def __init__(self, dimensions=None, timestamps=None, values=None, timestamps_packed=None, values_packed=None,):
+        self.dimensions = dimensions
+        self.timestamps = timestamps
+        self.values = values
+        self.timestamps_packed = timestamps_packed
+        self.values_packed = values_packed
+
+    def read(self, iprot):
+        if iprot._fast_decode is not None and isinstance(iprot.trans, TTransport.CReadableTransport) and self.thrift_spec is not None:
+            iprot._fast_decode(self, iprot, [self.__class__, self.thrift_spec])
+            return
+        iprot.readStructBegin()
+        while True:
+            (fname, ftype, fid) = iprot.readFieldBegin()
+            if ftype == TType.STOP:
+                break
+            if fid == 1:
+                if ftype == TType.LIST:
+                    self.dimensions = []
+                    (_etype61, _size58) = iprot.readListBegin()
+                    for _i62 in range(_size58):
+                        _elem63 = iprot.readString().decode('utf-8', errors='replace') if sys.version_info[0] == 2 else iprot.readString()
+                        self.dimensions.append(_elem63)
+                    iprot.readListEnd()
+                else:
+                    iprot.skip(ftype)
+            elif fid == 2:
+                if ftype == TType.LIST:
+                    self.timestamps = []
+                    (_etype67, _size64) = iprot.readListBegin()
+                    for _i68 in range(_size64):
+                        _elem69 = iprot.readI64()
+                        self.timestamps.append(_elem69)
+                    iprot.readListEnd()
+                else:
+                    iprot.skip(ftype)
+            elif fid == 3:
+                if ftype == TType.LIST:
+                    self.values = []
+                    (_etype73, _size70) = iprot.readListBegin()
+                    for _i74 in range(_size70):
+                        _elem75 = iprot.readDouble()
+                        self.values.append(_elem75)
+                    iprot.readListEnd()
+                else:
+                    iprot.skip(ftype)
+            elif fid == 4:
+                if ftype == TType.STRING:
+                    self.timestamps_packed = iprot.readBinary()
+                else:
+                    iprot.skip(ftype)
+            elif fid == 5:
+                if ftype == TType.STRING:
+                    self.values_packed = iprot.readBinary()
+                else:
+                    iprot.skip(ftype)
+            else:
+                iprot.skip(ftype)
+            iprot.readFieldEnd()
+        iprot.readStructEnd()
+
+    def write(self, oprot):
+        if oprot._fast_encode is not None and self.thrift_spec is not None:
+            oprot.trans.write(oprot._fast_encode(self, [self.__class__, self.thrift_spec]))
+            return
+        oprot.writeStructBegin('FitPayload')
+        if self.dimensions is not None:
+            oprot.writeFieldBegin('dimensions', TType.LIST, 1)
+            oprot.writeListBegin(TType.STRING, len(self.dimensions))
+            for iter76 in self.dimensions:
+                oprot.writeString(iter76.encode('utf-8') if sys.version_info[0] == 2 else iter76)
+            oprot.writeListEnd()
+            oprot.writeFieldEnd()
+        if self.timestamps is not None:
+            oprot.writeFieldBegin('timestamps', TType.LIST, 2)
+            oprot.writeListBegin(TType.I64, len(self.timestamps))
+            for iter77 in self.timestamps:
+                oprot.writeI64(iter77)
+            oprot.writeListEnd()
+            oprot.writeFieldEnd()
+        if self.values is not None:
+            oprot.writeFieldBegin('values', TType.LIST, 3)
+            oprot.writeListBegin(TType.DOUBLE, len(self.values))
+            for iter78 in self.values:
+                oprot.writeDouble(iter78)
             oprot.writeListEnd()
             oprot.writeFieldEnd()
         if self.timestamps_packed is not None:
@@ -440,11 +636,11 @@ class RcaPayload(object):
             elif fid == 2:
                 if ftype == TType.LIST:
                     self.related_metrics = []
-                    (_etype61, _size58) = iprot.readListBegin()
-                    for _i62 in range(_size58):
-                        _elem63 = TimeSeries()
-                        _elem63.read(iprot)
-                        self.related_metrics.append(_elem63)
+                    (_etype82, _size79) = iprot.readListBegin()
+                    for _i83 in range(_size79):
+                        _elem84 = TimeSeries()
+                        _elem84.read(iprot)
+                        self.related_metrics.append(_elem84)
                     iprot.readListEnd()
                 else:
                     iprot.skip(ftype)
@@ -456,10 +652,10 @@ class RcaPayload(object):
             elif fid == 4:
                 if ftype == TType.LIST:
                     self.anomalies = []
-                    (_etype67, _size64) = iprot.readListBegin()
-                    for _i68 in range(_size64):
-                        _elem69 = iprot.readI64()
-                        self.anomalies.append(_elem69)
+                    (_etype88, _size85) = iprot.readListBegin()
+                    for _i89 in range(_size85):
+                        _elem90 = iprot.readI64()
+                        self.anomalies.append(_elem90)
                     iprot.readListEnd()
                 else:
                     iprot.skip(ftype)
@@ -485,8 +681,8 @@ class RcaPayload(object):
         if self.related_metrics is not None:
             oprot.writeFieldBegin('related_metrics', TType.LIST, 2)
             oprot.writeListBegin(TType.STRUCT, len(self.related_metrics))
-            for iter70 in self.related_metrics:
-                iter70.write(oprot)
+            for iter91 in self.related_metrics:
+                iter91.write(oprot)
             oprot.writeListEnd()
             oprot.writeFieldEnd()
         if self.k is not None:
@@ -496,8 +692,8 @@ class RcaPayload(object):
         if self.anomalies is not None:
             oprot.writeFieldBegin('anomalies', TType.LIST, 4)
             oprot.writeListBegin(TType.I64, len(self.anomalies))
-            for iter71 in self.anomalies:
-                oprot.writeI64(iter71)
+            for iter92 in self.anomalies:
+                oprot.writeI64(iter92)
             oprot.writeListEnd()
             oprot.writeFieldEnd()
         if self.anomalies_packed is not None:
@@ -532,7 +728,7 @@ class RcaPayload(object):
 class Request(object):
     """
     Attributes:
-     - interface_name: "detect" or "rca"; names which payload is set.
+     - interface_name: "detect", "rca" or "fit"; names which payload is set.
      - algorithm
      - params_json: The algorithm's params as one JSON object ("{}" or unset for the defaults).
      - request_id
@@ -541,6 +737,7 @@ class Request(object):
      - detect
      - rca
      - envelope_version: The ENVELOPE_VERSION the sender was written against.
+     - fit
 
     """
 
@@ -554,10 +751,11 @@ class Request(object):
         'detect',
         'rca',
         'envelope_version',
+        'fit',
     )
 
 
-    def __init__(self, interface_name=None, algorithm=None, params_json=None, request_id=None, include_band=None, packed_arrays=None, detect=None, rca=None, envelope_version=None,):
+    def __init__(self, interface_name=None, algorithm=None, params_json=None, request_id=None, include_band=None, packed_arrays=None, detect=None, rca=None, envelope_version=None, fit=None,):
         self.interface_name = interface_name
         self.algorithm = algorithm
         self.params_json = params_json
@@ -567,6 +765,7 @@ class Request(object):
         self.detect = detect
         self.rca = rca
         self.envelope_version = envelope_version
+        self.fit = fit
 
     def read(self, iprot):
         if iprot._fast_decode is not None and isinstance(iprot.trans, TTransport.CReadableTransport) and self.thrift_spec is not None:
@@ -624,6 +823,12 @@ class Request(object):
                     self.envelope_version = iprot.readI32()
                 else:
                     iprot.skip(ftype)
+            elif fid == 10:
+                if ftype == TType.STRUCT:
+                    self.fit = FitPayload()
+                    self.fit.read(iprot)
+                else:
+                    iprot.skip(ftype)
             else:
                 iprot.skip(ftype)
             iprot.readFieldEnd()
@@ -670,6 +875,10 @@ class Request(object):
             oprot.writeFieldBegin('envelope_version', TType.I32, 9)
             oprot.writeI32(self.envelope_version)
             oprot.writeFieldEnd()
+        if self.fit is not None:
+            oprot.writeFieldBegin('fit', TType.STRUCT, 10)
+            self.fit.write(oprot)
+            oprot.writeFieldEnd()
         oprot.writeFieldStop()
         oprot.writeStructEnd()
 
@@ -708,6 +917,8 @@ class DetectResult(object):
      - expected_packed
      - lower_packed
      - upper_packed
+     - state: With return_state: the state after the request's points, and the sha256 (hex) of its bytes.
+     - state_sha256
 
     """
 
@@ -722,10 +933,12 @@ class DetectResult(object):
         'expected_packed',
         'lower_packed',
         'upper_packed',
+        'state',
+        'state_sha256',
     )
 
 
-    def __init__(self, timestamps=None, scores=None, expected=None, lower=None, upper=None, timestamps_packed=None, scores_packed=None, expected_packed=None, lower_packed=None, upper_packed=None,):
+    def __init__(self, timestamps=None, scores=None, expected=None, lower=None, upper=None, timestamps_packed=None, scores_packed=None, expected_packed=None, lower_packed=None, upper_packed=None, state=None, state_sha256=None,):
         self.timestamps = timestamps
         self.scores = scores
         self.expected = expected
@@ -736,6 +949,8 @@ class DetectResult(object):
         self.expected_packed = expected_packed
         self.lower_packed = lower_packed
         self.upper_packed = upper_packed
+        self.state = state
+        self.state_sha256 = state_sha256
 
     def read(self, iprot):
         if iprot._fast_decode is not None and isinstance(iprot.trans, TTransport.CReadableTransport) and self.thrift_spec is not None:
@@ -749,50 +964,50 @@ class DetectResult(object):
             if fid == 1:
                 if ftype == TType.LIST:
                     self.timestamps = []
-                    (_etype75, _size72) = iprot.readListBegin()
-                    for _i76 in range(_size72):
-                        _elem77 = iprot.readI64()
-                        self.timestamps.append(_elem77)
+                    (_etype96, _size93) = iprot.readListBegin()
+                    for _i97 in range(_size93):
+                        _elem98 = iprot.readI64()
+                        self.timestamps.append(_elem98)
                     iprot.readListEnd()
                 else:
                     iprot.skip(ftype)
             elif fid == 2:
                 if ftype == TType.LIST:
                     self.scores = []
-                    (_etype81, _size78) = iprot.readListBegin()
-                    for _i82 in range(_size78):
-                        _elem83 = iprot.readDouble()
-                        self.scores.append(_elem83)
+                    (_etype102, _size99) = iprot.readListBegin()
+                    for _i103 in range(_size99):
+                        _elem104 = iprot.readDouble()
+                        self.scores.append(_elem104)
                     iprot.readListEnd()
                 else:
                     iprot.skip(ftype)
             elif fid == 3:
                 if ftype == TType.LIST:
                     self.expected = []
-                    (_etype87, _size84) = iprot.readListBegin()
-                    for _i88 in range(_size84):
-                        _elem89 = iprot.readDouble()
-                        self.expected.append(_elem89)
+                    (_etype108, _size105) = iprot.readListBegin()
+                    for _i109 in range(_size105):
+                        _elem110 = iprot.readDouble()
+                        self.expected.append(_elem110)
                     iprot.readListEnd()
                 else:
                     iprot.skip(ftype)
             elif fid == 4:
                 if ftype == TType.LIST:
                     self.lower = []
-                    (_etype93, _size90) = iprot.readListBegin()
-                    for _i94 in range(_size90):
-                        _elem95 = iprot.readDouble()
-                        self.lower.append(_elem95)
+                    (_etype114, _size111) = iprot.readListBegin()
+                    for _i115 in range(_size111):
+                        _elem116 = iprot.readDouble()
+                        self.lower.append(_elem116)
                     iprot.readListEnd()
                 else:
                     iprot.skip(ftype)
             elif fid == 5:
                 if ftype == TType.LIST:
                     self.upper = []
-                    (_etype99, _size96) = iprot.readListBegin()
-                    for _i100 in range(_size96):
-                        _elem101 = iprot.readDouble()
-                        self.upper.append(_elem101)
+                    (_etype120, _size117) = iprot.readListBegin()
+                    for _i121 in range(_size117):
+                        _elem122 = iprot.readDouble()
+                        self.upper.append(_elem122)
                     iprot.readListEnd()
                 else:
                     iprot.skip(ftype)
@@ -821,6 +1036,16 @@ class DetectResult(object):
                     self.upper_packed = iprot.readBinary()
                 else:
                     iprot.skip(ftype)
+            elif fid == 11:
+                if ftype == TType.STRING:
+                    self.state = iprot.readBinary()
+                else:
+                    iprot.skip(ftype)
+            elif fid == 12:
+                if ftype == TType.STRING:
+                    self.state_sha256 = iprot.readString().decode('utf-8', errors='replace') if sys.version_info[0] == 2 else iprot.readString()
+                else:
+                    iprot.skip(ftype)
             else:
                 iprot.skip(ftype)
             iprot.readFieldEnd()
@@ -834,36 +1059,36 @@ class DetectResult(object):
         if self.timestamps is not None:
             oprot.writeFieldBegin('timestamps', TType.LIST, 1)
             oprot.writeListBegin(TType.I64, len(self.timestamps))
-            for iter102 in self.timestamps:
-                oprot.writeI64(iter102)
+            for iter123 in self.timestamps:
+                oprot.writeI64(iter123)
             oprot.writeListEnd()
             oprot.writeFieldEnd()
         if self.scores is not None:
             oprot.writeFieldBegin('scores', TType.LIST, 2)
             oprot.writeListBegin(TType.DOUBLE, len(self.scores))
-            for iter103 in self.scores:
-                oprot.writeDouble(iter103)
+            for iter124 in self.scores:
+                oprot.writeDouble(iter124)
             oprot.writeListEnd()
             oprot.writeFieldEnd()
         if self.expected is not None:
             oprot.writeFieldBegin('expected', TType.LIST, 3)
             oprot.writeListBegin(TType.DOUBLE, len(self.expected))
-            for iter104 in self.expected:
-                oprot.writeDouble(iter104)
+            for iter125 in self.expected:
+                oprot.writeDouble(iter125)
             oprot.writeListEnd()
             oprot.writeFieldEnd()
         if self.lower is not None:
             oprot.writeFieldBegin('lower', TType.LIST, 4)
             oprot.writeListBegin(TType.DOUBLE, len(self.lower))
-            for iter105 in self.lower:
-                oprot.writeDouble(iter105)
+            for iter126 in self.lower:
+                oprot.writeDouble(iter126)
             oprot.writeListEnd()
             oprot.writeFieldEnd()
         if self.upper is not None:
             oprot.writeFieldBegin('upper', TType.LIST, 5)
             oprot.writeListBegin(TType.DOUBLE, len(self.upper))
-            for iter106 in self.upper:
-                oprot.writeDouble(iter106)
+            for iter127 in self.upper:
+                oprot.writeDouble(iter127)
             oprot.writeListEnd()
             oprot.writeFieldEnd()
         if self.timestamps_packed is not None:
@@ -885,6 +1110,144 @@ class DetectResult(object):
         if self.upper_packed is not None:
             oprot.writeFieldBegin('upper_packed', TType.STRING, 10)
             oprot.writeBinary(self.upper_packed)
+            oprot.writeFieldEnd()
+        if self.state is not None:
+            oprot.writeFieldBegin('state', TType.STRING, 11)
+            oprot.writeBinary(self.state)
+            oprot.writeFieldEnd()
+        if self.state_sha256 is not None:
+            oprot.writeFieldBegin('state_sha256', TType.STRING, 12)
+            oprot.writeString(self.state_sha256.encode('utf-8') if sys.version_info[0] == 2 else self.state_sha256)
+            oprot.writeFieldEnd()
+        oprot.writeFieldStop()
+        oprot.writeStructEnd()
+
+    def validate(self):
+        return
+
+    def __repr__(self):
+        L = ['%s=%r' % (key, getattr(self, key))
+             for key in self.__slots__]
+        return '%s(%s)' % (self.__class__.__name__, ', '.join(L))
+
+    def __eq__(self, other):
+        if not isinstance(other, self.__class__):
+            return False
+        for attr in self.__slots__:
+            my_val = getattr(self, attr)
+            other_val = getattr(other, attr)
+            if my_val != other_val:
+                return False
+        return True
+
+    def __ne__(self, other):
+        return not (self == other)
+
+
+class FitResult(object):
+    """
+    The fitted state and what it says about itself.
+
+    Attributes:
+     - state
+     - state_sha256: sha256 (hex) of the state's bytes: how a serve process's cache and the model store name it.
+     - state_version
+     - points: Points learnt (missing values included), and the first and last of their times.
+     - seen_start
+     - seen_end
+
+    """
+
+    __slots__ = (
+        'state',
+        'state_sha256',
+        'state_version',
+        'points',
+        'seen_start',
+        'seen_end',
+    )
+
+
+    def __init__(self, state=None, state_sha256=None, state_version=None, points=None, seen_start=None, seen_end=None,):
+        self.state = state
+        self.state_sha256 = state_sha256
+        self.state_version = state_version
+        self.points = points
+        self.seen_start = seen_start
+        self.seen_end = seen_end
+
+    def read(self, iprot):
+        if iprot._fast_decode is not None and isinstance(iprot.trans, TTransport.CReadableTransport) and self.thrift_spec is not None:
+            iprot._fast_decode(self, iprot, [self.__class__, self.thrift_spec])
+            return
+        iprot.readStructBegin()
+        while True:
+            (fname, ftype, fid) = iprot.readFieldBegin()
+            if ftype == TType.STOP:
+                break
+            if fid == 1:
+                if ftype == TType.STRING:
+                    self.state = iprot.readBinary()
+                else:
+                    iprot.skip(ftype)
+            elif fid == 2:
+                if ftype == TType.STRING:
+                    self.state_sha256 = iprot.readString().decode('utf-8', errors='replace') if sys.version_info[0] == 2 else iprot.readString()
+                else:
+                    iprot.skip(ftype)
+            elif fid == 3:
+                if ftype == TType.I32:
+                    self.state_version = iprot.readI32()
+                else:
+                    iprot.skip(ftype)
+            elif fid == 4:
+                if ftype == TType.I64:
+                    self.points = iprot.readI64()
+                else:
+                    iprot.skip(ftype)
+            elif fid == 5:
+                if ftype == TType.I64:
+                    self.seen_start = iprot.readI64()
+                else:
+                    iprot.skip(ftype)
+            elif fid == 6:
+                if ftype == TType.I64:
+                    self.seen_end = iprot.readI64()
+                else:
+                    iprot.skip(ftype)
+            else:
+                iprot.skip(ftype)
+            iprot.readFieldEnd()
+        iprot.readStructEnd()
+
+    def write(self, oprot):
+        if oprot._fast_encode is not None and self.thrift_spec is not None:
+            oprot.trans.write(oprot._fast_encode(self, [self.__class__, self.thrift_spec]))
+            return
+        oprot.writeStructBegin('FitResult')
+        if self.state is not None:
+            oprot.writeFieldBegin('state', TType.STRING, 1)
+            oprot.writeBinary(self.state)
+            oprot.writeFieldEnd()
+        if self.state_sha256 is not None:
+            oprot.writeFieldBegin('state_sha256', TType.STRING, 2)
+            oprot.writeString(self.state_sha256.encode('utf-8') if sys.version_info[0] == 2 else self.state_sha256)
+            oprot.writeFieldEnd()
+        if self.state_version is not None:
+            oprot.writeFieldBegin('state_version', TType.I32, 3)
+            oprot.writeI32(self.state_version)
+            oprot.writeFieldEnd()
+        if self.points is not None:
+            oprot.writeFieldBegin('points', TType.I64, 4)
+            oprot.writeI64(self.points)
+            oprot.writeFieldEnd()
+        if self.seen_start is not None:
+            oprot.writeFieldBegin('seen_start', TType.I64, 5)
+            oprot.writeI64(self.seen_start)
+            oprot.writeFieldEnd()
+        if self.seen_end is not None:
+            oprot.writeFieldBegin('seen_end', TType.I64, 6)
+            oprot.writeI64(self.seen_end)
             oprot.writeFieldEnd()
         oprot.writeFieldStop()
         oprot.writeStructEnd()
@@ -1020,11 +1383,11 @@ class RcaResult(object):
             if fid == 1:
                 if ftype == TType.LIST:
                     self.contributions = []
-                    (_etype110, _size107) = iprot.readListBegin()
-                    for _i111 in range(_size107):
-                        _elem112 = Contribution()
-                        _elem112.read(iprot)
-                        self.contributions.append(_elem112)
+                    (_etype131, _size128) = iprot.readListBegin()
+                    for _i132 in range(_size128):
+                        _elem133 = Contribution()
+                        _elem133.read(iprot)
+                        self.contributions.append(_elem133)
                     iprot.readListEnd()
                 else:
                     iprot.skip(ftype)
@@ -1041,8 +1404,8 @@ class RcaResult(object):
         if self.contributions is not None:
             oprot.writeFieldBegin('contributions', TType.LIST, 1)
             oprot.writeListBegin(TType.STRUCT, len(self.contributions))
-            for iter113 in self.contributions:
-                iter113.write(oprot)
+            for iter134 in self.contributions:
+                iter134.write(oprot)
             oprot.writeListEnd()
             oprot.writeFieldEnd()
         oprot.writeFieldStop()
@@ -1170,6 +1533,7 @@ class Response(object):
      - detect
      - rca
      - error
+     - fit
 
     """
 
@@ -1179,15 +1543,17 @@ class Response(object):
         'detect',
         'rca',
         'error',
+        'fit',
     )
 
 
-    def __init__(self, status=None, request_id=None, detect=None, rca=None, error=None,):
+    def __init__(self, status=None, request_id=None, detect=None, rca=None, error=None, fit=None,):
         self.status = status
         self.request_id = request_id
         self.detect = detect
         self.rca = rca
         self.error = error
+        self.fit = fit
 
     def read(self, iprot):
         if iprot._fast_decode is not None and isinstance(iprot.trans, TTransport.CReadableTransport) and self.thrift_spec is not None:
@@ -1226,6 +1592,12 @@ class Response(object):
                     self.error.read(iprot)
                 else:
                     iprot.skip(ftype)
+            elif fid == 6:
+                if ftype == TType.STRUCT:
+                    self.fit = FitResult()
+                    self.fit.read(iprot)
+                else:
+                    iprot.skip(ftype)
             else:
                 iprot.skip(ftype)
             iprot.readFieldEnd()
@@ -1255,6 +1627,10 @@ class Response(object):
         if self.error is not None:
             oprot.writeFieldBegin('error', TType.STRUCT, 5)
             self.error.write(oprot)
+            oprot.writeFieldEnd()
+        if self.fit is not None:
+            oprot.writeFieldBegin('fit', TType.STRUCT, 6)
+            self.fit.write(oprot)
             oprot.writeFieldEnd()
         oprot.writeFieldStop()
         oprot.writeStructEnd()
@@ -1300,6 +1676,19 @@ DetectPayload.thrift_spec = (
     (3, TType.LIST, 'values', (TType.DOUBLE, None, False), None, ),  # 3
     (4, TType.STRING, 'timestamps_packed', 'BINARY', None, ),  # 4
     (5, TType.STRING, 'values_packed', 'BINARY', None, ),  # 5
+    (6, TType.STRING, 'state', 'BINARY', None, ),  # 6
+    (7, TType.STRING, 'state_sha256', 'UTF8', None, ),  # 7
+    (8, TType.STRING, 'model', 'UTF8', None, ),  # 8
+    (9, TType.BOOL, 'return_state', None, None, ),  # 9
+)
+all_structs.append(FitPayload)
+FitPayload.thrift_spec = (
+    None,  # 0
+    (1, TType.LIST, 'dimensions', (TType.STRING, 'UTF8', False), None, ),  # 1
+    (2, TType.LIST, 'timestamps', (TType.I64, None, False), None, ),  # 2
+    (3, TType.LIST, 'values', (TType.DOUBLE, None, False), None, ),  # 3
+    (4, TType.STRING, 'timestamps_packed', 'BINARY', None, ),  # 4
+    (5, TType.STRING, 'values_packed', 'BINARY', None, ),  # 5
 )
 all_structs.append(RcaPayload)
 RcaPayload.thrift_spec = (
@@ -1322,6 +1711,7 @@ Request.thrift_spec = (
     (7, TType.STRUCT, 'detect', [DetectPayload, None], None, ),  # 7
     (8, TType.STRUCT, 'rca', [RcaPayload, None], None, ),  # 8
     (9, TType.I32, 'envelope_version', None, None, ),  # 9
+    (10, TType.STRUCT, 'fit', [FitPayload, None], None, ),  # 10
 )
 all_structs.append(DetectResult)
 DetectResult.thrift_spec = (
@@ -1336,6 +1726,18 @@ DetectResult.thrift_spec = (
     (8, TType.STRING, 'expected_packed', 'BINARY', None, ),  # 8
     (9, TType.STRING, 'lower_packed', 'BINARY', None, ),  # 9
     (10, TType.STRING, 'upper_packed', 'BINARY', None, ),  # 10
+    (11, TType.STRING, 'state', 'BINARY', None, ),  # 11
+    (12, TType.STRING, 'state_sha256', 'UTF8', None, ),  # 12
+)
+all_structs.append(FitResult)
+FitResult.thrift_spec = (
+    None,  # 0
+    (1, TType.STRING, 'state', 'BINARY', None, ),  # 1
+    (2, TType.STRING, 'state_sha256', 'UTF8', None, ),  # 2
+    (3, TType.I32, 'state_version', None, None, ),  # 3
+    (4, TType.I64, 'points', None, None, ),  # 4
+    (5, TType.I64, 'seen_start', None, None, ),  # 5
+    (6, TType.I64, 'seen_end', None, None, ),  # 6
 )
 all_structs.append(Contribution)
 Contribution.thrift_spec = (
@@ -1363,6 +1765,7 @@ Response.thrift_spec = (
     (3, TType.STRUCT, 'detect', [DetectResult, None], None, ),  # 3
     (4, TType.STRUCT, 'rca', [RcaResult, None], None, ),  # 4
     (5, TType.STRUCT, 'error', [Error, None], None, ),  # 5
+    (6, TType.STRUCT, 'fit', [FitResult, None], None, ),  # 6
 )
 fix_spec(all_structs)
 del all_structs

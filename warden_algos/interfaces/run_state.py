@@ -1,0 +1,149 @@
+"""Run a trainable algorithm as the platform does: fit to state bytes, detect with state bytes.
+
+The twin of ``run.py`` for trainable detectors (``trainable.py``): the same input checks and
+budget, plus the state's own (``state.py``: its bytes decoded and checked, matched to the
+algorithm and its params, new points after the ones it has seen). Imported only when a request
+involves a state, so stateless one-shot runs never pay for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import numpy.typing as npt
+
+from .budget import InputShape, check_budget
+from .errors import AlgorithmFailed, InvalidInput
+from .run import _readonly, as_times, as_values
+from .state import (
+    AlgorithmState,
+    Seen,
+    StateInfo,
+    canonical_params,
+    decode_state,
+    encode_described,
+    matched_state,
+)
+from .trainable import TrainableDetector
+from .types import DetectResult
+from .validation import check_detect_input, check_detect_result
+
+
+class Fitted(NamedTuple):
+    """A state as the wire carries it (its bytes, their sha256) and as the algorithm uses it
+    (typed), with what it says about itself: a serve process caches these whole, so a request
+    naming a state by sha256 skips decoding it."""
+
+    state: bytes
+    info: StateInfo
+    sha256: str
+    typed: AlgorithmState
+
+
+def _trainable(algorithm: Any) -> TrainableDetector[Any, Any]:
+    if not isinstance(algorithm, TrainableDetector):
+        from .errors import UnknownAlgorithm
+
+        raise UnknownAlgorithm(
+            f"{algorithm.name} is not trainable: it has no fit and takes no state (describe "
+            "says which algorithms are trainable)"
+        )
+    return algorithm
+
+
+def _packed(algorithm: TrainableDetector[Any, Any], state: Any, seen: Seen) -> Fitted:
+    if not isinstance(state, algorithm.State):
+        raise AlgorithmFailed(
+            f"{algorithm.name} returned a {type(state).__name__} as its state, not its declared "
+            f"{algorithm.State.__name__}"
+        )
+    name, version = algorithm.name, algorithm.state_version
+    blob, info = encode_described(name, version, algorithm.get_params(), state, seen)
+    return Fitted(blob, info, hashlib.sha256(blob).hexdigest(), state)
+
+
+def run_fit(
+    algorithm: Any,
+    timestamps: npt.ArrayLike,
+    values: npt.ArrayLike,
+    dimensions: Sequence[str] = (),
+    *,
+    path: str = "fit",
+) -> Fitted:
+    """Fit ``algorithm`` on a history, checked as a detect payload is; the state as bytes."""
+    trainable = _trainable(algorithm)
+    ts = _readonly(as_times(f"{path}.timestamps", timestamps))
+    vs = _readonly(as_values(f"{path}.values", values))
+    check_detect_input(path, ts, vs)
+    n = ts.shape[0]
+    check_budget(trainable.name, trainable.estimate(InputShape(n, 1, n)))
+    state = trainable.fit(list(dimensions), ts, vs)
+    return _packed(trainable, state, Seen(None, None, 0).then(ts))
+
+
+def load_state(algorithm: Any, blob: bytes) -> Fitted:
+    """``blob`` as ``algorithm``'s typed state, if it is one of its own (same params, a version
+    it reads); else ``INVALID_INPUT`` (not a state, damaged) or ``INCOMPATIBLE_STATE``."""
+    trainable = _trainable(algorithm)
+    decoded = decode_state(blob)
+    state = matched_state(
+        decoded,
+        trainable.State,
+        trainable.name,
+        trainable.state_version,
+        trainable.get_params(),
+        migrate=trainable.migrate_state,
+    )
+    return Fitted(blob, decoded.info, decoded.blob_sha256, state)
+
+
+def _usable(trainable: TrainableDetector[Any, Any], state: bytes | Fitted) -> Fitted:
+    """A state ready for this algorithm: bytes are decoded and checked; an already decoded one
+    (from a cache) only has to belong to this algorithm and params (it was checked when it
+    entered)."""
+    if isinstance(state, bytes):
+        return load_state(trainable, state)
+    info = state.info
+    if (
+        info.algorithm == trainable.name
+        and info.state_version == trainable.state_version
+        and type(state.typed) is trainable.State
+        and info.params == canonical_params(trainable.get_params())
+    ):
+        return state
+    return load_state(trainable, state.state)  # says precisely why it does not fit
+
+
+def run_detect_next(
+    algorithm: Any,
+    timestamps: npt.ArrayLike,
+    values: npt.ArrayLike,
+    state: bytes | Fitted,
+    dimensions: Sequence[str] = (),
+    *,
+    path: str = "detect",
+    return_state: bool = True,
+) -> tuple[DetectResult, Fitted | None]:
+    """Score points that follow ``state`` (bytes a fit or an earlier call returned, or such a
+    state already decoded) and, with ``return_state``, the state after them."""
+    trainable = _trainable(algorithm)
+    loaded = _usable(trainable, state)
+    info = loaded.info
+    ts = _readonly(as_times(f"{path}.timestamps", timestamps))
+    vs = _readonly(as_values(f"{path}.values", values))
+    check_detect_input(path, ts, vs)
+    if ts.shape[0] and info.seen_end is not None and int(ts[0]) <= info.seen_end:
+        raise InvalidInput(
+            f"the state has seen points up to {info.seen_end}; only later points can be scored "
+            f"with it, but the first given is {int(ts[0])}",
+            field=f"{path}.timestamps[0]",
+        )
+    n = ts.shape[0]
+    check_budget(trainable.name, trainable.estimate(InputShape(n, 1, n)))
+    result, after = trainable.detect_next(list(dimensions), ts, vs, loaded.typed)
+    checked = check_detect_result(result, ts)
+    if not return_state:
+        return checked, None
+    return checked, _packed(trainable, after, info.seen.then(ts))
