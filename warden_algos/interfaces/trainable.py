@@ -52,6 +52,11 @@ class TrainableDetector(DetectAlgorithm[P], Generic[P, S]):
     #: Bump when the state's fields or their meaning change; older states are then migrated by
     #: :meth:`migrate_state` or refused (``INCOMPATIBLE_STATE``).
     state_version: ClassVar[int] = 1
+    #: A point's score depends only on it and earlier points, so fitting on a prefix and
+    #: streaming the rest gives one batch call's detections (the conformance kit checks it).
+    #: False for a detector that fits globally (prophet): streaming then scores new points
+    #: against the fitted model instead.
+    causal: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -89,6 +89,9 @@ class Check:
     #: Starts a fresh Python interpreter: not available inside a frozen executable, which has
     #: none (its own start-up cost is measured by benchmarks/startup.py instead).
     needs_interpreter: bool = False
+    #: Only for trainable detectors (and, with needs_causal, only for causal ones).
+    needs_trainable: bool = False
+    needs_causal: bool = False
 
     def __call__(self, algorithm: Algorithm[Any], expectations: Expectations) -> None:
         self.run(algorithm, expectations)
@@ -157,11 +160,16 @@ def check_import_cost(algorithm: Algorithm[Any], expectations: Expectations) -> 
         raise _fail(name, str(error), "the module must import on its own") from None
     if cost.heavy:
         where = "; ".join(cost.lines) or f"something {module} imports loads them"
+        # the ones the author's lines import (pandas may bring pyarrow along: not theirs to move)
+        direct = [
+            m for m in cost.heavy if any(line.endswith(f"imports {m}") for line in cost.lines)
+        ]
         raise _fail(
             name,
             f"importing {module} loads {', '.join(cost.heavy)} ({cost.milliseconds:.0f} ms): "
             f"{where}",
-            f"import {', '.join(cost.heavy)} inside detect/simple_rca (or a helper they call), "
+            f"import {', '.join(direct or cost.heavy)} inside detect/simple_rca (or a helper they "
+            "call), "
             "not at module level: `warden-algos list` and every start of the executable import "
             "this module, whichever algorithm is called",
         )
@@ -313,6 +321,42 @@ def check_codec_round_trip(algorithm: Algorithm[Any], expectations: Expectations
         )
 
 
+def _state_checks() -> tuple[Check, ...]:
+    from . import state_checks as state
+
+    return (
+        Check(
+            "check_state_round_trip",
+            "fitted and streamed states come back from their bytes",
+            state.check_state_round_trip,
+            interfaces=("detect",),
+            needs_trainable=True,
+        ),
+        Check(
+            "check_state_deterministic",
+            "the same history gives the same state bytes",
+            state.check_state_deterministic,
+            interfaces=("detect",),
+            needs_trainable=True,
+        ),
+        Check(
+            "check_state_bounded",
+            "the state does not grow with the history",
+            state.check_state_bounded,
+            interfaces=("detect",),
+            needs_trainable=True,
+        ),
+        Check(
+            "check_streams_like_batch",
+            "streaming in chunks finds the batch call's detections",
+            state.check_streams_like_batch,
+            interfaces=("detect",),
+            needs_trainable=True,
+            needs_causal=True,
+        ),
+    )
+
+
 CHECKS: tuple[Check, ...] = (
     Check("check_class_contract", "name, summary, Params with defaults", check_class_contract),
     Check(
@@ -354,15 +398,22 @@ CHECKS: tuple[Check, ...] = (
         "JSON and Thrift through the dispatcher give the direct answer",
         check_codec_round_trip,
     ),
+    *_state_checks(),
 )
 
 
 def checks_for(algorithm: Algorithm[Any], expectations: Expectations) -> list[Check]:
     """The checks that apply to this algorithm's interface and declared registration."""
+    from warden_algos.interfaces.trainable import TrainableDetector
+
+    trainable = isinstance(algorithm, TrainableDetector)
+    causal = trainable and bool(getattr(algorithm, "causal", True))
     return [
         check
         for check in CHECKS
         if algorithm.interface in check.interfaces
         and (expectations.registered or not check.needs_registration)
         and not (check.needs_interpreter and getattr(sys, "frozen", False))
+        and (trainable or not check.needs_trainable)
+        and (causal or not check.needs_causal)
     ]
