@@ -101,16 +101,23 @@ def contract_files() -> dict[str, bytes]:
         REQUEST_FILE: dump(envelope_schema("request")),
         RESPONSE_FILE: dump(envelope_schema("response")),
     }
+    from warden_algos.interfaces.trainable import is_trainable
+
     entries = []
     for algorithm_class in algorithms:
         path = params_path(algorithm_class.name)
         files[path] = dump(params_schema(algorithm_class))
+        trainable = is_trainable(algorithm_class)
         entries.append(
             {
                 "name": algorithm_class.name,
                 "interface": algorithm_class.interface,
                 "summary": algorithm_class.summary,
                 "params_schema": path,
+                "trainable": trainable,
+                "state_version": getattr(algorithm_class, "state_version", None)
+                if trainable
+                else None,
             }
         )
     index = {
