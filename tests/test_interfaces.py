@@ -47,6 +47,11 @@ AUTHOR_NAMES = {
     "WardenError",
     "run_detect",
     "run_rca",
+    "TrainableDetector",
+    "AlgorithmState",
+    "StateArray",
+    "run_fit",
+    "run_detect_next",
 }
 
 

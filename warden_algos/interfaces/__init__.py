@@ -4,7 +4,8 @@
 
 Only what an author writes, raises, catches or tests with is exported here (a test keeps it so);
 the SDK's own names (the contract check, the other error codes' classes, ...) are imported from
-the submodules that define them: ``base``, ``errors``, ``types``, ``run``, ``validation``.
+the submodules that define them: ``base``, ``errors``, ``types``, ``run``, ``validation``,
+``state``, ``trainable``, ``run_state``.
 Nothing here imports pandas; ``warden_algos.interfaces.pandas_api`` is the notebook convenience.
 """
 
@@ -18,11 +19,15 @@ from .base import (
 )
 from .errors import ErrorCode, InvalidInput, InvalidParams, WardenError
 from .run import run_detect, run_rca
+from .run_state import run_detect_next, run_fit
+from .state import AlgorithmState, StateArray
+from .trainable import TrainableDetector
 from .types import DetectResult, F64Array, I64Array, RCAResult, TimeSeries
 
 __all__ = [
     "Algorithm",
     "AlgorithmParams",
+    "AlgorithmState",
     "DetectAlgorithm",
     "DetectResult",
     "DetectorParams",
@@ -34,8 +39,12 @@ __all__ = [
     "NoParams",
     "RCAAlgorithm",
     "RCAResult",
+    "StateArray",
     "TimeSeries",
+    "TrainableDetector",
     "WardenError",
     "run_detect",
+    "run_detect_next",
+    "run_fit",
     "run_rca",
 ]
