@@ -1,6 +1,11 @@
 """Prophet detector: points outside a Prophet forecast band, scored in band half-widths.
 
-Imports prophet (and pandas, cmdstanpy, holidays) only inside ``detect`` and the country check:
+Trainable: ``fit`` keeps the fitted model (Prophet's JSON) and the noise scale
+(``prophet_state.py``), and ``detect_next`` scores new points against that model's forecast
+without refitting.
+
+Imports prophet (and pandas, cmdstanpy, holidays) only inside ``detect``, ``fit`` and the country
+check, and scoring with a state imports no prophet at all (pandas, and holidays for a country):
 listing algorithms must stay light. Never writes to stdout: prophet's and cmdstanpy's loggers are
 quietened to warnings (which go wherever logging sends them, stderr in the CLI), and cmdstan's own
 console output is captured by cmdstanpy into a file, never onto this process's stdout.
@@ -11,19 +16,24 @@ from __future__ import annotations
 import logging
 import warnings
 from statistics import NormalDist
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 from pydantic import Field, field_validator
 
 from warden_algos.interfaces import (
-    DetectAlgorithm,
     DetectorParams,
     DetectResult,
     F64Array,
     I64Array,
     InvalidInput,
 )
+from warden_algos.interfaces.errors import IncompatibleState
+from warden_algos.interfaces.trainable import TrainableDetector
+
+from .prophet_state import ProphetModel, ProphetState, compact_model_json, supported_countries
+from .streaming import continuing_flags, still_open
 
 #: Fewer valid points than this and the detector has no opinion (no fit, NaN band).
 MIN_FIT_POINTS = 10
@@ -127,12 +137,10 @@ class ProphetParams(DetectorParams):
 
 
 def _supported_countries() -> frozenset[str]:
-    import holidays  # ships with prophet; ~60 ms, paid only when a country is asked for
-
-    return frozenset(holidays.list_supported_countries())
+    return supported_countries()
 
 
-class ProphetDetector(DetectAlgorithm[ProphetParams]):
+class ProphetDetector(TrainableDetector[ProphetParams, ProphetState]):
     """Fits Prophet (piecewise-linear trend + daily/weekly/yearly Fourier seasonality, optionally
     a country's public holidays) to the series and flags the points that lie outside its band,
     scored by their distance outside the band in band half-widths. Returns the forecast
@@ -166,59 +174,155 @@ class ProphetDetector(DetectAlgorithm[ProphetParams]):
 
     Missing values (NaN) are left out of the fit, still get a forecast and band, and are never
     flagged. With fewer than 10 valid points there is no fit: no detections and a NaN band.
+
+    Trainable: ``fit`` fits as above on the history and keeps the model (Prophet's own JSON,
+    without its training rows) and sigma; ``detect_next`` scores new points with that model's
+    forecast, exactly as above, without refitting (milliseconds instead of seconds). The model
+    never changes while scoring, so new points get the same band however they are chunked; fit
+    again (on a recent history) to follow changes. Beyond the fitted history the band keeps the
+    fitted noise and leaves out Prophet's trend uncertainty (which grows with the horizon), so
+    fit often enough that the trend has not drifted. Not causal: a batch ``detect`` fits on every
+    point it is given, a stream does not, so their detections differ.
     """
 
     name = "prophet"
     summary = "Prophet trend + seasonality (+ holidays) forecast; flags points outside its band."
+    causal: ClassVar[bool] = False
 
     def detect(self, dimensions: list[str], timestamps: I64Array, values: F64Array) -> DetectResult:
         p = self.params
-        n = values.shape[0]
-        no_opinion = np.full(n, np.nan)
         valid = ~np.isnan(values)
         if int(np.count_nonzero(valid)) < MIN_FIT_POINTS:
-            return DetectResult.from_flags(
-                timestamps,
-                np.zeros(n, dtype=bool),
-                np.zeros(n),
-                every_point=p.every_point,
-                expected=no_opinion,
-                lower=no_opinion.copy(),
-                upper=no_opinion.copy(),
-            )
-        if timestamps[0] < _FIRST_SECOND or timestamps[-1] > _LAST_SECOND:
-            raise InvalidInput(
-                "prophet handles timestamps from 1677-09-22 to 2262-04-11 only (pandas' range)",
-                field="detect.timestamps",
-            )
+            return _no_opinion(timestamps, p.every_point)
+        _check_range(timestamps)
         fit_times, fit_values = _fit_points(timestamps[valid], values[valid], p.max_fit_points)
         expected = _robust_forecast(p, fit_times, fit_values, timestamps.astype(np.float64))
-        with np.errstate(all="ignore"):  # overflow on huge values is dealt with below
-            residual = np.clip(values - expected, -_LARGEST, _LARGEST)
-            sigma = _noise_scale(residual[valid])
-            level = float(np.max(np.abs(values[valid])))
-            # A perfect fit (constant series) leaves no noise: floor sigma relative to the scale so
-            # rounding errors are not anomalies but any real departure is.
-            sigma = max(sigma, 1e-9 * level, _TINY)
-            half_width = NormalDist().inv_cdf((1.0 + p.interval_width) / 2.0) * sigma
-            lower = expected - half_width
-            upper = expected + half_width
-            outside = np.abs(residual)
-            outside -= half_width
-            outside /= half_width
-        is_anomaly = outside > p.margin  # NaN (missing value) compares False
-        scores = np.nan_to_num(np.maximum(outside, 0.0), nan=0.0, posinf=_LARGEST)
-        for band in (expected, lower, upper):
-            band[np.isinf(band)] = np.nan
+        sigma = _sigma(values, valid, expected)
+        scored = _scored(p, values, expected, sigma)
         return DetectResult.from_flags(
             timestamps,
-            is_anomaly,
-            scores,
+            scored.is_anomaly,
+            scored.scores,
             every_point=p.every_point,
-            expected=expected,
-            lower=lower,
-            upper=upper,
+            expected=scored.expected,
+            lower=scored.lower,
+            upper=scored.upper,
         )
+
+    def fit(self, dimensions: list[str], timestamps: I64Array, values: F64Array) -> ProphetState:
+        """Fit as ``detect`` does and keep the model and sigma (no model below 10 valid
+        points: new points then get no opinion)."""
+        p = self.params
+        valid = ~np.isnan(values)
+        if int(np.count_nonzero(valid)) < MIN_FIT_POINTS:
+            return ProphetState()
+        _check_range(timestamps, "fit.timestamps")
+        import pandas as pd
+
+        fit_times, fit_values = _fit_points(timestamps[valid], values[valid], p.max_fit_points)
+        model = _robust_model(pd, p, fit_times, fit_values)
+        expected = _predict(pd, model, timestamps.astype(np.float64))
+        sigma = _sigma(values, valid, expected)
+        scored = _scored(p, values, expected, sigma)
+        return ProphetState(
+            model_json=compact_model_json(model),
+            sigma=sigma,
+            open_incident=still_open(scored.is_anomaly, False),
+        )
+
+    def detect_next(
+        self, dimensions: list[str], timestamps: I64Array, values: F64Array, state: ProphetState
+    ) -> tuple[DetectResult, ProphetState]:
+        """Score new points against the fitted model's forecast and band; the state after
+        differs only in whether an incident is open."""
+        p = self.params
+        model = state.model
+        if model is None or state.sigma is None or values.shape[0] == 0:
+            return _no_opinion(timestamps, p.every_point), state
+        _check_fitted_with(model, p)
+        _check_range(timestamps)
+        scored = _scored(p, values, model.predict(timestamps), state.sigma)
+        result = continuing_flags(
+            timestamps,
+            scored.is_anomaly,
+            scored.scores,
+            state.open_incident,
+            every_point=p.every_point,
+            expected=scored.expected,
+            lower=scored.lower,
+            upper=scored.upper,
+        )
+        is_open = still_open(scored.is_anomaly, state.open_incident)
+        return result, state.model_copy(update={"open_incident": is_open})
+
+
+class _Scored(NamedTuple):
+    is_anomaly: npt.NDArray[np.bool_]
+    scores: F64Array
+    expected: F64Array
+    lower: F64Array
+    upper: F64Array
+
+
+def _no_opinion(timestamps: I64Array, every_point: bool) -> DetectResult:
+    n = timestamps.shape[0]
+    no_opinion = np.full(n, np.nan)
+    return DetectResult.from_flags(
+        timestamps,
+        np.zeros(n, dtype=bool),
+        np.zeros(n),
+        every_point=every_point,
+        expected=no_opinion,
+        lower=no_opinion.copy(),
+        upper=no_opinion.copy(),
+    )
+
+
+def _check_range(timestamps: I64Array, field: str = "detect.timestamps") -> None:
+    if timestamps.shape[0] and (timestamps[0] < _FIRST_SECOND or timestamps[-1] > _LAST_SECOND):
+        raise InvalidInput(
+            "prophet handles timestamps from 1677-09-22 to 2262-04-11 only (pandas' range)",
+            field=field,
+        )
+
+
+def _check_fitted_with(model: ProphetModel, p: ProphetParams) -> None:
+    """The SDK matched the state's recorded params to these; the model inside must agree."""
+    if model.seasonality_mode != p.seasonality_mode or model.country != p.country_holidays:
+        raise IncompatibleState(
+            "the state's prophet model was not fitted with the params it records "
+            "(seasonality_mode or country_holidays differ): fit again",
+            field="state",
+        )
+
+
+def _sigma(values: F64Array, valid: npt.NDArray[np.bool_], expected: F64Array) -> float:
+    """The observation noise the band is drawn with: the RMS residual of the valid points."""
+    with np.errstate(all="ignore"):  # overflow on huge values is dealt with by the clip
+        residual = np.clip(values - expected, -_LARGEST, _LARGEST)
+        sigma = _noise_scale(residual[valid])
+        level = float(np.max(np.abs(values[valid])))
+    # A perfect fit (constant series) leaves no noise: floor sigma relative to the scale so
+    # rounding errors are not anomalies but any real departure is.
+    return max(sigma, 1e-9 * level, _TINY)
+
+
+def _scored(p: ProphetParams, values: F64Array, expected: F64Array, sigma: float) -> _Scored:
+    """Flags, scores (half-widths outside the band) and the band of each point; ``expected`` is
+    reused as the band's centre."""
+    with np.errstate(all="ignore"):  # overflow on huge values is dealt with below
+        residual = np.clip(values - expected, -_LARGEST, _LARGEST)
+        half_width = NormalDist().inv_cdf((1.0 + p.interval_width) / 2.0) * sigma
+        lower = expected - half_width
+        upper = expected + half_width
+        outside = np.abs(residual)
+        outside -= half_width
+        outside /= half_width
+    is_anomaly = outside > p.margin  # NaN (missing value) compares False
+    scores = np.nan_to_num(np.maximum(outside, 0.0), nan=0.0, posinf=_LARGEST)
+    for band in (expected, lower, upper):
+        band[np.isinf(band)] = np.nan
+    return _Scored(is_anomaly, scores, expected, lower, upper)
 
 
 def _noise_scale(residuals: F64Array) -> float:
@@ -257,10 +361,15 @@ def _fit_points(
 def _robust_forecast(
     p: ProphetParams, fit_times: F64Array, fit_values: F64Array, predict_times: F64Array
 ) -> F64Array:
-    """The forecast at ``predict_times`` of a fit that, with ``outlier_sigmas``, leaves out the
-    points a first fit could not explain."""
+    """The forecast at ``predict_times`` of :func:`_robust_model`."""
     import pandas as pd
 
+    return _predict(pd, _robust_model(pd, p, fit_times, fit_values), predict_times)
+
+
+def _robust_model(pd: Any, p: ProphetParams, fit_times: F64Array, fit_values: F64Array) -> Any:
+    """A fit that, with ``outlier_sigmas``, leaves out the points a first fit could not
+    explain."""
     model = _fit_prophet(pd, p, fit_times, fit_values)
     if p.outlier_sigmas is not None:
         with np.errstate(all="ignore"):
@@ -271,7 +380,7 @@ def _robust_forecast(
         kept = int(np.count_nonzero(keep))
         if MIN_FIT_POINTS <= kept < keep.shape[0]:
             model = _fit_prophet(pd, p, fit_times[keep], fit_values[keep])
-    return _predict(pd, model, predict_times)
+    return model
 
 
 def _fit_prophet(pd: Any, p: ProphetParams, times: F64Array, values: F64Array) -> Any:
