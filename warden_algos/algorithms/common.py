@@ -125,3 +125,16 @@ def near_any(times: I64Array, sorted_targets: I64Array, tolerance_s: int) -> npt
     if sorted_targets.size == 0 or times.shape[0] == 0:
         return np.zeros(times.shape[0], dtype=bool)
     return match_nearest(sorted_targets, times, tolerance_s) >= 0
+
+
+def rescaled(values: F64Array, scale: float) -> F64Array:
+    """``values`` as :func:`prepare` turns them out in a series whose scale is ``scale``: a copy,
+    non-finite entries missing, divided by the scale. A fitted detector judges new points in the
+    units its history fixed instead of relearning them from each chunk."""
+    x = np.array(values, dtype=np.float64, copy=True)
+    finite = np.isfinite(x)
+    if not finite.all():
+        x[~finite] = np.nan
+    if scale != 1.0:
+        x /= scale
+    return x
