@@ -165,8 +165,17 @@ def encode_state(
     seen: Seen,
 ) -> bytes:
     """The blob of ``state``. Deterministic: the same state gives the same bytes."""
-    from safetensors.numpy import save
+    return encode_described(algorithm, state_version, params, state, seen)[0]
 
+
+def encode_described(
+    algorithm: str,
+    state_version: int,
+    params: Mapping[str, Any],
+    state: AlgorithmState,
+    seen: Seen,
+) -> tuple[bytes, StateInfo]:
+    """The blob of ``state`` and what it says about itself (without decoding it again)."""
     from warden_algos import __version__
 
     arrays: dict[str, np.ndarray[Any, Any]] = {}
@@ -178,7 +187,7 @@ def encode_state(
             arrays[name] = np.ascontiguousarray(little)
         else:
             plain[name] = value
-    meta = {
+    meta: dict[str, Any] = {
         "format": STATE_FORMAT,
         "algorithm": algorithm,
         "state_version": state_version,
@@ -191,23 +200,34 @@ def encode_state(
     }
     meta["content_sha256"] = _content_sha256(meta, arrays)
     text = orjson.dumps(meta, option=orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY).decode()
-    blob: bytes = save(arrays, metadata={_METADATA_KEY: text})
-    return blob
+    del meta["fields"]
+    return _safetensors_bytes(arrays, text), StateInfo.model_construct(**meta)
 
 
-def encode_described(
-    algorithm: str,
-    state_version: int,
-    params: Mapping[str, Any],
-    state: AlgorithmState,
-    seen: Seen,
-) -> tuple[bytes, StateInfo]:
-    """:func:`encode_state`, and what the blob says about itself (without decoding it again)."""
-    blob = encode_state(algorithm, state_version, params, state, seen)
-    header = _header(blob)
-    described = orjson.loads(header["__metadata__"][_METADATA_KEY])
-    described.pop("fields")
-    return blob, StateInfo.model_validate(described)
+def _safetensors_bytes(arrays: Mapping[str, np.ndarray[Any, Any]], metadata: str) -> bytes:
+    """The safetensors container of ``arrays``, written directly (the format is a length, a JSON
+    header and the arrays' bytes back to back): the library's writer spends most of a small
+    state's encoding time on per-array dtype checks. Reading always goes through safetensors'
+    own loader, which checks every offset; tests load every state this writes with it.
+
+    Arrays are laid out largest item size first, then by name, so no array starts unaligned;
+    the header is padded with spaces to a multiple of 8 bytes, as safetensors pads it."""
+    header: dict[str, Any] = {"__metadata__": {_METADATA_KEY: metadata}}
+    parts: list[bytes] = []
+    offset = 0
+    for name in sorted(arrays, key=lambda key: (-arrays[key].dtype.itemsize, key)):
+        array = arrays[name]
+        data = array.tobytes()
+        header[name] = {
+            "dtype": _BY_DTYPE[array.dtype],
+            "shape": list(array.shape),
+            "data_offsets": [offset, offset + len(data)],
+        }
+        parts.append(data)
+        offset += len(data)
+    text = orjson.dumps(header)
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + b"".join(parts)
 
 
 def decode_state(blob: bytes) -> DecodedState:
