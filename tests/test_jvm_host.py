@@ -24,8 +24,15 @@ PYTHON_COMMAND = f"{sys.executable} -m warden_algos"
 CONSOLE_SCRIPT = str(Path(sys.executable).parent / "warden-algos")
 
 
+_built: list[str] = []
+
+
 @pytest.fixture(scope="session")
 def classpath(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The harness, built once per session: a module importing this fixture (test_jvm_state)
+    gets a fixture of its own from pytest, which finds the memo instead of building again."""
+    if _built:
+        return _built[0]
     missing = [tool for tool in ("javac", "java", "thrift") if shutil.which(tool) is None]
     assert not missing, f"{missing} not installed: run .ci/run or apt-get the packages it names"
     built = subprocess.run(
@@ -36,7 +43,8 @@ def classpath(tmp_path_factory: pytest.TempPathFactory) -> str:
         check=False,
     )
     assert built.returncode == 0, built.stderr
-    return built.stdout.strip().splitlines()[-1]
+    _built.append(built.stdout.strip().splitlines()[-1])
+    return _built[0]
 
 
 def java(

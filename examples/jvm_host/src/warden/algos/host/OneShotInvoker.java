@@ -5,6 +5,7 @@ import java.io.OutputStream;
 import java.time.Duration;
 import java.util.Arrays;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.Function;
 import warden.algos.thrift.Request;
 import warden.algos.thrift.Response;
 
@@ -13,11 +14,22 @@ import warden.algos.thrift.Response;
  * (nothing survives a request), at the price of the interpreter's start-up on every call. See
  * {@link WorkerPool} for the low-latency path.
  */
-public final class OneShotInvoker {
+public final class OneShotInvoker implements Route {
   private final Executable executable;
 
   public OneShotInvoker(Executable executable) {
     this.executable = executable;
+  }
+
+  @Override
+  public WireFormat format() {
+    return executable.format();
+  }
+
+  /** One process for the request, which is built for no worker: a one-shot process holds nothing. */
+  @Override
+  public Served send(WorkerId preferred, Function<WorkerId, byte[]> request, Duration deadline) {
+    return new Served(invokeRaw(request.apply(null), deadline), null);
   }
 
   /**

@@ -17,6 +17,7 @@ final class ServeWorker {
   private final OutputStream stdin;
   private final InputStream stdout;
   private final StderrPump stderr;
+  private final WorkerId id;
   private volatile boolean expired;
   private volatile boolean broken;
 
@@ -25,6 +26,7 @@ final class ServeWorker {
     stdin = new BufferedOutputStream(process.getOutputStream(), 1 << 16);
     stdout = new BufferedInputStream(process.getInputStream(), 1 << 16);
     stderr = StderrPump.start(process, executable.stderrLines());
+    id = WorkerId.next(process.pid());
   }
 
   static ServeWorker start(Executable executable) {
@@ -33,6 +35,11 @@ final class ServeWorker {
 
   long pid() {
     return process.pid();
+  }
+
+  /** Which process this is, for as long as it lives (what its state cache belongs to). */
+  WorkerId id() {
+    return id;
   }
 
   /** False once the process died or a call failed on it: it must be replaced, not reused. */

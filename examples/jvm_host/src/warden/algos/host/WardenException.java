@@ -60,23 +60,25 @@ public abstract class WardenException extends RuntimeException {
           "response has status '" + response.getStatus() + "' and no error", response.getRequest_id(), null);
     }
     String message = error.getMessage() == null ? "" : error.getMessage();
-    String requestId = response.getRequest_id();
-    String field = error.getField();
     ErrorCode code = error.getCode() == null ? ErrorCode.INTERNAL : error.getCode();
-    switch (code) {
-      case INVALID_INPUT:
-        throw new InvalidInput(message, requestId, field);
-      case UNKNOWN_ALGORITHM:
-        throw new UnknownAlgorithm(message, requestId, field);
-      case INVALID_PARAMS:
-        throw new InvalidParams(message, requestId, field);
-      case ALGORITHM_FAILED:
-        throw new AlgorithmFailed(message, requestId, field);
-      case TIMEOUT:
-        throw new Timeout(message, requestId, field);
-      default:
-        throw new Internal(message, requestId, field);
-    }
+    throw of(code, message, response.getRequest_id(), error.getField());
+  }
+
+  /**
+   * The exception for an error answer, whichever wire format carried it (a Thrift Error, or the
+   * JSON form's {@code error} object).
+   */
+  public static WardenException of(ErrorCode code, String message, String requestId, String field) {
+    return switch (code) {
+      case INVALID_INPUT -> new InvalidInput(message, requestId, field);
+      case UNKNOWN_ALGORITHM -> new UnknownAlgorithm(message, requestId, field);
+      case INVALID_PARAMS -> new InvalidParams(message, requestId, field);
+      case ALGORITHM_FAILED -> new AlgorithmFailed(message, requestId, field);
+      case TIMEOUT -> new Timeout(message, requestId, field);
+      case INCOMPATIBLE_STATE -> new IncompatibleState(message, requestId, field);
+      case STATE_NOT_FOUND -> new StateNotFound(message, requestId, field);
+      default -> new Internal(message, requestId, field);
+    };
   }
 
   /** The request was malformed or its data broke the contract (lengths, order, types). */
@@ -138,6 +140,32 @@ public abstract class WardenException extends RuntimeException {
 
     protected Internal(String message, Throwable cause) {
       super(ErrorCode.INTERNAL, message, cause);
+    }
+  }
+
+  /**
+   * The state does not fit the request: another algorithm's, fitted with other params, or of a
+   * state version this executable does not read. Resending does not help: fit again, or send the
+   * params the state was fitted with.
+   */
+  public static class IncompatibleState extends WardenException {
+    private static final long serialVersionUID = 1L;
+
+    public IncompatibleState(String message, String requestId, String field) {
+      super(ErrorCode.INCOMPATIBLE_STATE, message, requestId, field);
+    }
+  }
+
+  /**
+   * The request named a state (by sha256, or a stored model) that the process does not hold: a
+   * restarted or other worker, or one that evicted it. Resend the state itself; {@link
+   * SeriesStream} does so on its own.
+   */
+  public static class StateNotFound extends WardenException {
+    private static final long serialVersionUID = 1L;
+
+    public StateNotFound(String message, String requestId, String field) {
+      super(ErrorCode.STATE_NOT_FOUND, message, requestId, field);
     }
   }
 

@@ -8,6 +8,7 @@ import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Function;
 import warden.algos.thrift.Request;
 import warden.algos.thrift.Response;
 
@@ -24,12 +25,12 @@ import warden.algos.thrift.Response;
  * algorithm is answered with TIMEOUT by the worker, which keeps running, and the host deadline is
  * only the last resort.
  */
-public final class WorkerPool implements AutoCloseable {
+public final class WorkerPool implements Route, AutoCloseable {
   private static final long CLOSE_GRACE_MILLIS = 5_000;
 
   /** A place for one worker; empty after a failed start, refilled when next acquired. */
   private static final class Slot {
-    ServeWorker worker;
+    volatile ServeWorker worker; // read unlocked by workerPids and the preferred-worker search
   }
 
   private final Executable executable;
@@ -54,6 +55,7 @@ public final class WorkerPool implements AutoCloseable {
     }
   }
 
+  @Override
   public WireFormat format() {
     return executable.format();
   }
@@ -64,13 +66,29 @@ public final class WorkerPool implements AutoCloseable {
   }
 
   public byte[] callRaw(byte[] request, Duration deadline) {
+    return send(null, worker -> request, deadline).response();
+  }
+
+  /**
+   * The answer to the request {@code request} builds for the worker chosen to serve it: {@code
+   * preferred} when that worker is idle, else the next free one. A caller streaming a state names
+   * it by sha256 to the worker that holds it and sends the state itself to any other, so a busy
+   * or replaced worker costs a few bytes, never an error; without a preference this is {@link
+   * #callRaw}.
+   */
+  @Override
+  public Served send(WorkerId preferred, Function<WorkerId, byte[]> request, Duration deadline) {
     long deadlineNanos = System.nanoTime() + deadline.toNanos();
-    Slot slot = acquire(deadlineNanos, deadline);
+    Slot slot = acquire(preferred, deadlineNanos, deadline);
     try {
-      return slot.worker.call(request, deadlineNanos, deadline.toMillis());
-    } catch (WardenException e) {
-      replace(slot);
-      throw e;
+      ServeWorker worker = slot.worker;
+      byte[] body = request.apply(worker.id()); // a refused request costs no worker
+      try {
+        return new Served(worker.call(body, deadlineNanos, deadline.toMillis()), worker.id());
+      } catch (WardenException e) {
+        replace(slot);
+        throw e;
+      }
     } finally {
       release(slot);
     }
@@ -97,18 +115,32 @@ public final class WorkerPool implements AutoCloseable {
     return pids;
   }
 
+  /** Who the current workers are: a state cached by one of them is named to it alone. */
+  public List<WorkerId> workerIds() {
+    List<WorkerId> ids = new ArrayList<>();
+    for (Slot slot : slots) {
+      ServeWorker worker = slot.worker;
+      if (worker != null) {
+        ids.add(worker.id());
+      }
+    }
+    return ids;
+  }
+
   /** How many workers were replaced after a missed deadline or a death. */
   public long replacements() {
     return replacements.get();
   }
 
-  private Slot acquire(long deadlineNanos, Duration deadline) {
+  private Slot acquire(WorkerId preferred, long deadlineNanos, Duration deadline) {
     if (closed) {
       throw new WardenException.PoolClosed("the pool is closed");
     }
-    Slot slot;
+    Slot slot = preferred == null ? null : takeIdle(preferred);
     try {
-      slot = idle.poll(deadlineNanos - System.nanoTime(), TimeUnit.NANOSECONDS);
+      if (slot == null) {
+        slot = idle.poll(deadlineNanos - System.nanoTime(), TimeUnit.NANOSECONDS);
+      }
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new WardenException.PoolClosed("interrupted while waiting for a worker");
@@ -133,6 +165,17 @@ public final class WorkerPool implements AutoCloseable {
       }
     }
     return slot;
+  }
+
+  /** The slot of worker {@code preferred}, out of the idle queue; null if it is busy or gone. */
+  private Slot takeIdle(WorkerId preferred) {
+    for (Slot slot : slots) {
+      ServeWorker worker = slot.worker;
+      if (worker != null && worker.id().equals(preferred)) {
+        return idle.remove(slot) ? slot : null;
+      }
+    }
+    return null;
   }
 
   private void replace(Slot slot) {

@@ -1,0 +1,46 @@
+package warden.algos.host;
+
+import java.util.List;
+
+/**
+ * The two requests of a trained algorithm (fit; detect with a state, asking for the state after)
+ * and their answers, in one wire format. Arrays travel packed both ways: primitive arrays in
+ * Java, no per-element work in the executable.
+ */
+interface TrainedWire {
+  /** The Thrift classes for either protocol; for JSON, the JSON form with packed arrays. */
+  static TrainedWire of(WireFormat format) {
+    return format.isThrift() ? new ThriftTrainedWire(format) : new JsonTrainedWire();
+  }
+
+  byte[] fitRequest(
+      String algorithm, String paramsJson, List<String> dimensions, long[] times, double[] values);
+
+  /** With the state's sha256 instead of its bytes when {@code byReference}. */
+  byte[] detectRequest(
+      TrainedModel model, long[] times, double[] values, boolean byReference, boolean band);
+
+  /** The fit's answer, or the {@link WardenException} of its error. */
+  FitAnswer fitAnswer(byte[] response);
+
+  /** The detect's answer, or the {@link WardenException} of its error. */
+  DetectAnswer detectAnswer(byte[] response);
+
+  /** An answer that breaks the contract: the executable is not one this host can talk to. */
+  static WardenException.WorkerDied broken(String what) {
+    return new WardenException.WorkerDied("the executable answered " + what, null);
+  }
+
+  /** A fit's answer as the wire has it. */
+  record FitAnswer(byte[] state, String sha256, int stateVersion, Seen seen) {}
+
+  /** A detect's answer as the wire has it; the band arrays are null when absent. */
+  record DetectAnswer(
+      long[] anomalies,
+      double[] scores,
+      double[] expected,
+      double[] lower,
+      double[] upper,
+      byte[] state,
+      String sha256) {}
+}
