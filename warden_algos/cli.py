@@ -22,6 +22,7 @@ from warden_algos.delivery.cli import (
 )
 from warden_algos.delivery.keys import run_keys
 from warden_algos.evaluation.cli import add_evaluate_parser, run_evaluate
+from warden_algos.modelstore.cli import add_models_parser, run_models
 
 FORMATS = [
     "json",
@@ -173,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_evaluate_parser(commands)
     add_delivery_parsers(commands)
+    add_models_parser(commands)
     build = commands.add_parser(
         "build", help="freeze every algorithm into one executable with PyInstaller (see build/)"
     )
@@ -540,11 +542,12 @@ COMMANDS = {
     "test-deploy": run_test_deploy,
     "node": run_node,
     "keys": run_keys,
+    "models": run_models,
 }
 
 #: Sub-commands that make, ship or install executables: they need the Python package (PyInstaller,
 #: boto3), which the executable leaves out. It still knows them, and says where they live.
-PACKAGE_ONLY = frozenset({"build", "release", "pull", "test-deploy", "node", "keys"})
+PACKAGE_ONLY = frozenset({"build", "release", "pull", "test-deploy", "node", "keys", "models"})
 
 
 #: The install extra each role command needs (warden_algos/extras.py); checked before it starts.
@@ -555,6 +558,9 @@ COMMAND_EXTRAS: dict[str, tuple[str, ...]] = {
     "test-deploy": ("deploy",),  # and "build" unless --artifact: freeze() checks that itself
     "node": ("deploy",),
     "keys": ("deploy",),
+    # A local store (--store-dir) needs nothing more; S3 needs "deploy" and Parquet "data",
+    # which the models command checks itself when it gets there.
+    "models": (),
 }
 
 
@@ -564,7 +570,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"warden-algos {args.command}: not available in the executable, which answers "
             f"requests; run it from the Python package (pip install 'warden-algos"
-            f"[{','.join(COMMAND_EXTRAS[args.command])}]')",
+            f"[{','.join(COMMAND_EXTRAS[args.command] or ('deploy',))}]')",
             file=sys.stderr,
         )
         return 2

@@ -21,6 +21,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "evaluate": ("matplotlib", "scipy"),
     "deploy": ("boto3", "cryptography"),
     "build": ("PyInstaller", "prophet"),
+    "data": ("pyarrow",),
 }
 
 

@@ -1,0 +1,227 @@
+"""Series to fit, read from CSV or Parquet files: a long table keyed by columns, or one per file.
+
+What a file may hold is what a trainer exports from a metrics store: rows in any order,
+timestamps as Unix seconds or ISO 8601 (a time without a zone is UTC), missing values as empty
+cells or NaN. Rows are sorted by time here and missing values kept as NaN; everything else is
+left to the single-series path's own checks (``run_fit``), so a series with a duplicate
+timestamp is refused with exactly the message a ``fit`` request gets. A problem in one series'
+rows (an unreadable time or value) is that series' failure alone; a problem with a file (cannot
+be read, a named column is missing) stops before anything is fitted, since a long table's series
+may span files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from .records import ModelStoreError
+
+__all__ = ["TableError", "TableSeries", "read_series"]
+
+CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.xz", ".csv.zst", ".tsv")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+_FILE, _ROW = "__warden_file", "__warden_row"
+
+
+class TableError(ModelStoreError):
+    """A file that cannot give series at all: unreadable, of an unknown kind, a column missing."""
+
+
+class TableSeries(NamedTuple):
+    key: str
+    dimensions: list[str]
+    timestamps: npt.NDArray[np.int64]  # sorted (stably) by time
+    values: npt.NDArray[np.float64]  # NaN where missing
+    problem: str | None = None  # why the series' rows cannot be fitted (then the arrays are empty)
+
+
+def _kind(path: Path) -> str:
+    name = path.name.lower()
+    if name.endswith(PARQUET_SUFFIXES):
+        return "parquet"
+    if name.endswith(CSV_SUFFIXES):
+        return "csv"
+    raise TableError(
+        f"{path}: not a table this reads (name it *.csv, *.csv.gz, *.tsv, *.parquet or *.pq)"
+    )
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suffix in (*CSV_SUFFIXES, *PARQUET_SUFFIXES):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)] or name
+    return name
+
+
+def _read(path: Path, columns: list[str], text_columns: list[str]) -> Any:
+    import pandas as pd
+
+    kind = _kind(path)
+    if kind == "parquet":
+        from warden_algos.extras import require
+
+        require("data", what="reading Parquet (models fit)")
+    try:
+        if kind == "parquet":
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_csv(
+                path,
+                sep="\t" if path.name.lower().endswith(".tsv") else ",",
+                dtype=dict.fromkeys(text_columns, "string"),
+                usecols=lambda name: name in columns,
+            )
+    except Exception as error:  # OSError, or a parser's own (pandas' ParserError, pyarrow's)
+        first = str(error).splitlines()[0][:300] if str(error) else type(error).__name__
+        raise TableError(f"cannot read {path}: {first}") from None
+    missing = [name for name in columns if name not in frame.columns]
+    if missing:
+        raise TableError(
+            f"{path} has no column {', '.join(repr(name) for name in missing)} (it has "
+            f"{', '.join(map(str, frame.columns[:20]))}): name the columns with --key-columns, "
+            "--timestamp-column and --value-column"
+        )
+    return frame[columns]
+
+
+def read_series(
+    paths: Sequence[Path],
+    *,
+    timestamp_column: str = "timestamp",
+    value_column: str = "value",
+    key_columns: Sequence[str] = (),
+    key: str | None = None,
+) -> list[TableSeries]:
+    """The series in ``paths``: with ``key_columns``, one per distinct combination across all
+    the files (key ``host=a,metric=cpu``, dimensions ``["host=a", "metric=cpu"]``); without,
+    one per file, named ``key`` (one file only) or the file's name without its suffix."""
+    import pandas as pd
+
+    if key is not None and (key_columns or len(paths) != 1):
+        raise TableError("--key names the series of one file; a long table uses --key-columns")
+    columns = [*key_columns, timestamp_column, value_column]
+    if len(set(columns)) != len(columns):
+        raise TableError("the key, timestamp and value columns must be different columns")
+    frames = []
+    for index, path in enumerate(paths):
+        frame = _read(path, columns, [*key_columns, timestamp_column])
+        frames.append(frame.assign(**{_FILE: index, _ROW: np.arange(len(frame))}))
+    if not key_columns:
+        return [
+            _series(key or _stem(path), [], frame, paths, timestamp_column, value_column)
+            for path, frame in zip(paths, frames, strict=True)
+        ]
+    table = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    for name in key_columns:
+        table[name] = table[name].astype("string").fillna("")
+    found = []
+    for values, rows in table.groupby(list(key_columns), sort=True, dropna=False):
+        parts = values if isinstance(values, tuple) else (values,)
+        dimensions = [f"{name}={part}" for name, part in zip(key_columns, parts, strict=True)]
+        found.append(
+            _series(",".join(dimensions), dimensions, rows, paths, timestamp_column, value_column)
+        )
+    return found
+
+
+def _series(
+    key: str,
+    dimensions: list[str],
+    rows: Any,
+    paths: Sequence[Path],
+    timestamp_column: str,
+    value_column: str,
+) -> TableSeries:
+    def where(position: int) -> str:
+        row = rows.iloc[position]
+        path = paths[int(row[_FILE])]
+        line = int(row[_ROW]) + 1
+        return f"{path.name} line {line + 1}" if _kind(path) == "csv" else f"{path.name} row {line}"
+
+    try:
+        times = _times(rows[timestamp_column], where)
+        values = _values(rows[value_column], where)
+    except ValueError as error:
+        empty = np.empty(0)
+        return TableSeries(key, dimensions, empty.astype(np.int64), empty, str(error))
+    order = np.argsort(times, kind="stable")
+    return TableSeries(key, dimensions, times[order], values[order])
+
+
+def _times(raw: Any, where: Any) -> npt.NDArray[np.int64]:
+    """Unix seconds from whole numbers (numeric or text) or ISO 8601 times (text, datetimes);
+    each text cell may be either."""
+    import pandas as pd
+
+    absent = raw.isna().to_numpy()
+    if absent.any():
+        raise ValueError(f"{where(int(np.argmax(absent)))}: no timestamp")
+    if pd.api.types.is_datetime64_any_dtype(raw.dtype):
+        return _seconds(raw, where, np.arange(len(raw)))
+    numbers = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
+    seconds = np.zeros(len(raw), dtype=np.int64)
+    text = np.isnan(numbers)
+    if text.any():
+        rows = np.flatnonzero(text)
+        parsed = pd.to_datetime(raw.iloc[rows], utc=True, format="ISO8601", errors="coerce")
+        bad = parsed.isna().to_numpy()
+        if bad.any():
+            first = int(rows[int(np.argmax(bad))])
+            raise ValueError(
+                f"{where(first)}: timestamp {str(raw.iloc[first])[:60]!r} is neither Unix "
+                "seconds nor an ISO 8601 time"
+            )
+        seconds[rows] = _seconds(parsed, where, rows)
+    exact = ~text
+    if exact.any():
+        given = numbers[exact]
+        wrong = (given != np.floor(given)) | ~np.isfinite(given) | (np.abs(given) > 2.0**62)
+        if wrong.any():
+            first = int(np.flatnonzero(exact)[int(np.argmax(wrong))])
+            raise ValueError(
+                f"{where(first)}: timestamp {str(raw.iloc[first])[:60]} is not whole Unix seconds"
+            )
+        whole = pd.to_numeric(raw[exact], errors="coerce")
+        seconds[exact] = whole.to_numpy(dtype=np.int64)
+    return seconds
+
+
+def _seconds(times: Any, where: Any, rows: npt.NDArray[np.intp]) -> npt.NDArray[np.int64]:
+    """Whole seconds since the epoch of datetimes (UTC when they name no zone); ``rows`` are
+    their positions in the series, for the message."""
+    import pandas as pd
+
+    if times.dt.tz is None:
+        times = times.dt.tz_localize("UTC")
+    since = times - pd.Timestamp(0, tz="UTC")
+    second = pd.Timedelta(seconds=1)
+    partial = (since % second != pd.Timedelta(0)).to_numpy()
+    if partial.any():
+        first = int(np.argmax(partial))
+        raise ValueError(
+            f"{where(int(rows[first]))}: timestamp {times.iloc[first]} is not a whole second"
+        )
+    seconds: npt.NDArray[np.int64] = (since // second).to_numpy(dtype=np.int64)
+    return seconds
+
+
+def _values(raw: Any, where: Any) -> npt.NDArray[np.float64]:
+    """Numbers; an empty cell or NaN is a missing value (kept: NaN); text is refused."""
+    import pandas as pd
+
+    numbers = pd.to_numeric(raw, errors="coerce")
+    unread = numbers.isna() & raw.notna()
+    if unread.any():
+        words = raw[unread].astype("string").str.strip().str.lower()
+        text = ~words.isin(["", "nan", "na", "n/a", "null", "none"]).to_numpy()
+        if text.any():
+            first = int(np.flatnonzero(unread.to_numpy())[int(np.argmax(text))])
+            raise ValueError(f"{where(first)}: value {str(raw.iloc[first])[:60]!r} is not a number")
+    values: npt.NDArray[np.float64] = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+    return values
