@@ -77,13 +77,18 @@ class Watchdog:
         self._deadline: float | None = None
         self._generation = 0
         self._claimed = False
+        self._idle = False  # the watcher waits for a request, with no deadline to time
         threading.Thread(target=self._watch, name="warden-watchdog", daemon=True).start()
 
     def begin(self) -> None:
+        """Arm the deadline. The watcher is woken only when it is idle: while it sleeps until
+        an earlier request's deadline it will find this later one when it wakes, so a request
+        costs no thread switch (waking it on every request cost ~100 us of each round trip)."""
         with self._lock:
             self._generation += 1
             self._deadline = time.monotonic() + self.limit_s
-            self._lock.notify()
+            if self._idle:
+                self._lock.notify()
 
     def end(self) -> bool:
         """False when the watchdog already answered this request: the caller must not write."""
@@ -95,7 +100,9 @@ class Watchdog:
         while True:
             with self._lock:
                 while self._deadline is None:
+                    self._idle = True
                     self._lock.wait()
+                self._idle = False
                 generation = self._generation
                 remaining = self._deadline - time.monotonic()
                 if remaining > 0:
