@@ -292,6 +292,8 @@ ERRORS = [
         dumps(detect_request("test_stubborn", params={"seconds": 60}, request_id="stuck")),
         args=("--timeout-s", "0.3", "--hard-grace-s", "0.5"),
     ),
+    ErrorCase.of_vector("incompatible_state", ErrorCode.INCOMPATIBLE_STATE, field="state"),
+    ErrorCase.of_vector("state_not_found", ErrorCode.STATE_NOT_FOUND, field="detect.state_sha256"),
     ErrorCase(
         "plugin_import_fails",
         ErrorCode.INTERNAL,
@@ -496,7 +498,12 @@ def test_a_frozen_ksigma_start_imports_only_what_it_needs(built: Built, format_n
     plugins = {"warden_test_algos", "warden_fragile_algos", "warden_example_tukey"}
     assert not loaded & plugins  # registered, baked in, and not imported until asked for
     algorithms = {m for m in modules if m.startswith("warden_algos.algorithms.")}
-    assert algorithms <= {"warden_algos.algorithms.ksigma", "warden_algos.algorithms.rolling"}
+    assert algorithms <= {
+        "warden_algos.algorithms.ksigma",
+        "warden_algos.algorithms.rolling",
+        "warden_algos.algorithms.streaming",
+        "warden_algos.algorithms.common",
+    }
 
 
 @pytest.mark.parametrize("command", ["build", "release", "pull"])

@@ -1,7 +1,9 @@
 """Novelty detector: flags the points whose discretised value patterns the series has never shown.
 
 Causal (a point's score depends only on it and the points before it), vectorised with sorts (no
-Python loop over points), light: numpy only.
+Python loop over points), light: numpy only. Trainable: the state is the pattern memory
+(``novelty_state``), and streaming it (``novelty_stream``, loaded only when a state is involved)
+gives exactly the batch call's detections.
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ import numpy as np
 from pydantic import Field
 
 from warden_algos.interfaces import (
-    DetectAlgorithm,
     DetectorParams,
     DetectResult,
     F64Array,
     I64Array,
 )
+from warden_algos.interfaces.trainable import TrainableDetector
+
+from .novelty_state import NoveltyState, empty_state
 
 #: Ratio between successive grid resolutions: sqrt(2), so ``scales`` grids span a factor of
 #: sqrt(2) ** (scales - 1) in bin width (5, 7.1, 10, 14.1 bins across the range by default).
@@ -76,7 +80,7 @@ class NoveltyParams(DetectorParams):
     )
 
 
-class Novelty(DetectAlgorithm[NoveltyParams]):
+class Novelty(TrainableDetector[NoveltyParams, NoveltyState]):
     """Flags the first points of behaviour the series has never shown: a value level, or a
     transition between levels, that no earlier point had.
 
@@ -102,6 +106,12 @@ class Novelty(DetectAlgorithm[NoveltyParams]):
     compare with a seasonal or k-sigma detector). The band returned is the range of values seen
     before each point (``expected`` is NaN: the method predicts no value). Missing values (NaN)
     are never flagged and are skipped: patterns join the valid points on either side.
+
+    Trainable: ``fit`` learns the pattern memory from a history and streaming new points with
+    the state gives exactly the detections of one call over the whole series (an incident cut
+    by a chunk boundary is scored by its highest score so far). The state holds, per grid, the
+    patterns seen in the last ``memory`` values, and the distinct runs of values behind them
+    (re-cut when the history doubles): at most ``memory`` of each, fewer when values repeat.
     """
 
     name = "novelty"
@@ -141,6 +151,20 @@ class Novelty(DetectAlgorithm[NoveltyParams]):
             upper=upper,
         )
 
+    def fit(self, dimensions: list[str], timestamps: I64Array, values: F64Array) -> NoveltyState:
+        from .novelty_stream import detect_next  # the streaming code loads only with a state
+
+        return detect_next(
+            self.params, empty_state(self.params.pattern_length), timestamps, values
+        )[1]
+
+    def detect_next(
+        self, dimensions: list[str], timestamps: I64Array, values: F64Array, state: NoveltyState
+    ) -> tuple[DetectResult, NoveltyState]:
+        from .novelty_stream import detect_next
+
+        return detect_next(self.params, state, timestamps, values)
+
 
 def novelty_scores(
     x: F64Array,
@@ -164,15 +188,10 @@ def novelty_scores(
     while start < n:
         end = min(2 * start, n)
         history = x[:start]
-        low = float(history.min())
-        span = float(history.max()) - low
-        if not span > 0 or not np.isfinite(span):  # flat history: any departure is new
-            span = max(abs(low), 1.0) * 1e-6 if np.isfinite(low) else 1.0
+        low, span = epoch_grid(float(history.min()), float(history.max()))
         new_count = np.zeros(end - start)
         for scale in range(scales):
-            width = span / (levels * _SCALE_RATIO**scale)
-            level = np.floor(np.clip((x[:end] - low) / width, -_LEVEL_LIMIT, _LEVEL_LIMIT))
-            code = _dense_codes(level)
+            code = _dense_codes(grid_levels(x[:end], low, span, levels, scale))
             base = int(code.max()) + 2
             pattern = code
             for lag in range(pattern_length):
@@ -186,6 +205,22 @@ def novelty_scores(
         scores[start:end] = new_count / (scales * pattern_length)
         start = end
     return scores
+
+
+def epoch_grid(history_low: float, history_high: float) -> tuple[float, float]:
+    """The lowest value and the span that set an epoch's grids, from the range of its history."""
+    low = history_low
+    span = history_high - low
+    if not span > 0 or not np.isfinite(span):  # flat history: any departure is new
+        span = max(abs(low), 1.0) * 1e-6 if np.isfinite(low) else 1.0
+    return low, span
+
+
+def grid_levels(x: F64Array, low: float, span: float, levels: float, scale: int) -> F64Array:
+    """The level (bin number, as a float) of each value on grid ``scale`` of an epoch."""
+    width = span / (levels * _SCALE_RATIO**scale)
+    level: F64Array = np.floor(np.clip((x - low) / width, -_LEVEL_LIMIT, _LEVEL_LIMIT))
+    return level
 
 
 def _dense_codes(keys: F64Array | I64Array) -> I64Array:

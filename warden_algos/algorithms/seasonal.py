@@ -3,7 +3,9 @@
 The profile of a point is the median of the same phase in the previous cycles (a robust seasonal
 naive forecast), so only the past shapes it and an anomaly cannot hide inside its own profile.
 Periods are found by autocorrelation unless given. Everything is vectorised numpy on a regular
-grid; nothing here writes to stdout.
+grid; nothing here writes to stdout. Trainable: ``fit`` decides the periods, grid and units and
+the state keeps the recent cycles (``seasonal_state``); streaming with it (``seasonal_stream``,
+loaded only when a state is involved) scores new points as the batch call would.
 """
 
 from __future__ import annotations
@@ -15,15 +17,16 @@ import numpy.typing as npt
 from pydantic import Field, field_validator
 
 from warden_algos.interfaces import (
-    DetectAlgorithm,
     DetectorParams,
     DetectResult,
     F64Array,
     I64Array,
 )
 from warden_algos.interfaces.budget import InputShape, WorkEstimate, check_budget
+from warden_algos.interfaces.trainable import TrainableDetector
 
 from .common import incident_mask
+from .seasonal_state import SeasonalState
 
 HOUR = 3600
 DAY = 86400
@@ -253,9 +256,8 @@ def _row_nanmedian(rows: F64Array) -> F64Array:
     count = np.count_nonzero(~np.isnan(ordered), axis=1)
     lo = np.maximum((count - 1) // 2, 0)
     hi = np.maximum(count // 2, 0)
-    take_lo = np.take_along_axis(ordered, lo[:, None], axis=1)[:, 0]
-    take_hi = np.take_along_axis(ordered, hi[:, None], axis=1)[:, 0]
-    out: F64Array = 0.5 * (take_lo + take_hi)
+    row = np.arange(ordered.shape[0])
+    out: F64Array = 0.5 * (ordered[row, lo] + ordered[row, hi])
     out[count == 0] = np.nan
     return out
 
@@ -371,7 +373,9 @@ class TrailingStats(NamedTuple):
     n_values: F64Array  # finite values in the window
 
 
-def trailing_robust_stats(x: F64Array, window: int, tail: float) -> TrailingStats:
+def trailing_robust_stats(
+    x: F64Array, window: int, tail: float, first_row: int = 0
+) -> TrailingStats:
     """Median and robust spread of the ``window`` finite values before each point.
 
     The spread on each side is the larger of IQR/1.349 and the distance from the median to the
@@ -380,7 +384,8 @@ def trailing_robust_stats(x: F64Array, window: int, tail: float) -> TrailingStat
     behaviour (frequent spikes) from being flagged point after point. Computed at block
     boundaries (every ``window // 8`` finite values), so the cost is about eight sorts of the
     series, not one per point; a point uses the last boundary before it (its statistics lag by
-    at most a block).
+    at most a block). ``first_row`` skips the first boundaries (a stream needs only its new
+    points'); points before boundary ``first_row`` then get that boundary's statistics.
     """
     from statistics import NormalDist
 
@@ -391,7 +396,9 @@ def trailing_robust_stats(x: F64Array, window: int, tail: float) -> TrailingStat
     before = np.searchsorted(finite_at, np.arange(n))  # finite values strictly before i
     n_bounds = finite.shape[0] // block + 1
     padded = np.concatenate((np.full(window, np.nan), finite, np.full(block, np.nan)))
-    rows = np.lib.stride_tricks.sliding_window_view(padded, window)[: n_bounds * block : block]
+    rows = np.lib.stride_tricks.sliding_window_view(padded, window)[
+        first_row * block : n_bounds * block : block
+    ]
     z_tail = NormalDist().inv_cdf(tail) if tail > 0.75 else 0.6745
     out = np.empty((4, rows.shape[0]))
     chunk = max(1, 4_000_000 // window)
@@ -399,13 +406,16 @@ def trailing_robust_stats(x: F64Array, window: int, tail: float) -> TrailingStat
         part = np.sort(rows[start : start + chunk], axis=1)
         count = np.count_nonzero(~np.isnan(part), axis=1)
         last = np.maximum(count - 1, 0)
+        row = np.arange(part.shape[0])
 
-        def quantile(q: float, part: F64Array = part, last: I64Array = last) -> F64Array:
+        def quantile(
+            q: float, part: F64Array = part, last: I64Array = last, row: I64Array = row
+        ) -> F64Array:
             pos = last * q
             lo = np.floor(pos).astype(np.int64)
             hi = np.minimum(lo + 1, last)
-            a = np.take_along_axis(part, lo[:, None], axis=1)[:, 0]
-            b = np.take_along_axis(part, hi[:, None], axis=1)[:, 0]
+            a = part[row, lo]
+            b = part[row, hi]
             result: F64Array = a + (b - a) * (pos - lo)
             return result
 
@@ -416,10 +426,57 @@ def trailing_robust_stats(x: F64Array, window: int, tail: float) -> TrailingStat
         out[2, start : start + chunk] = np.fmax(iqr_spread, (quantile(tail) - med) / z_tail)
         out[3, start : start + chunk] = count
     index = before // block
+    if first_row:
+        index = np.maximum(index - first_row, 0)
     return TrailingStats(out[0, index], out[1, index], out[2, index], out[3, index])
 
 
-class Seasonal(DetectAlgorithm[SeasonalParams]):
+class Scored(NamedTuple):
+    """Per point: flagged (before incidents are grouped), score, and band."""
+
+    is_anomaly: npt.NDArray[np.bool_]
+    z: F64Array
+    expected: F64Array
+    lower: F64Array
+    upper: F64Array
+
+
+def score_residuals(
+    p: SeasonalParams,
+    valid: npt.NDArray[np.bool_],
+    residual: F64Array,
+    fitted_at: F64Array,
+    stats: TrailingStats,
+    value_spread: F64Array | None,
+    unit: float,
+    level: float,
+) -> Scored:
+    """Robust z-scores of the residuals against their trailing statistics, flags and band, in
+    the caller's units. ``value_spread`` is the trailing upper spread of the normalised values
+    (the automatic floor's scale; None when ``min_scale`` sets the floor). Shared by the batch
+    call and the streaming one, so both judge a point with the same arithmetic."""
+    med = stats.median
+    med[stats.n_values < max(MIN_POINTS, p.window // 4)] = np.nan
+    if value_spread is None:
+        floor: F64Array | float = p.min_scale / unit
+    else:  # a small fraction of the series' own recent spread, never exactly zero
+        floor = np.fmax(REL_FLOOR * value_spread, 1e-9 * max(abs(level), 1e-3))
+    lower_spread = np.fmax(stats.lower_spread, floor)
+    upper_spread = np.fmax(stats.upper_spread, floor)
+    deviation = residual - med
+    z = np.where(deviation > 0, deviation / upper_spread, -deviation / lower_spread)
+    z = np.minimum(np.nan_to_num(z, nan=0.0), 1e300)
+    is_anomaly = (z > p.k) & valid
+    expected = fitted_at + med + level
+    lower = (expected - p.k * lower_spread) * unit
+    upper = (expected + p.k * upper_spread) * unit
+    expected *= unit
+    for band in (expected, lower, upper):
+        band[~np.isfinite(band)] = np.nan
+    return Scored(is_anomaly, z, expected, lower, upper)
+
+
+class Seasonal(TrainableDetector[SeasonalParams, SeasonalState]):
     """Seasonal residual detector. Each point is compared with its seasonal profile: the median
     of the same phase of the cycle (± ``phase_tolerance`` grid slots) over the previous
     ``cycles`` cycles, a robust seasonal-naive forecast. Several periods (e.g. daily, then
@@ -453,12 +510,35 @@ class Seasonal(DetectAlgorithm[SeasonalParams]):
     median sampling step (points sharing a slot are averaged). Missing values (NaN) and gaps are
     skipped: they are never flagged and do not count towards a profile, and a point whose phase
     has no valid value in the previous cycles gets no opinion (NaN band, never flagged).
+
+    Trainable: ``fit`` decides the periods, the grid step and the units from the history (once
+    it spans two cycles of each given period, or three days when they are detected; until then
+    the state is the history and each call the batch call over it) and freezes them; the state
+    then keeps the last ``cycles`` cycles of grid values per period and the last ``window``
+    residuals, so streaming costs a window's work and the state does not grow with the history.
+    Streamed points get the detections of one batch call over the whole series given the same
+    periods (``periods`` set, or the fitted ones) and grid step; scores and band agree to
+    rounding (the state keeps the history's units).
     """
 
     name = "seasonal"
     summary = (
         "Removes daily/weekly (or detected) seasonal profiles; robust z-score of the residual."
     )
+    #: The periods and the grid step are chosen from the whole series (``fit`` freezes them).
+    causal = False
+
+    def fit(self, dimensions: list[str], timestamps: I64Array, values: F64Array) -> SeasonalState:
+        from . import seasonal_stream  # the streaming code loads only with a state
+
+        return seasonal_stream.fit(self, timestamps, values)
+
+    def detect_next(
+        self, dimensions: list[str], timestamps: I64Array, values: F64Array, state: SeasonalState
+    ) -> tuple[DetectResult, SeasonalState]:
+        from . import seasonal_stream
+
+        return seasonal_stream.detect_next(self, state, timestamps, values)
 
     def _work(self, points: int, slots: int, periods: int) -> WorkEstimate:
         """Each period's profile is a median over ``cycles`` x (2 ``phase_tolerance`` + 1) grid
@@ -477,50 +557,52 @@ class Seasonal(DetectAlgorithm[SeasonalParams]):
         ``detect`` checks again with the grid the timestamps actually make (gaps add slots)."""
         return self._work(shape.longest, shape.longest, 3)
 
+    def check_grid(self, points: int, slots: int, periods: int) -> None:
+        """Refuse a request whose grid (known only once the timestamps are read) is over budget."""
+        check_budget(self.name, self._work(points, slots, periods))
+
     def detect(self, dimensions: list[str], timestamps: I64Array, values: F64Array) -> DetectResult:
         p = self.params
         n = values.shape[0]
         nan_band = np.full(n, np.nan)
-        valid = np.isfinite(values)
-        if n == 0 or np.count_nonzero(valid) < MIN_POINTS:
+        if n == 0 or np.count_nonzero(np.isfinite(values)) < MIN_POINTS:
             return DetectResult(
                 np.empty(0, dtype=np.int64), np.empty(0), nan_band, nan_band.copy(), nan_band.copy()
             )
-        with np.errstate(all="ignore"):  # NaN and overflow are dealt with below
-            x, unit, level = _normalised(values, valid)
-            grid, periods = _choose_periods(timestamps, x, p.periods, p.min_acf)
-            check_budget(self.name, self._work(n, grid.values.shape[0], len(periods)))
-            fitted = _fitted_profiles(grid.values, periods, p.cycles, p.phase_tolerance)
-            fitted_at = fitted[grid.slot]
-            residual = x - fitted_at
-            stats = trailing_robust_stats(residual, p.window, p.tail)
-            med = stats.median
-            med[stats.n_values < max(MIN_POINTS, p.window // 4)] = np.nan
-            if p.min_scale > 0:
-                floor: F64Array | float = p.min_scale / unit
-            else:  # a small fraction of the series' own recent spread, never exactly zero
-                of_values = trailing_robust_stats(x, p.window, 0.75)
-                floor = np.fmax(REL_FLOOR * of_values.upper_spread, 1e-9 * max(abs(level), 1e-3))
-            lower_spread = np.fmax(stats.lower_spread, floor)
-            upper_spread = np.fmax(stats.upper_spread, floor)
-            deviation = residual - med
-            z = np.where(deviation > 0, deviation / upper_spread, -deviation / lower_spread)
-            z = np.minimum(np.nan_to_num(z, nan=0.0), 1e300)
-            is_anomaly = (z > p.k) & valid
-            expected = fitted_at + med + level
-            lower = (expected - p.k * lower_spread) * unit
-            upper = (expected + p.k * upper_spread) * unit
-            expected *= unit
-            for band in (expected, lower, upper):
-                band[~np.isfinite(band)] = np.nan
+        scored = self.batch_scores(timestamps, values)
+        is_anomaly = scored.is_anomaly
         if not p.every_point:
             is_anomaly = incident_mask(timestamps, is_anomaly, p.cooldown)
         return DetectResult.from_flags(
             timestamps,
             is_anomaly,
-            z,
+            scored.z,
             every_point=p.every_point,
-            expected=expected,
-            lower=lower,
-            upper=upper,
+            expected=scored.expected,
+            lower=scored.lower,
+            upper=scored.upper,
         )
+
+    def batch_scores(self, timestamps: I64Array, values: F64Array) -> Scored:
+        """Every point's flag (before incidents are grouped), score and band, from the whole
+        series: what ``detect`` reports, and what a state replays until its periods are decided."""
+        p = self.params
+        n = values.shape[0]
+        valid = np.isfinite(values)
+        if n == 0 or np.count_nonzero(valid) < MIN_POINTS:
+            nan_band = np.full(n, np.nan)
+            return Scored(
+                np.zeros(n, bool), np.zeros(n), nan_band, nan_band.copy(), nan_band.copy()
+            )
+        with np.errstate(all="ignore"):  # NaN and overflow are dealt with in score_residuals
+            x, unit, level = _normalised(values, valid)
+            grid, periods = _choose_periods(timestamps, x, p.periods, p.min_acf)
+            self.check_grid(n, grid.values.shape[0], len(periods))
+            fitted = _fitted_profiles(grid.values, periods, p.cycles, p.phase_tolerance)
+            fitted_at = fitted[grid.slot]
+            residual = x - fitted_at
+            stats = trailing_robust_stats(residual, p.window, p.tail)
+            value_spread = (
+                trailing_robust_stats(x, p.window, 0.75).upper_spread if p.min_scale == 0 else None
+            )
+            return score_residuals(p, valid, residual, fitted_at, stats, value_spread, unit, level)
