@@ -106,10 +106,10 @@ def test_mad_streams_like_batch_on_random_series(
     times = T0 + np.cumsum(rng.integers(1, 600, n)).astype(np.int64)
     algorithm = Mad(window=window, min_periods=min(window, warm_up), tail_rate=tail_rate)
     prefix = int(prefix_share * n)
-    # A flat window's band is the automatic floor, which a history learns (here: possibly from
-    # nothing, then from the first streamed point) and a batch call from the whole series: the
-    # documented exception, so only the detections are compared there.
-    options = {**ROUNDING, "compare_band": False} if whole and prefix < window else ROUNDING
+    # A flat window's band is the automatic floor, which a stream learns from its history and a
+    # batch call from the whole series: the documented exception, so whole-number series (flat
+    # windows) compare only the detections.
+    options = {**ROUNDING, "compare_band": False} if whole else ROUNDING
     assert_streams_like_batch(algorithm, times, values, prefix, chunks=(chunk,), **options)
 
 

@@ -23,18 +23,11 @@ from warden_algos.interfaces import (
 )
 from warden_algos.interfaces.errors import IncompatibleState
 from warden_algos.interfaces.state import AlgorithmState, StateArray
+from warden_algos.interfaces.streaming import continuing_flags, still_open
 from warden_algos.interfaces.trainable import TrainableDetector
 
 from .common import Prepared, empty_result, finish_band, prepare
-from .streaming import (
-    continuing_flags,
-    frozen_units_ok,
-    learnt_now,
-    prepared_as_fitted,
-    scalar,
-    still_open,
-    value_of,
-)
+from .streaming import frozen_units_ok, learnt_now, prepared_as_fitted, scalar, value_of
 
 #: Smoothing used when neither ``alpha`` nor ``span`` is given.
 DEFAULT_ALPHA = 0.01

@@ -18,10 +18,16 @@ from warden_algos.interfaces import (
     F64Array,
     I64Array,
 )
+from warden_algos.interfaces.streaming import (
+    ContextState,
+    context_of,
+    continuing_flags,
+    joined,
+    still_open,
+)
 from warden_algos.interfaces.trainable import TrainableDetector
 
 from .rolling import check_min_periods, trailing_window_stats
-from .streaming import ContextState, context_of, continuing_flags, joined, still_open
 
 
 class KSigmaParams(DetectorParams):

@@ -24,19 +24,12 @@ from warden_algos.interfaces import (
 )
 from warden_algos.interfaces.errors import IncompatibleState
 from warden_algos.interfaces.state import AlgorithmState, StateArray
+from warden_algos.interfaces.streaming import continuing_flags, still_open
 from warden_algos.interfaces.trainable import TrainableDetector
 
 from .common import Prepared, empty_result, finish_band, prepare
 from .rolling import check_min_periods, lagged
-from .streaming import (
-    continuing_flags,
-    frozen_units_ok,
-    learnt_now,
-    prepared_as_fitted,
-    scalar,
-    still_open,
-    trailing_window,
-)
+from .streaming import frozen_units_ok, learnt_now, prepared_as_fitted, scalar, trailing_window
 
 #: MAD * this = standard deviation, for Gaussian noise.
 MAD_TO_SIGMA = 1.4826

@@ -30,10 +30,10 @@ from warden_algos.interfaces import (
     InvalidInput,
 )
 from warden_algos.interfaces.errors import IncompatibleState
+from warden_algos.interfaces.streaming import continuing_flags, still_open
 from warden_algos.interfaces.trainable import TrainableDetector
 
 from .prophet_state import ProphetModel, ProphetState, compact_model_json, supported_countries
-from .streaming import continuing_flags, still_open
 
 #: Fewer valid points than this and the detector has no opinion (no fit, NaN band).
 MIN_FIT_POINTS = 10

@@ -42,6 +42,7 @@ import numpy.typing as npt
 
 from warden_algos.interfaces import DetectResult, F64Array, I64Array
 from warden_algos.interfaces.errors import InvalidInput
+from warden_algos.interfaces.streaming import continuing_flags
 
 from .common import incident_mask
 from .seasonal import (
@@ -74,7 +75,6 @@ from .seasonal_state import (
     SeasonalState,
     warming_state,
 )
-from .streaming import continuing_flags
 
 #: Grid slots beyond this would not fit an int64 (the batch grid coarsens instead; a state
 #: cannot, its grid is frozen).
