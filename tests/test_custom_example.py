@@ -61,3 +61,28 @@ def test_example_package_own_tests_pass(example_env: dict[str, str]) -> None:
         cwd=EXAMPLE,
     )
     assert done.returncode == 0, done.stdout.decode()[-3000:]
+
+
+def test_the_readme_trains_stores_syncs_and_streams_the_example(
+    example_env: dict[str, str], tmp_path: Path
+) -> None:
+    """README, "Stored models": fit the example's history per host, push, sync, then score a
+    new point with the stored model of one host and get the state after it back."""
+    store, models = tmp_path / "store", tmp_path / "models"
+    history = EXAMPLE / "history.csv"
+    fit = ("models", "fit", str(history), "--algorithm", "tukey_fences", "--key-columns", "host")
+    fitted = cli(*fit, "--store-dir", str(store), env=example_env)
+    assert fitted.returncode == 0, fitted.stderr.decode()
+    assert b"2 pushed" in fitted.stdout
+    synced = cli(
+        "models", "sync", "--store-dir", str(store), "--dest", str(models), env=example_env
+    )
+    assert synced.returncode == 0 and b"2 installed" in synced.stdout, synced.stderr.decode()
+    request = {"interface": "detect", "algorithm": "tukey_fences", "detect": {
+        "timestamps": [1700086400], "values": [310.0], "model": "host=web-1",
+        "return_state": True}}  # fmt: skip
+    done = cli("run", "--models-dir", str(models), stdin=dumps(request), env=example_env)
+    answer = orjson.loads(done.stdout)
+    assert answer["status"] == "ok", answer
+    assert answer["detect"]["timestamps"] == [1700086400]  # 310 is far above web-1's fences
+    assert len(answer["detect"]["state_sha256"]) == 64

@@ -3,7 +3,7 @@ behaviour."""
 
 import numpy as np
 
-from warden_algos.interfaces import run_detect
+from warden_algos.interfaces import run_detect, run_detect_next, run_fit
 from warden_algos.testing import parametrize_with_checks
 from warden_example_tukey.tukey import TukeyFences
 
@@ -31,3 +31,23 @@ def test_an_incident_is_one_detection_unless_every_point() -> None:
     every = run_detect(TukeyFences(every_point=True), timestamps, values)
     assert once.timestamps.tolist() == [timestamps[200]]
     assert every.timestamps.tolist() == timestamps[200:205].tolist()
+
+
+def test_streaming_one_point_at_a_time_finds_what_one_call_finds() -> None:
+    """Fit on a day, then score each new point with the state the previous call returned."""
+    rng = np.random.default_rng(5)
+    values = 20 + rng.normal(0, 1, 600)
+    values[[320, 450]] += 30
+    values[500:504] -= 25
+    timestamps = 1_700_000_000 + 60 * np.arange(600)
+    batch = run_detect(TukeyFences(), timestamps, values)
+    state = run_fit(TukeyFences(), timestamps[:300], values[:300]).state
+    found = []
+    for i in range(300, 600):
+        result, after = run_detect_next(
+            TukeyFences(), timestamps[i : i + 1], values[i : i + 1], state
+        )
+        state = after.state
+        found.extend(result.timestamps.tolist())
+    assert found == batch.timestamps[batch.timestamps >= timestamps[300]].tolist()
+    assert found == [timestamps[320], timestamps[450], timestamps[500]]
