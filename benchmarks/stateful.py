@@ -122,10 +122,12 @@ def fit_rate(name: str, series: int, points: int) -> float:
 
 
 def trainable_names() -> list[str]:
+    """The trainable built-ins (an installed plugin is measured only when named)."""
     from warden_algos.interfaces.trainable import is_trainable
+    from warden_algos.registry import BUILTIN_ALGORITHMS
 
     registry = Registry.discover()
-    return [name for name in registry.names() if is_trainable(registry.load(name))]
+    return [name for name in sorted(BUILTIN_ALGORITHMS) if is_trainable(registry.load(name))]
 
 
 def main() -> None:
