@@ -9,7 +9,9 @@ sends them; requests encoded outside the timed loop):
 - **stateless**: today's call, the whole history in every request (no band back);
 - **streaming, state inline**: one new point and the state the previous call returned;
 - **streaming, by reference**: one new point and the previous state's sha256 (the serve
-  process's cache), the state coming back each time.
+  process's cache), the state coming back each time;
+- **streaming, sha256 only**: by reference, and the process keeps the new state and answers only
+  its sha256 (``return_state_sha256_only``): no state bytes in either direction.
 
 The baseline is the stateless call measured in the same process; the ratio stateless / streaming
 is the issue's target (>= 50x). Also: the state's size after the 30 days and after 10 days (a
@@ -91,7 +93,13 @@ def timed(server: Server, bodies: list[bytes]) -> tuple[list[float], list[dict[s
 
 
 def streaming(
-    server: Server, name: str, times: np.ndarray, values: np.ndarray, calls: int, by_ref: bool
+    server: Server,
+    name: str,
+    times: np.ndarray,
+    values: np.ndarray,
+    calls: int,
+    by_ref: bool,
+    sha256_only: bool = False,
 ) -> tuple[list[float], int]:
     """Fit on all but the last ``calls`` points, then stream them one call each; each request
     is encoded before its timer starts (the host's cost), from the previous answer."""
@@ -102,12 +110,14 @@ def streaming(
     samples = []
     for i in range(times.shape[0] - calls, times.shape[0]):
         reference = {"state_sha256": sha} if by_ref else {"state": state}
+        if sha256_only:
+            reference["return_state_sha256_only"] = True
         body = detect_body(name, times[i : i + 1], values[i : i + 1], return_state=True,
                            **reference)  # fmt: skip
         started = time.perf_counter_ns()
         answer = server.ask(body)
         samples.append((time.perf_counter_ns() - started) / 1e3)
-        state, sha = answer["detect"]["state"], answer["detect"]["state_sha256"]
+        state, sha = answer["detect"].get("state", state), answer["detect"]["state_sha256"]
     return samples, len(base64.b64decode(state))
 
 
@@ -143,7 +153,8 @@ def main() -> None:
         title="serve-mode latency, 30 days of 1-minute points (43,200), JSON, one process"
     )
     for column in ("algorithm", "stateless ms", "stream inline us", "stream by ref us",
-                   "ratio (by ref)", "state bytes 10d / 30d", "fit 1,000 x 10k s"):  # fmt: skip
+                   "by ref, sha256 only us", "ratio (sha256 only)", "state bytes 10d / 30d",
+                   "fit 1,000 x 10k s"):  # fmt: skip
         table.add_column(column, justify="left" if column == "algorithm" else "right")
     results: dict[str, Any] = {}
     for name in names:
@@ -152,12 +163,10 @@ def main() -> None:
             slow = name == "prophet"
             reps = 3 if slow else (5 if args.quick else 15)
             stateless, _ = timed(server, [detect_body(name, times, values)] * reps)
-            inline, _ = streaming(
-                server, name, times, values, max(5, calls // (20 if slow else 1)), False
-            )
-            by_ref, size_30 = streaming(
-                server, name, times, values, max(5, calls // (20 if slow else 1)), True
-            )
+            streamed = max(5, calls // (20 if slow else 1))
+            inline, _ = streaming(server, name, times, values, streamed, False)
+            by_ref, size_30 = streaming(server, name, times, values, streamed, True)
+            sha_only, _ = streaming(server, name, times, values, streamed, True, True)
             _, size_10 = streaming(server, name, times[: 10 * DAY], values[: 10 * DAY], 5, True)
         finally:
             server.close()
@@ -170,6 +179,8 @@ def main() -> None:
             "stream_by_ref_p90_us": float(np.percentile(by_ref, 90)),
             "ratio_inline": statistics.median(stateless) / statistics.median(inline),
             "ratio_by_ref": statistics.median(stateless) / statistics.median(by_ref),
+            "stream_sha256_only_us": statistics.median(sha_only),
+            "ratio_sha256_only": statistics.median(stateless) / statistics.median(sha_only),
             "state_bytes_10_days": size_10,
             "state_bytes_30_days": size_30,
             "fit_1000_series_of_10k_s": fit_s,
@@ -181,7 +192,8 @@ def main() -> None:
             f"{row['stateless_ms']:.1f}",
             f"{row['stream_inline_us']:.0f}",
             f"{row['stream_by_ref_us']:.0f}",
-            f"{row['ratio_by_ref']:.0f}x",
+            f"{row['stream_sha256_only_us']:.0f}",
+            f"{row['ratio_sha256_only']:.0f}x",
             f"{size_10:,} / {size_30:,}",
             f"{fit_s:.1f}" + ("" if series == 1000 else f" (from {series})"),
         )

@@ -80,6 +80,10 @@ struct DetectPayload {
   8: optional string model,
   /** Unset means false: answer the state after these points too (DetectResult.state). */
   9: optional bool return_state,
+  /** With return_state, to a serve process: keep the new state in the process and answer only
+      its state_sha256 (not the bytes). A later STATE_NOT_FOUND then means the caller must resend
+      the last state it holds the bytes of, with every point since. */
+  10: optional bool return_state_sha256_only,
 }
 
 /** fit(dimensions, timestamps, values) -> state */

@@ -141,6 +141,46 @@ def test_a_serve_process_streams_by_reference_and_a_miss_says_resend() -> None:
         server.close()
 
 
+def test_a_stream_by_sha256_only_gets_no_bytes_back_and_recovers_from_a_miss() -> None:
+    """return_state_sha256_only: the serve process keeps each new state and answers only its
+    sha256; after a miss (a restarted or evicting worker; here: a sha256 it never had) the caller
+    resends the last bytes it holds with every point since, which gives the same detections and
+    the same state."""
+    times, values = spiky(1300, seed=6)
+    fit = {"interface": "fit", "algorithm": "ksigma", "fit": {
+        "timestamps": times[:1000].tolist(), "values": values[:1000].tolist()}}  # fmt: skip
+    server = ServeProcess("--log-level", "error", "--state-cache-mb", "1")
+    try:
+        fitted = server.ask(orjson.dumps(fit, option=orjson.OPT_SERIALIZE_NUMPY))["fit"]
+        held, since, sha, found = fitted["state"], 1000, fitted["state_sha256"], []
+        for i in range(1000, 1300):
+            detect = {"timestamps": [int(times[i])], "values": [_json(values[i])],
+                      "state_sha256": sha, "return_state": True,
+                      "return_state_sha256_only": True}  # fmt: skip
+            answer = server.ask(orjson.dumps({"interface": "detect", "algorithm": "ksigma",
+                                              "detect": detect}))  # fmt: skip
+            assert answer["status"] == "ok", answer
+            assert "state" not in answer["detect"]
+            sha = answer["detect"]["state_sha256"]
+            found.extend(answer["detect"]["timestamps"])
+        miss = {"timestamps": [int(times[-1]) + 60], "values": [1.0], "state_sha256": "e" * 64,
+                "return_state": True, "return_state_sha256_only": True}  # fmt: skip
+        answer = server.ask(orjson.dumps({"interface": "detect", "algorithm": "ksigma",
+                                          "detect": miss}))  # fmt: skip
+        assert answer["error"]["code"] == "STATE_NOT_FOUND"
+        replay = {"timestamps": times[since:].tolist(), "state": held, "return_state": True,
+                  "values": [_json(v) for v in values[since:]]}  # fmt: skip
+        answer = server.ask(orjson.dumps({"interface": "detect", "algorithm": "ksigma",
+                                          "detect": replay}))  # fmt: skip
+        assert answer["detect"]["timestamps"] == found  # the same detections, recomputed
+        assert answer["detect"]["state_sha256"] == sha  # and the same state they led to
+        assert server.close() == 0
+    finally:
+        server.close()
+    streamed, _ = stream(KSigma(), times, values, prefix=1000, chunk=1)
+    assert found == streamed.timestamps.tolist()
+
+
 def _json(value: float) -> float | None:
     return None if np.isnan(value) else float(value)
 

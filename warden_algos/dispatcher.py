@@ -96,6 +96,9 @@ class States:
             )
         return self.models.load(algorithm.name, algorithm.get_params(), payload.model)
 
+    def __contains__(self, sha256: str) -> bool:
+        return self.cache is not None and sha256 in self.cache
+
     def keep(self, fitted: Fitted) -> None:
         if self.cache is not None:
             self.cache.put(fitted)
@@ -180,6 +183,8 @@ def _execute_with_state(algorithm: Algorithm[Any], request: Request, states: Sta
     if after is None:
         return Executed(result)
     states.keep(after)
+    if payload.return_state_sha256_only and after.sha256 in states:
+        return Executed(result, None, after.sha256)  # kept here: the caller names it next time
     return Executed(result, after.state, after.sha256)
 
 

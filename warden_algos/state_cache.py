@@ -40,6 +40,9 @@ class StateCache:
     def __len__(self) -> int:
         return len(self._items)
 
+    def __contains__(self, sha256: object) -> bool:
+        return sha256 in self._items
+
     def put(self, fitted: Fitted) -> None:
         """Keep a checked state (decoded and typed: a hit skips decoding), by its sha256."""
         sha256 = fitted.sha256

@@ -33,6 +33,8 @@ class DetectPayload(NamedTuple):
     model: str | None = None
     #: Answer the state after these points too.
     return_state: bool = False
+    #: With return_state, in a process that keeps states: answer only the new state's sha256.
+    return_state_sha256_only: bool = False
 
     @property
     def with_state(self) -> bool:

@@ -180,6 +180,12 @@ class WireDetect(_Wire):
         description="Instead of state: the stored model of this series key (--models-dir).",
     )
     return_state: bool = Field(default=False, description="Answer the state after these points.")
+    return_state_sha256_only: bool = Field(
+        default=False,
+        description="With return_state, to a serve process: keep the new state there and answer "
+        "only its state_sha256 (after a STATE_NOT_FOUND, resend the last state you hold with "
+        "every point since).",
+    )
 
     @model_validator(mode="after")
     def _one_state(self) -> WireDetect:
@@ -191,6 +197,10 @@ class WireDetect(_Wire):
                 "state_twice",
                 "give one of state, state_sha256 and model, not {given}",
                 {"given": " and ".join(given)},
+            )
+        if self.return_state_sha256_only and not self.return_state:
+            raise PydanticCustomError(
+                "sha256_only", "return_state_sha256_only needs return_state", {}
             )
         if self.return_state and not given:
             raise PydanticCustomError(
@@ -361,6 +371,7 @@ class JsonCodec:
                 state_sha256=wire.detect.state_sha256,
                 model=wire.detect.model,
                 return_state=wire.detect.return_state,
+                return_state_sha256_only=wire.detect.return_state_sha256_only,
             )
         elif wire.fit is not None:
             payload = FitPayload(
@@ -412,6 +423,7 @@ class JsonCodec:
                     detect[name] = _array_out(band, packed)
             if response.state is not None:
                 detect["state"] = base64.b64encode(response.state).decode()
+            if response.state_sha256 is not None:
                 detect["state_sha256"] = response.state_sha256
             out["detect"] = detect
         elif isinstance(response.result, RCAResult):
@@ -455,6 +467,8 @@ class JsonCodec:
                     detect[name] = getattr(payload, name)
             if payload.return_state:
                 detect["return_state"] = True
+            if payload.return_state_sha256_only:
+                detect["return_state_sha256_only"] = True
             out["detect"] = detect
         elif isinstance(payload, FitPayload):
             out["fit"] = {

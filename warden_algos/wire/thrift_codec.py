@@ -130,6 +130,10 @@ def _check_state_choice(payload: DetectPayload) -> None:
             f"give one of state, state_sha256 and model, not {' and '.join(given)}",
             field="detect",
         )
+    if payload.return_state_sha256_only and not payload.return_state:
+        raise InvalidInput(
+            "return_state_sha256_only needs return_state", field="detect.return_state_sha256_only"
+        )
     if payload.return_state and not given:
         raise InvalidInput(
             "return_state needs a state (state, state_sha256 or model): a first state comes "
@@ -276,6 +280,7 @@ class _ThriftCodec:
                 state_sha256=_sha256_or_none("detect.state_sha256", detect.state_sha256),
                 model=_model_or_none(detect.model),
                 return_state=bool(detect.return_state),
+                return_state_sha256_only=bool(detect.return_state_sha256_only),
             )
             _check_state_choice(payload)
         elif message.fit is not None:
@@ -386,6 +391,7 @@ class _ThriftCodec:
                 state_sha256=payload.state_sha256,
                 model=payload.model,
                 return_state=True if payload.return_state else None,
+                return_state_sha256_only=True if payload.return_state_sha256_only else None,
             )
         elif isinstance(payload, FitPayload):
             timestamps, timestamps_packed = _list_or_packed(payload.timestamps, packed)

@@ -271,6 +271,9 @@ class DetectPayload(object):
      - state_sha256: Instead of state: the sha256 (hex) of a state this serve process was sent or returned.
      - model: Instead of state: the stored model of this series key (serve/run --models-dir).
      - return_state: Unset means false: answer the state after these points too (DetectResult.state).
+     - return_state_sha256_only: With return_state, to a serve process: keep the new state in the process and answer only
+    its state_sha256 (not the bytes). A later STATE_NOT_FOUND then means the caller must resend
+    the last state it holds the bytes of, with every point since.
 
     """
 
@@ -284,10 +287,11 @@ class DetectPayload(object):
         'state_sha256',
         'model',
         'return_state',
+        'return_state_sha256_only',
     )
 
 
-    def __init__(self, dimensions=None, timestamps=None, values=None, timestamps_packed=None, values_packed=None, state=None, state_sha256=None, model=None, return_state=None,):
+    def __init__(self, dimensions=None, timestamps=None, values=None, timestamps_packed=None, values_packed=None, state=None, state_sha256=None, model=None, return_state=None, return_state_sha256_only=None,):
         self.dimensions = dimensions
         self.timestamps = timestamps
         self.values = values
@@ -297,6 +301,7 @@ class DetectPayload(object):
         self.state_sha256 = state_sha256
         self.model = model
         self.return_state = return_state
+        self.return_state_sha256_only = return_state_sha256_only
 
     def read(self, iprot):
         if iprot._fast_decode is not None and isinstance(iprot.trans, TTransport.CReadableTransport) and self.thrift_spec is not None:
@@ -367,6 +372,11 @@ class DetectPayload(object):
                     self.return_state = iprot.readBool()
                 else:
                     iprot.skip(ftype)
+            elif fid == 10:
+                if ftype == TType.BOOL:
+                    self.return_state_sha256_only = iprot.readBool()
+                else:
+                    iprot.skip(ftype)
             else:
                 iprot.skip(ftype)
             iprot.readFieldEnd()
@@ -421,6 +431,10 @@ class DetectPayload(object):
         if self.return_state is not None:
             oprot.writeFieldBegin('return_state', TType.BOOL, 9)
             oprot.writeBool(self.return_state)
+            oprot.writeFieldEnd()
+        if self.return_state_sha256_only is not None:
+            oprot.writeFieldBegin('return_state_sha256_only', TType.BOOL, 10)
+            oprot.writeBool(self.return_state_sha256_only)
             oprot.writeFieldEnd()
         oprot.writeFieldStop()
         oprot.writeStructEnd()
@@ -1680,6 +1694,7 @@ DetectPayload.thrift_spec = (
     (7, TType.STRING, 'state_sha256', 'UTF8', None, ),  # 7
     (8, TType.STRING, 'model', 'UTF8', None, ),  # 8
     (9, TType.BOOL, 'return_state', None, None, ),  # 9
+    (10, TType.BOOL, 'return_state_sha256_only', None, None, ),  # 10
 )
 all_structs.append(FitPayload)
 FitPayload.thrift_spec = (
