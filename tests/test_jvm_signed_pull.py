@@ -26,22 +26,13 @@ from warden_algos.delivery.store import ReleaseStore
 from warden_algos.delivery.trust import STATE_FILE, ChannelState
 
 from . import test_jvm_pull
-from .conftest import BUCKET
 from .signing_keys import new_key, signed_store, trusted_keys_file
 from .test_deploy import fake_artifact, published, run_program
 from .test_jvm_pull import Pulled, java_pull, java_pull_failing, make_plan, run_java_pull
+from .test_signed_releases import put, raw
 
 # The built harness, shared with test_jvm_pull (built once for all puller modules).
 classpath = test_jvm_pull.classpath
-
-
-def raw(store: ReleaseStore, key: str) -> bytes:
-    body: bytes = store.client.get_object(Bucket=BUCKET, Key=key)["Body"].read()
-    return body
-
-
-def put(store: ReleaseStore, key: str, body: bytes) -> None:
-    store.client.put_object(Bucket=BUCKET, Key=key, Body=body)
 
 
 def sequence_of(store: ReleaseStore, channel: str = "prod") -> int:
