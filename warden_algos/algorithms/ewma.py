@@ -206,8 +206,23 @@ class Ewma(TrainableDetector[EwmaParams, EwmaState]):
     def detect_next(
         self, dimensions: list[str], timestamps: I64Array, values: F64Array, state: EwmaState
     ) -> tuple[DetectResult, EwmaState]:
+        checked = _checked(state)
+        centre, scale = checked[2], value_of(state.scale)
+        learnt = scale == scale and centre == centre  # NaN only in a state fitted on nothing valid
+        if values.shape[0] == 1 and state.count >= 2 and np.isfinite(values[0]) and learnt:
+            return self._next_point(timestamps, float(values[0]), state, scale, centre)
+        return self._next_chunk(timestamps, values, state, checked)
+
+    def _next_chunk(
+        self,
+        timestamps: I64Array,
+        values: F64Array,
+        state: EwmaState,
+        checked: tuple[F64Array, F64Array, float],
+    ) -> tuple[DetectResult, EwmaState]:
+        """``detect_next`` of any chunk: the recursions continued over its valid points."""
         p = self.params
-        mean_sums, variance_sums, centre = _checked(state)
+        mean_sums, variance_sums, centre = checked
         count = state.count
         prepared = prepared_as_fitted(values, state.scale, state.floor)
         valid = ~np.isnan(prepared.values)
@@ -259,6 +274,52 @@ class Ewma(TrainableDetector[EwmaParams, EwmaState]):
             centre=scalar(centre),
             scale=scalar(prepared.scale) if learnt else state.scale,
             floor=scalar(prepared.floor) if learnt else state.floor,
+            open_incident=still_open(scores.is_anomaly, state.open_incident),
+        )
+        return result, after
+
+    def _next_point(
+        self, timestamps: I64Array, value: float, state: EwmaState, scale: float, centre: float
+    ) -> tuple[DetectResult, EwmaState]:
+        """``detect_next`` of one valid point after two or more: the general path's arithmetic
+        operation for operation on float64 scalars (so the same bits, and the same NaN and inf
+        where a state's sums are odd), without its arrays."""
+        p = self.params
+        decay = np.float64(1.0 - p.mean_alpha)
+        variance_decay = np.float64(1.0 - p.variance_alpha)
+        m0, m1 = state.mean_sums
+        v0, v1 = state.variance_sums
+        with np.errstate(all="ignore"):
+            x = np.float64(value) / scale if scale != 1.0 else np.float64(value)
+            expected = m0 / m1 + centre  # the prediction: the mean before this point
+            sigma = np.sqrt(v0 / v1)
+            sums = ((x - centre) + m0 * decay, 1.0 + m1 * decay)
+            error = x - expected
+            error *= error
+            variance = (error + v0 * variance_decay, 1.0 + v1 * variance_decay)
+        scored = state.count >= max(p.min_periods, 2)
+        nan = np.float64(np.nan)
+        prepared = Prepared(np.array([x]), scale, value_of(state.floor))
+        scores = self._finish(
+            prepared, np.array([expected if scored else nan]), np.array([sigma if scored else nan])
+        )
+        result = continuing_flags(
+            timestamps,
+            scores.is_anomaly,
+            scores.z,
+            state.open_incident,
+            every_point=p.every_point,
+            expected=scores.expected,
+            lower=scores.lower,
+            upper=scores.upper,
+        )
+        after = EwmaState(
+            mean_sums=np.array(sums, dtype=np.float64),
+            variance_sums=np.array(variance, dtype=np.float64),
+            count=min(state.count + 1, max(p.min_periods, 2)),
+            centre=state.centre,
+            scale=state.scale,
+            floor=state.floor,
             open_incident=still_open(scores.is_anomaly, state.open_incident),
         )
         return result, after

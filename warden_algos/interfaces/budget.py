@@ -17,6 +17,7 @@ workers, a notebook) shares it: ``WARDEN_MAX_REQUEST_MB`` (peak memory, default 
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import NamedTuple
 
@@ -46,7 +47,14 @@ class Budget(NamedTuple):
 
 
 def _limit(variable: str, default: int, unit: int) -> int | None:
-    raw = os.environ.get(variable, "").strip().lower()
+    return _parsed_limit(variable, os.environ.get(variable, ""), default, unit)
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed_limit(variable: str, raw: str, default: int, unit: int) -> int | None:
+    """A limit's value from its variable's text (cached: the environment is read on every
+    request, so a change applies to the next one, but parsed once per distinct text)."""
+    raw = raw.strip().lower()
     if not raw:
         return default * unit
     if raw == "none":

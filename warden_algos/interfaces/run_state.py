@@ -53,14 +53,23 @@ def _trainable(algorithm: Any) -> TrainableDetector[Any, Any]:
     return algorithm
 
 
-def _packed(algorithm: TrainableDetector[Any, Any], state: Any, seen: Seen) -> Fitted:
+def _packed(
+    algorithm: TrainableDetector[Any, Any],
+    state: Any,
+    seen: Seen,
+    canonical: dict[str, Any] | None = None,
+) -> Fitted:
+    """``state`` as bytes; ``canonical``: the algorithm's params as ``canonical_params`` gives
+    them, when the caller already has them (a streamed call needs them twice)."""
     if not isinstance(state, algorithm.State):
         raise AlgorithmFailed(
             f"{algorithm.name} returned a {type(state).__name__} as its state, not its declared "
             f"{algorithm.State.__name__}"
         )
     name, version = algorithm.name, algorithm.state_version
-    blob, info = encode_described(name, version, algorithm.get_params(), state, seen)
+    if canonical is None:
+        canonical = canonical_params(algorithm.get_params())
+    blob, info = encode_described(name, version, canonical, state, seen, canonical=True)
     return Fitted(blob, info, hashlib.sha256(blob).hexdigest(), state)
 
 
@@ -99,7 +108,9 @@ def load_state(algorithm: Any, blob: bytes) -> Fitted:
     return Fitted(blob, decoded.info, decoded.blob_sha256, state)
 
 
-def _usable(trainable: TrainableDetector[Any, Any], state: bytes | Fitted) -> Fitted:
+def _usable(
+    trainable: TrainableDetector[Any, Any], state: bytes | Fitted, canonical: dict[str, Any]
+) -> Fitted:
     """A state ready for this algorithm: bytes are decoded and checked; an already decoded one
     (from a cache) only has to belong to this algorithm and params (it was checked when it
     entered)."""
@@ -110,7 +121,7 @@ def _usable(trainable: TrainableDetector[Any, Any], state: bytes | Fitted) -> Fi
         info.algorithm == trainable.name
         and info.state_version == trainable.state_version
         and type(state.typed) is trainable.State
-        and info.params == canonical_params(trainable.get_params())
+        and info.params == canonical
     ):
         return state
     return load_state(trainable, state.state)  # says precisely why it does not fit
@@ -129,7 +140,8 @@ def run_detect_next(
     """Score points that follow ``state`` (bytes a fit or an earlier call returned, or such a
     state already decoded) and, with ``return_state``, the state after them."""
     trainable = _trainable(algorithm)
-    loaded = _usable(trainable, state)
+    canonical = canonical_params(trainable.get_params())
+    loaded = _usable(trainable, state, canonical)
     info = loaded.info
     ts = _readonly(as_times(f"{path}.timestamps", timestamps))
     vs = _readonly(as_values(f"{path}.values", values))
@@ -146,4 +158,4 @@ def run_detect_next(
     checked = check_detect_result(result, ts)
     if not return_state:
         return checked, None
-    return checked, _packed(trainable, after, info.seen.then(ts))
+    return checked, _packed(trainable, after, info.seen.then(ts), canonical)

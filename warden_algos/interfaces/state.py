@@ -40,7 +40,7 @@ from .errors import IncompatibleState, InvalidInput
 #: The container's own version: a reader refuses a newer one instead of guessing.
 STATE_FORMAT = 1
 #: The dtypes a state array may have (safetensors' names): numbers and flags, nothing else.
-DTYPES = {
+DTYPES: dict[str, np.dtype[Any]] = {
     "F64": np.dtype("<f8"),
     "F32": np.dtype("<f4"),
     "I64": np.dtype("<i8"),
@@ -49,6 +49,7 @@ DTYPES = {
     "BOOL": np.dtype("?"),
 }
 _BY_DTYPE = {dtype: name for name, dtype in DTYPES.items()}
+_ITEM_SIZE = {name: dtype.itemsize for name, dtype in DTYPES.items()}
 DEFAULT_MAX_STATE_MB = 256
 MAX_HEADER_BYTES = 1 << 20
 MAX_ARRAYS = 256
@@ -148,12 +149,31 @@ def canonical_params(params: Mapping[str, Any]) -> dict[str, Any]:
     return loaded
 
 
-def _content_sha256(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray[Any, Any]]) -> str:
+class _ArrayBytes(NamedTuple):
+    """An array as a state blob holds it: safetensors dtype name, shape, little-endian bytes."""
+
+    dtype: str
+    shape: list[int]
+    data: memoryview
+
+
+def _array_bytes(array: np.ndarray[Any, Any]) -> _ArrayBytes:
+    """``array``'s bytes, little-endian and C-contiguous (copied only when it is not), as a
+    flat view: hashed and written from the same view, never copied for either."""
+    if array.dtype.byteorder == ">":
+        array = array.astype(array.dtype.newbyteorder("<"))
+    array = np.ascontiguousarray(array)
+    flat = memoryview(array.reshape(-1)).cast("B")  # type: ignore[arg-type]
+    return _ArrayBytes(_BY_DTYPE[array.dtype], list(array.shape), flat)
+
+
+def _content_sha256(meta: Mapping[str, Any], arrays: Mapping[str, _ArrayBytes]) -> str:
+    """sha256 of the description and every array (name, dtype, shape, bytes), in name order."""
     digest = hashlib.sha256(orjson.dumps(dict(meta), option=orjson.OPT_SORT_KEYS))
     for name in sorted(arrays):
         array = arrays[name]
-        digest.update(orjson.dumps([name, _BY_DTYPE[array.dtype], list(array.shape)]))
-        digest.update(np.ascontiguousarray(array).tobytes())
+        digest.update(orjson.dumps([name, array.dtype, array.shape]))
+        digest.update(array.data)
     return digest.hexdigest()
 
 
@@ -174,24 +194,26 @@ def encode_described(
     params: Mapping[str, Any],
     state: AlgorithmState,
     seen: Seen,
+    *,
+    canonical: bool = False,
 ) -> tuple[bytes, StateInfo]:
-    """The blob of ``state`` and what it says about itself (without decoding it again)."""
+    """The blob of ``state`` and what it says about itself (without decoding it again).
+    ``canonical``: ``params`` already are ``canonical_params``' output (not converted again)."""
     from warden_algos import __version__
 
-    arrays: dict[str, np.ndarray[Any, Any]] = {}
+    arrays: dict[str, _ArrayBytes] = {}
     plain: dict[str, Any] = {}
     for name in type(state).model_fields:
         value = getattr(state, name)
         if isinstance(value, np.ndarray):
-            little = value.astype(value.dtype.newbyteorder("<"), copy=False)
-            arrays[name] = np.ascontiguousarray(little)
+            arrays[name] = _array_bytes(value)
         else:
             plain[name] = value
     meta: dict[str, Any] = {
         "format": STATE_FORMAT,
         "algorithm": algorithm,
         "state_version": state_version,
-        "params": canonical_params(params),
+        "params": dict(params) if canonical else canonical_params(params),
         "sdk_version": __version__,
         "seen_start": seen.start,
         "seen_end": seen.end,
@@ -204,30 +226,31 @@ def encode_described(
     return _safetensors_bytes(arrays, text), StateInfo.model_construct(**meta)
 
 
-def _safetensors_bytes(arrays: Mapping[str, np.ndarray[Any, Any]], metadata: str) -> bytes:
+def _safetensors_bytes(arrays: Mapping[str, _ArrayBytes], metadata: str) -> bytes:
     """The safetensors container of ``arrays``, written directly (the format is a length, a JSON
     header and the arrays' bytes back to back): the library's writer spends most of a small
     state's encoding time on per-array dtype checks. Reading always goes through safetensors'
     own loader, which checks every offset; tests load every state this writes with it.
 
     Arrays are laid out largest item size first, then by name, so no array starts unaligned;
-    the header is padded with spaces to a multiple of 8 bytes, as safetensors pads it."""
+    the header is padded with spaces to a multiple of 8 bytes, as safetensors pads it. Each
+    array's bytes are copied once, into the blob."""
     header: dict[str, Any] = {"__metadata__": {_METADATA_KEY: metadata}}
-    parts: list[bytes] = []
+    parts: list[memoryview] = []
     offset = 0
-    for name in sorted(arrays, key=lambda key: (-arrays[key].dtype.itemsize, key)):
+    for name in sorted(arrays, key=lambda key: (-_ITEM_SIZE[arrays[key].dtype], key)):
         array = arrays[name]
-        data = array.tobytes()
+        data = array.data
         header[name] = {
-            "dtype": _BY_DTYPE[array.dtype],
-            "shape": list(array.shape),
-            "data_offsets": [offset, offset + len(data)],
+            "dtype": array.dtype,
+            "shape": array.shape,
+            "data_offsets": [offset, offset + data.nbytes],
         }
         parts.append(data)
-        offset += len(data)
+        offset += data.nbytes
     text = orjson.dumps(header)
     text += b" " * (-len(text) % 8)
-    return len(text).to_bytes(8, "little") + text + b"".join(parts)
+    return b"".join([len(text).to_bytes(8, "little"), text, *parts])
 
 
 def decode_state(blob: bytes) -> DecodedState:
@@ -275,7 +298,9 @@ def decode_state(blob: bytes) -> DecodedState:
         raise InvalidInput(f"the state's arrays cannot be read: {error}", field="state") from None
     described_meta = {**described, "fields": fields}
     described_meta.pop("content_sha256", None)
-    actual = _content_sha256(described_meta, arrays)
+    actual = _content_sha256(
+        described_meta, {name: _array_bytes(array) for name, array in arrays.items()}
+    )
     if actual != claimed:
         raise InvalidInput(
             "the state's content does not match its sha256 (tampered or damaged): refit, or "
