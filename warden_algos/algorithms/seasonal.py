@@ -441,6 +441,9 @@ class Scored(NamedTuple):
     upper: F64Array
 
 
+_LOWEST = float(np.finfo(np.float64).min)
+
+
 def score_residuals(
     p: SeasonalParams,
     valid: npt.NDArray[np.bool_],
@@ -465,7 +468,11 @@ def score_residuals(
     upper_spread = np.fmax(stats.upper_spread, floor)
     deviation = residual - med
     z = np.where(deviation > 0, deviation / upper_spread, -deviation / lower_spread)
-    z = np.minimum(np.nan_to_num(z, nan=0.0), 1e300)
+    # nan_to_num(z, nan=0.0) then capped at 1e300, in three ufunc calls (a streamed point pays
+    # for nan_to_num's Python-level checks more than for all the arithmetic here)
+    z[np.isnan(z)] = 0.0
+    np.minimum(z, 1e300, out=z)
+    np.maximum(z, _LOWEST, out=z)
     is_anomaly = (z > p.k) & valid
     expected = fitted_at + med + level
     lower = (expected - p.k * lower_spread) * unit

@@ -35,7 +35,7 @@ Detections are the batch's, but for a score within rounding of ``k``.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -202,7 +202,7 @@ def _trailing(
     total = before.seen + int(np.count_nonzero(np.isfinite(new)))
     joined = np.concatenate([before.tail, new])
     if total // block == before.seen // block and before.current.shape[0]:
-        mine = TrailingStats(*(np.full(new.shape[0], value) for value in before.current))
+        mine = TrailingStats(*np.repeat(before.current[:, None], new.shape[0], axis=1))
         current = before.current
     else:  # one more (missing) point after the chunk reads the statistics the next one will
         ahead = np.concatenate([joined, [np.nan]])
@@ -220,15 +220,31 @@ def _trailing(
     return mine, Trailing(kept, total, current)
 
 
+def _rows(first: F64Array, second: F64Array) -> F64Array:
+    """``np.stack([first, second])`` without its Python-level checks (same-shape rows)."""
+    if first.shape != second.shape:
+        return np.stack([first, second])  # raises, naming the shapes
+    return np.array([first, second], dtype=np.float64)
+
+
 def advance(
     p: SeasonalParams, state: SeasonalState, times: I64Array, values: F64Array
 ) -> tuple[Scored, SeasonalState]:
     """Score points after those a decided ``state`` has seen; the state after them (incident
     bookkeeping unchanged: :func:`report` does it)."""
+    scored, changed = _advanced(p, state, times, values)
+    return scored, state.model_copy(update=changed) if changed else state
+
+
+def _advanced(
+    p: SeasonalParams, state: SeasonalState, times: I64Array, values: F64Array
+) -> tuple[Scored, dict[str, Any]]:
+    """:func:`advance`'s scores, and the fields of the state that change (none for no points),
+    so a caller that changes more fields copies the state once."""
     n = values.shape[0]
     if n == 0:
         nothing = np.empty(0)
-        return Scored(np.zeros(0, bool), nothing, nothing, nothing, nothing), state
+        return Scored(np.zeros(0, bool), nothing, nothing, nothing, nothing), {}
     at, frame = state.positions, state.frame
     unit, level = float(frame[UNIT]), float(frame[LEVEL])
     last_slot = int(at[LAST_SLOT])
@@ -288,19 +304,16 @@ def advance(
         elif not of_x.current.size:  # no floor to follow: a row of NaN keeps the layout
             of_x = of_x._replace(current=np.full(4, np.nan))
         scored = score_residuals(p, valid, residual, fitted_at, stats, spread, unit, level)
-    after = state.model_copy(
-        update={
-            "positions": np.array(
-                [at[ORIGIN], slots[-1], of_residuals.seen, of_x.seen], dtype=np.int64
-            ),
-            "frame": np.array([frame[STEP], unit, level, sums[-1], counts[-1]]),
-            "profiles": np.concatenate(slid) if slid else np.empty(0),
-            "residuals": of_residuals.tail,
-            "values_tail": of_x.tail,
-            "current_stats": np.stack([of_residuals.current, of_x.current]),
-        }
-    )
-    return scored, after
+    positions = [at[ORIGIN], slots[-1], of_residuals.seen, of_x.seen]
+    changed = {
+        "positions": np.array(positions, dtype=np.int64),
+        "frame": np.array([frame[STEP], unit, level, sums[-1], counts[-1]]),
+        "profiles": np.concatenate(slid) if slid else np.empty(0),
+        "residuals": of_residuals.tail,
+        "values_tail": of_x.tail,
+        "current_stats": _rows(of_residuals.current, of_x.current),
+    }
+    return scored, changed
 
 
 def _incidents(
@@ -367,17 +380,21 @@ def detect_next(
     p = detector.params
     k = times.shape[0]
     if state.decided or k == 0:
-        scored, after = advance(p, state, times, values)
+        scored, changed = _advanced(p, state, times, values)
+        result, last_flag, open_incident = report(
+            p, times, scored, state.last_flag, state.open_incident
+        )
+        changed.update(last_flag=last_flag, open_incident=open_incident)
+        return result, state.model_copy(update=changed)
+    history_times = np.concatenate([state.warmup_times, times])
+    history_values = np.concatenate([state.warmup_values, values])
+    if decidable(p, history_times, history_values):
+        frame = decide(detector, history_times, history_values)
+        every, after = advance(p, started(p, frame), history_times, history_values)
     else:
-        history_times = np.concatenate([state.warmup_times, times])
-        history_values = np.concatenate([state.warmup_values, values])
-        if decidable(p, history_times, history_values):
-            frame = decide(detector, history_times, history_values)
-            every, after = advance(p, started(p, frame), history_times, history_values)
-        else:
-            every = detector.batch_scores(history_times, history_values)
-            after = warming_state(history_times, history_values, state.last_flag, False)
-        scored = _newest(every, k)
+        every = detector.batch_scores(history_times, history_values)
+        after = warming_state(history_times, history_values, state.last_flag, False)
+    scored = _newest(every, k)
     result, last_flag, open_incident = report(
         p, times, scored, state.last_flag, state.open_incident
     )
