@@ -205,9 +205,16 @@ def _remember(recent: Recent, runs: F64Array, positions: I64Array, horizon: int)
         for run in runs:  # candidates by the newest value first: one pass over the memory
             near = np.flatnonzero(np.isnan(newest) if np.isnan(run[0]) else newest == run[0])
             kept_old[near[_same(recent.values[near], run[None, :])[:, 0]]] = False
-        kept_new = ~np.triu(_same(runs, runs), 1).any(axis=1)
-        values = np.concatenate([recent.values[kept_old], runs[kept_new]])
-        last = np.concatenate([recent.last[kept_old], positions[kept_new]])
+        if runs.shape[0] == 1:
+            kept_new = np.ones(1, dtype=bool)
+        else:
+            kept_new = ~np.triu(_same(runs, runs), 1).any(axis=1)
+        if kept_old.all():  # nothing seen again: no masked copy of the whole memory
+            values = np.concatenate([recent.values, runs[kept_new]])
+            last = np.concatenate([recent.last, positions[kept_new]])
+        else:
+            values = np.concatenate([recent.values[kept_old], runs[kept_new]])
+            last = np.concatenate([recent.last[kept_old], positions[kept_new]])
     else:
         values = np.concatenate([recent.values, runs])
         pos = np.concatenate([recent.last, positions])
@@ -216,6 +223,8 @@ def _remember(recent: Recent, runs: F64Array, positions: I64Array, horizon: int)
         kept = _latest(code, np.argsort(code, kind="stable"), pos, -_NEVER)
         values, last = values[kept], pos[kept]
     start = int(np.searchsorted(last, horizon))
+    if start == 0:  # both are new arrays already (concatenated or indexed), not views
+        return Recent(values, last)
     return Recent(np.array(values[start:], copy=True), np.array(last[start:], copy=True))
 
 
