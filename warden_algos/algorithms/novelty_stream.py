@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from typing import NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 from warden_algos.interfaces import DetectResult, F64Array, I64Array
 
@@ -205,10 +206,11 @@ def _remember(recent: Recent, runs: F64Array, positions: I64Array, horizon: int)
         for run in runs:  # candidates by the newest value first: one pass over the memory
             near = np.flatnonzero(np.isnan(newest) if np.isnan(run[0]) else newest == run[0])
             kept_old[near[_same(recent.values[near], run[None, :])[:, 0]]] = False
-        if runs.shape[0] == 1:
-            kept_new = np.ones(1, dtype=bool)
-        else:
-            kept_new = ~np.triu(_same(runs, runs), 1).any(axis=1)
+        kept_new: npt.NDArray[np.bool_] = (
+            np.ones(1, dtype=bool)
+            if runs.shape[0] == 1
+            else ~np.triu(_same(runs, runs), 1).any(axis=1)
+        )
         if kept_old.all():  # nothing seen again: no masked copy of the whole memory
             values = np.concatenate([recent.values, runs[kept_new]])
             last = np.concatenate([recent.last, positions[kept_new]])
