@@ -209,7 +209,7 @@ def _remember(recent: Recent, runs: F64Array, positions: I64Array, horizon: int)
         kept_new: npt.NDArray[np.bool_] = (
             np.ones(1, dtype=bool)
             if runs.shape[0] == 1
-            else ~np.triu(_same(runs, runs), 1).any(axis=1)
+            else np.asarray(~np.triu(_same(runs, runs), 1).any(axis=1), dtype=bool)
         )
         if kept_old.all():  # nothing seen again: no masked copy of the whole memory
             values = np.concatenate([recent.values, runs[kept_new]])
