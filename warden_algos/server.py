@@ -50,6 +50,8 @@ class ServerOptions(NamedTuple):
     models_dir: Path | None = None
     #: serve: bytes of recent states kept by sha256 (``state_sha256``); 0 keeps none.
     state_cache_bytes: int = 0
+    #: serve: seconds to poll for the next frame before blocking (``--poll-us``; framing.py).
+    poll_s: float = 0.0
 
 
 def _state_cache(options: ServerOptions) -> StateCache | None:
@@ -177,7 +179,7 @@ def run_once(options: ServerOptions) -> int:
 
 def serve(options: ServerOptions) -> int:
     protocol_fd = claim_stdout()
-    reader = FrameReader(0, options.max_request_bytes)
+    reader = FrameReader(0, options.max_request_bytes, options.poll_s)
     writer = FrameWriter(protocol_fd)
     dispatcher = Dispatcher(
         get_codec(options.format),
