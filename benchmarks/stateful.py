@@ -11,7 +11,13 @@ sends them; requests encoded outside the timed loop):
 - **streaming, by reference**: one new point and the previous state's sha256 (the serve
   process's cache), the state coming back each time;
 - **streaming, sha256 only**: by reference, and the process keeps the new state and answers only
-  its sha256 (``return_state_sha256_only``): no state bytes in either direction.
+  its sha256 (``return_state_sha256_only``): no state bytes in either direction;
+- the same, to a process started with ``--poll-us 1000`` (it polls for the next frame before
+  blocking, so its CPU is awake when the request comes).
+
+Also the floor under every streaming figure, measured first: a pipe round trip of a 200-byte
+frame to a child that echoes it, with the child blocking and polling (on a VM, waking an idle
+vCPU is much of a round trip).
 
 The baseline is the stateless call measured in the same process; the ratio stateless / streaming
 is the issue's target (>= 50x). Also: the state's size after the 30 days and after 10 days (a
@@ -53,10 +59,49 @@ def month(n: int = 30 * DAY, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return 1_700_000_000 + 60 * minutes.astype(np.int64), values
 
 
+ECHO = """
+import os, select, struct, sys, time
+spin = float(sys.argv[1])
+poller = select.poll()
+poller.register(0, select.POLLIN | select.POLLHUP)
+while True:
+    deadline = time.perf_counter() + spin
+    while spin and not poller.poll(0) and time.perf_counter() < deadline:
+        pass
+    header = os.read(0, 4)
+    if not header:
+        break
+    body = os.read(0, struct.unpack(">I", header)[0])
+    os.write(1, header + body)
+"""
+
+
+def pipe_round_trip_us(poll_s: float, calls: int = 3000) -> float:
+    """Median round trip of a 200-byte frame to a child echoing it (no Python work to speak of:
+    the floor of a serve call over pipes on this machine)."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", ECHO, str(poll_s)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        bufsize=0,
+    )
+    assert child.stdin is not None and child.stdout is not None
+    message, samples = struct.pack(">I", 200) + b"x" * 200, []
+    for _ in range(calls):
+        started = time.perf_counter_ns()
+        child.stdin.write(message)
+        got = child.stdout.read(204)
+        samples.append((time.perf_counter_ns() - started) / 1e3)
+        assert len(got) == 204
+    child.stdin.close()
+    child.wait(timeout=10)
+    return statistics.median(samples[calls // 5 :])
+
+
 class Server:
-    def __init__(self) -> None:
+    def __init__(self, *options: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "warden_algos", "serve", "--log-level", "error"],
+            [sys.executable, "-m", "warden_algos", "serve", "--log-level", "error", *options],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
@@ -153,10 +198,16 @@ def main() -> None:
         title="serve-mode latency, 30 days of 1-minute points (43,200), JSON, one process"
     )
     for column in ("algorithm", "stateless ms", "stream inline us", "stream by ref us",
-                   "by ref, sha256 only us", "ratio (sha256 only)", "state bytes 10d / 30d",
+                   "by ref, sha256 only us", "ratio (sha256 only)", "the same, --poll-us 1000",
+                   "ratio (polling)", "state bytes 10d / 30d",
                    "fit 1,000 x 10k s"):  # fmt: skip
         table.add_column(column, justify="left" if column == "algorithm" else "right")
-    results: dict[str, Any] = {}
+    floor = {"blocking": pipe_round_trip_us(0.0), "polling": pipe_round_trip_us(0.001)}
+    console.print(
+        f"pipe round trip of a 200-byte frame: {floor['blocking']:.0f} us with the child "
+        f"blocking, {floor['polling']:.0f} us with it polling"
+    )
+    results: dict[str, Any] = {"pipe_round_trip_us": floor}
     for name in names:
         server = Server()
         try:
@@ -170,6 +221,11 @@ def main() -> None:
             _, size_10 = streaming(server, name, times[: 10 * DAY], values[: 10 * DAY], 5, True)
         finally:
             server.close()
+        polling_server = Server("--poll-us", "1000")
+        try:
+            polled, _ = streaming(polling_server, name, times, values, streamed, True, True)
+        finally:
+            polling_server.close()
         series = 10 if slow else (100 if args.quick else 1000)
         fit_s = fit_rate(name, series, 10_000) * (1000 / series)
         row = {
@@ -181,6 +237,8 @@ def main() -> None:
             "ratio_by_ref": statistics.median(stateless) / statistics.median(by_ref),
             "stream_sha256_only_us": statistics.median(sha_only),
             "ratio_sha256_only": statistics.median(stateless) / statistics.median(sha_only),
+            "stream_sha256_only_polling_us": statistics.median(polled),
+            "ratio_sha256_only_polling": statistics.median(stateless) / statistics.median(polled),
             "state_bytes_10_days": size_10,
             "state_bytes_30_days": size_30,
             "fit_1000_series_of_10k_s": fit_s,
@@ -194,6 +252,8 @@ def main() -> None:
             f"{row['stream_by_ref_us']:.0f}",
             f"{row['stream_sha256_only_us']:.0f}",
             f"{row['ratio_sha256_only']:.0f}x",
+            f"{row['stream_sha256_only_polling_us']:.0f}",
+            f"{row['ratio_sha256_only_polling']:.0f}x",
             f"{size_10:,} / {size_30:,}",
             f"{fit_s:.1f}" + ("" if series == 1000 else f" (from {series})"),
         )
