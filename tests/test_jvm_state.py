@@ -145,11 +145,14 @@ def test_streaming_point_by_point_detects_as_one_batch_call(
     assert_streamed_like_batch(tmp_path / "one-shot-0.txt", 0, count=3)
 
 
+@pytest.mark.parametrize("passing", ["BY_REFERENCE", "BY_REFERENCE_SHA256_ONLY"])
 def test_four_streams_on_two_workers_never_miss(
-    classpath: str, series_dir: Path, tmp_path: Path
+    classpath: str, series_dir: Path, tmp_path: Path, passing: str
 ) -> None:
-    out = scenario(classpath, "concurrent", series_dir, tmp_path)
-    assert "concurrent: 800 calls" in out
+    """A busy holder costs bytes to the other worker, never a miss; sha256-only, those bytes come
+    with every point sent since them (a replay), and the detections are the same."""
+    out = scenario(classpath, "concurrent", series_dir, tmp_path, "--passing", passing)
+    assert "concurrent: 800 calls, " in out and f" by reference ({passing})" in out, out
     for key in range(SERIES):
         assert_streamed_like_batch(tmp_path / f"concurrent-{key}.txt", key)
 
@@ -161,11 +164,50 @@ def test_a_lost_state_is_resent_and_the_stream_goes_on(
     bytes; a killed worker's replacement gets bytes without a miss; a worker caching nothing
     misses every reference. The detections never change."""
     out = scenario(classpath, "cache_miss", series_dir, tmp_path, env=plugin_env)
-    assert "restarted in place -> Stats[calls=132, byReference=131, resent=1]" in out
-    assert "killed and replaced -> Stats[calls=200, byReference=198, resent=1]" in out
+    stats = "resent=1, replayed=0, fetches=0]"
+    assert f"restarted in place -> Stats[calls=132, byReference=131, {stats}" in out
+    assert f"killed and replaced -> Stats[calls=200, byReference=198, {stats}" in out
     assert_streamed_like_batch(tmp_path / "cache-miss-0.txt", 0)
-    for passing in ("by_reference", "by_bytes"):
+    assert "--state-cache-mb 0, BY_REFERENCE_SHA256_ONLY -> Stats[calls=20, byReference=0" in out
+    for passing in ("by_reference", "by_reference_sha256_only", "by_bytes"):
         assert_streamed_like_batch(tmp_path / f"no-cache-{passing}-0.txt", 0, count=20)
+
+
+def test_sha256_only_streams_exactly_as_by_bytes(
+    classpath: str, series_dir: Path, tmp_path: Path
+) -> None:
+    """Neither direction carries the state (return_state_sha256_only), yet 300 one-point calls of
+    ksigma, mad (every format) and seasonal answer exactly as BY_BYTES, with the same state after
+    each point; model() mid-stream and at the end fetches the worker's state as real bytes
+    (BY_BYTES' byte for byte); a replay limit of 40 fetches the bytes every 41 calls and buffers
+    no more."""
+    out = scenario(classpath, "sha256_only", series_dir, tmp_path)
+    every_call = "Stats[calls=300, byReference=300, resent=0, replayed=0, fetches=1]"
+    bounded = "bounded Stats[calls=300, byReference=299, resent=0, replayed=0, fetches=7]"
+    for label in [f"{f} {a}" for f in FORMATS for a in ("ksigma", "mad")] + [
+        "thrift-compact seasonal"
+    ]:
+        assert f"{label} -> {every_call}; {bounded}" in out, out
+
+
+def test_sha256_only_recovers_misses_and_a_dead_holder_by_replay(
+    classpath: str, series_dir: Path, tmp_path: Path
+) -> None:
+    """A state cache that holds one state of two streams taking turns: each turn's first call
+    misses (STATE_NOT_FOUND) and resends the bytes with the points since; a killed holder's
+    replacement gets the same. Answers and states are BY_BYTES' (ksigma's scores and band within
+    rounding: a point scored within a chunk)."""
+    out = scenario(classpath, "sha256_only_replay", series_dir, tmp_path)
+    first = "first Stats[calls=300, byReference=239, resent=59, replayed=236, fetches=0]"
+    second = "second Stats[calls=300, byReference=240, resent=58, replayed=237, fetches=0]"
+    lines = out.splitlines()
+    for algorithm in ("ksigma", "mad", "seasonal"):
+        stats = [line for line in lines if line.startswith(f"{algorithm} --state-cache-mb 0.0")]
+        assert any(line.endswith(f": {first}, {second}") for line in stats), out
+        compared = [line for line in stats if " answers, " in line]
+        assert len(compared) == 2, out
+        if algorithm != "ksigma":
+            assert all(line.endswith("identical") for line in compared), compared
 
 
 def test_state_errors_are_typed_exceptions(

@@ -31,16 +31,21 @@ final class JsonTrainedWire implements TrainedWire {
 
   @Override
   public byte[] detectRequest(
-      TrainedModel model, long[] times, double[] values, boolean byReference, boolean band) {
+      TrainedModel model, String sha256, long[] times, double[] values, boolean band,
+      boolean sha256Only) {
     StringBuilder out = envelope("detect", model.algorithm(), model.paramsJson(), band);
     out.append(",\"detect\":{");
     series(out, model.dimensions(), times, values);
-    if (byReference) {
-      out.append(",\"state_sha256\":").append(MiniJson.quote(model.sha256()));
+    if (sha256 != null) {
+      out.append(",\"state_sha256\":").append(MiniJson.quote(sha256));
     } else {
       out.append(",\"state\":\"").append(BASE64.encodeToString(model.stateBytes())).append('"');
     }
-    out.append(",\"return_state\":true}}");
+    out.append(",\"return_state\":true");
+    if (sha256Only) {
+      out.append(",\"return_state_sha256_only\":true");
+    }
+    out.append("}}");
     return out.toString().getBytes(StandardCharsets.UTF_8);
   }
 
@@ -96,9 +101,10 @@ final class JsonTrainedWire implements TrainedWire {
         response,
         "detect",
         detect -> {
-          if (!detect.containsKey("state")) {
+          if (!detect.containsKey("state_sha256")) {
             throw new IllegalArgumentException("no state after the points");
           }
+          Object state = detect.get("state"); // absent: the worker kept it (sha256 only)
           double[] scores = doubles(detect.get("scores"));
           return new DetectAnswer(
               longs(detect.get("timestamps")),
@@ -106,7 +112,9 @@ final class JsonTrainedWire implements TrainedWire {
               doubles(detect.get("expected")),
               doubles(detect.get("lower")),
               doubles(detect.get("upper")),
-              UNBASE64.decode(MiniJson.string(detect, "state")),
+              state == null || state == MiniJson.NULL
+                  ? null
+                  : UNBASE64.decode(MiniJson.string(detect, "state")),
               MiniJson.string(detect, "state_sha256"));
         });
   }

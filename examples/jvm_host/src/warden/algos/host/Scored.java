@@ -3,7 +3,11 @@ package warden.algos.host;
 /**
  * What a detect with a state answered: the points it scored ({@code times}), the anomalies among
  * them with their scores, the band of every scored point ({@code null} when the algorithm has none
- * or it was not asked for), and the model after these points, for the next call.
+ * or it was not asked for), the model after these points, for the next call, and its sha256.
+ *
+ * <p>{@code next} is {@code null} when the state stayed on the serve worker and only its sha256
+ * came back ({@link StatePassing#BY_REFERENCE_SHA256_ONLY}): {@link SeriesStream#model} then has
+ * the bytes. {@code stateSha256} is always the sha256 of the state after these points.
  *
  * <p>The arrays are the caller's own (fresh for each answer).
  */
@@ -14,11 +18,19 @@ public record Scored(
     double[] expected,
     double[] lower,
     double[] upper,
-    TrainedModel next) {
+    TrainedModel next,
+    String stateSha256) {
 
-  /** A call that had no new point to send: nothing scored, the model unchanged. */
-  static Scored nothing(TrainedModel model) {
-    return new Scored(new long[0], new long[0], new double[0], null, null, null, model);
+  /** An answer that brought the state's bytes back: {@code next} is the model after them. */
+  Scored(
+      long[] times, long[] anomalies, double[] scores, double[] expected, double[] lower,
+      double[] upper, TrainedModel next) {
+    this(times, anomalies, scores, expected, lower, upper, next, next.sha256());
+  }
+
+  /** A call that had no new point to send: nothing scored, the state unchanged. */
+  static Scored nothing(TrainedModel model, String stateSha256) {
+    return new Scored(new long[0], new long[0], new double[0], null, null, null, model, stateSha256);
   }
 
   public boolean hasBand() {

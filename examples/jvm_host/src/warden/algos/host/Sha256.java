@@ -28,6 +28,20 @@ final class Sha256 {
     return HexFormat.of().formatHex(digest().digest(bytes));
   }
 
+  /** Is {@code text} a hex SHA-256 as these are written (64 lowercase hex digits)? */
+  static boolean isHex(String text) {
+    if (text == null || text.length() != 64) {
+      return false;
+    }
+    for (int i = 0; i < 64; i++) {
+      char c = text.charAt(i);
+      if ((c < '0' || c > '9') && (c < 'a' || c > 'f')) {
+        return false;
+      }
+    }
+    return true;
+  }
+
   private static MessageDigest digest() {
     try {
       return MessageDigest.getInstance("SHA-256");

@@ -20,7 +20,8 @@ import warden.algos.thrift.Response;
  * What scoring the newest point of a series costs a Java caller, stateless versus streaming,
  * through a pool of serve workers: (a) today's call with the whole history (30 days at one
  * minute, 43,200 points, packed, band included) and (b) a {@link SeriesStream} call with one new
- * point and the state, by reference (the worker's cache) and by bytes.
+ * point and the state, by reference (the worker's cache), by reference both ways (sha256 only: the
+ * answer names the new state, no bytes come back) and by bytes.
  *
  * <pre>
  * java -cp CP warden.algos.host.StatefulBenchmark [--command CMD] [--algorithms ksigma,...]
@@ -31,15 +32,16 @@ import warden.algos.thrift.Response;
  * Every timing covers what the host does: encode, the round trip, decode into primitive arrays
  * (and, streaming, the sha256 check of the state that came back). One caller thread; each row
  * stops at its call count or after {@value #ROW_SECONDS} s, whichever comes first, and the
- * streaming rows take turns call by call so that machine noise hits them alike. A profiled
- * by-reference loop then splits a call into Java encode, Java decode, the executable's own
- * handling (its per-request log's {@code elapsed_ms}) and the rest (pipes, framing, the serve
- * loop and its logging).
+ * streaming rows take turns in blocks of {@value #BLOCK} calls so that machine noise hits them
+ * alike. Profiled by-reference loops (bytes back, and sha256 only) then split a call into Java
+ * encode, Java decode, the executable's own handling (its per-request log's {@code elapsed_ms})
+ * and the rest (pipes, framing, the serve loop and its logging).
  */
 public final class StatefulBenchmark {
   private static final long T0 = 1_700_000_000L;
   private static final Duration DEADLINE = Duration.ofSeconds(300);
   private static final int ROW_SECONDS = 20;
+  private static final int BLOCK = 50;
   private static final Pattern ELAPSED = Pattern.compile("\"elapsed_ms\":([0-9.eE+-]+)");
 
   private final String command;
@@ -152,25 +154,41 @@ public final class StatefulBenchmark {
       int byBytes = asBytes.length;
       int answer = answerSize(pool, asBytes);
       SeriesStream asBytesStream = trainer.stream(fitted, StatePassing.BY_BYTES);
+      // every by-reference stream starts from the fit, on the worker that holds it
+      WorkerId fitWorker = reference.holder();
       SeriesStream noBandStream =
-          trainer.withoutBand().fitStream(algorithm, "{}", series.dimensions(),
-              series.times(history), series.values(history));
-      List<double[]> streamed = stream(List.of(reference, asBytesStream, noBandStream), series);
+          new SeriesStream(trainer.withoutBand(), fitted, fitWorker, StatePassing.BY_REFERENCE);
+      SeriesStream sha256OnlyStream =
+          new SeriesStream(trainer, fitted, fitWorker, StatePassing.BY_REFERENCE_SHA256_ONLY);
+      List<double[]> streamed =
+          stream(List.of(reference, asBytesStream, noBandStream, sha256OnlyStream), series);
       double[] refMs = streamed.get(0);
       double[] bytesMs = streamed.get(1);
       double[] noBand = streamed.get(2);
+      double[] sha256OnlyMs = streamed.get(3);
       SeriesStream.Stats stats = reference.stats();
+      SeriesStream.Stats sha256OnlyStats = sha256OnlyStream.stats();
+      // its answer: the new state's sha256, no bytes (asked with the state's bytes, so that any
+      // worker answers it as the holder does)
+      int sha256OnlyAnswer =
+          answerSize(pool, wire.detectRequest(fitted, null, one, oneValue, true, true));
+      int sha256OnlyRequest =
+          wire.detectRequest(fitted, fitted.sha256(), one, oneValue, true, true).length;
       row(algorithm, "stream 1 point, state by reference", refMs, byRef, answer);
       row(algorithm, "stream 1 point, state as bytes", bytesMs, byBytes, answer);
       row(algorithm, "stream 1 point, by reference, no band", noBand,
           wire.detectRequest(fitted, one, oneValue, true, false).length,
           answerSize(pool, wire.detectRequest(fitted, one, oneValue, false, false)));
+      row(algorithm, "stream by reference, sha256 only", sha256OnlyMs, sha256OnlyRequest,
+          sha256OnlyAnswer);
 
-      Profile profile = profile(pool, wire, fitted, series);
+      Profile profile = profile(pool, wire, fitted, series, false);
+      Profile sha256OnlyProfile = profile(pool, wire, fitted, series, true);
       TrainedModel shortFit = trainer.fit(algorithm, "{}", series.dimensions(),
           series.times(history / 4), series.values(history / 4));
       double ratioRef = median(stateless) / median(refMs);
       double ratioBytes = median(stateless) / median(bytesMs);
+      double ratioSha256Only = median(stateless) / median(sha256OnlyMs);
       System.out.printf(
           "  %s %s: stateless/streaming %.1fx by reference (target >= 50x), %.1fx by bytes; "
               + "streaming median %.3f ms (target < 0.3 ms); state %d bytes after a %d-point fit, "
@@ -179,12 +197,27 @@ public final class StatefulBenchmark {
           history, shortFit.stateSize(), history / 4, reference.model().stateSize(),
           stats.calls(), stats.byReference(), stats.calls());
       System.out.printf(
-          "  where a by-reference call goes (medians, ms): Java encode %.3f, Java decode + sha256 "
-              + "%.3f, executable's handling %s, pipes + framing + serve loop %s, of %.3f%n",
-          profile.encode, profile.decode, orUnknown(profile.handled), orUnknown(profile.rest()),
-          profile.total);
+          "  by reference, sha256 only: median %.3f ms, stateless/that %.1fx; %d of %d calls by "
+              + "reference, %d fetched the bytes back (replay limit %d), %d points replayed%n",
+          median(sha256OnlyMs), ratioSha256Only, sha256OnlyStats.byReference(),
+          sha256OnlyStats.calls(), sha256OnlyStats.fetches(), SeriesStream.DEFAULT_REPLAY_LIMIT,
+          sha256OnlyStats.replayed());
+      printProfile("a by-reference call", profile);
+      printProfile("a sha256-only call", sha256OnlyProfile);
       appendJson(algorithm, stateless, fits, refMs, bytesMs, noBand, byRef, byBytes, fitted,
           shortFit, reference.model(), profile, ratioRef, ratioBytes, stats);
+      json.append(",\"stream_by_reference_sha256_only_ms\":").append(stats(sha256OnlyMs))
+          .append(",\"ratio_stateless_to_stream_by_reference_sha256_only\":")
+          .append(round(ratioSha256Only))
+          .append(",\"sha256_only_bytes\":{\"request\":").append(sha256OnlyRequest)
+          .append(",\"answer\":").append(sha256OnlyAnswer).append('}')
+          .append(",\"sha256_only_calls\":{\"calls\":").append(sha256OnlyStats.calls())
+          .append(",\"by_reference\":").append(sha256OnlyStats.byReference())
+          .append(",\"fetches\":").append(sha256OnlyStats.fetches())
+          .append(",\"replayed_points\":").append(sha256OnlyStats.replayed())
+          .append(",\"replay_limit\":").append(SeriesStream.DEFAULT_REPLAY_LIMIT).append('}')
+          .append(",\"profile_sha256_only_median_ms\":").append(profileJson(sha256OnlyProfile))
+          .append('}');
     }
   }
 
@@ -219,7 +252,9 @@ public final class StatefulBenchmark {
   }
 
   /**
-   * (b): one point a call through each stream, taking turns (so machine noise hits them alike),
+   * (b): one point a call through each stream, taking turns in blocks of {@value #BLOCK} calls
+   * (so that machine noise hits them alike, yet a call mostly follows one of its own stream on
+   * its worker: a call right after another kind of call there pays for what that one allocated),
    * after a warm-up on the points before; sorted ms per stream.
    */
   private List<double[]> stream(List<SeriesStream> streams, Series series) {
@@ -234,13 +269,16 @@ public final class StatefulBenchmark {
     double[][] ms = new double[streams.size()][count];
     long budgetEnd = System.nanoTime() + ROW_SECONDS * 1_000_000_000L;
     int done = 0;
-    while (done < count && (done < 5 || System.nanoTime() < budgetEnd)) {
+    while (done < count && (done == 0 || System.nanoTime() < budgetEnd)) {
+      int end = Math.min(count, done + BLOCK);
       for (int s = 0; s < streams.size(); s++) {
-        long start = System.nanoTime();
-        streams.get(s).next(series.times[from + done], series.values[from + done]);
-        ms[s][done] = (System.nanoTime() - start) / 1e6;
+        for (int i = done; i < end; i++) {
+          long start = System.nanoTime();
+          streams.get(s).next(series.times[from + i], series.values[from + i]);
+          ms[s][i] = (System.nanoTime() - start) / 1e6;
+        }
       }
-      done++;
+      done = end;
     }
     List<double[]> sorted = new ArrayList<>();
     for (double[] each : ms) {
@@ -258,6 +296,14 @@ public final class StatefulBenchmark {
 
   // ---------------------------------------------------------------------------------- profile
 
+  private static void printProfile(String what, Profile profile) {
+    System.out.printf(
+        "  where %s goes (medians, ms): Java encode %.3f, Java decode + sha256 %.3f, "
+            + "executable's handling %s, pipes + framing + serve loop %s, of %.3f%n",
+        what, profile.encode, profile.decode, orUnknown(profile.handled),
+        orUnknown(profile.rest()), profile.total);
+  }
+
   /** Medians, in ms, of the parts of a by-reference call with one new point. */
   private record Profile(double encode, double decode, double handled, double total) {
     double rest() {
@@ -265,19 +311,26 @@ public final class StatefulBenchmark {
     }
   }
 
-  private Profile profile(WorkerPool pool, TrainedWire wire, TrainedModel fitted, Series series) {
+  /**
+   * The parts of a by-reference call, as {@link SeriesStream} makes it: the state's bytes back
+   * (checked against their sha256), or with {@code sha256Only} the new state's sha256 alone.
+   */
+  private Profile profile(
+      WorkerPool pool, TrainedWire wire, TrainedModel fitted, Series series, boolean sha256Only) {
     int count = Math.min(calls, 1000);
     double[] encode = new double[count];
     double[] decode = new double[count];
     double[] total = new double[count];
     WorkerId holder = null; // the first call sends the bytes; the worker it reaches then holds it
     TrainedModel model = fitted;
+    String sha256 = fitted.sha256();
     sleep(300); // let the log lines of earlier calls through first
     handled.clear();
     for (int i = 0; i < count; i++) {
       long[] t = {series.times[history + i]};
       double[] v = {series.values[history + i]};
       TrainedModel current = model;
+      String named = sha256;
       WorkerId expected = holder;
       long start = System.nanoTime();
       long[] encoded = new long[1];
@@ -285,17 +338,29 @@ public final class StatefulBenchmark {
           pool.send(
               holder,
               worker -> {
-                byte[] body = wire.detectRequest(current, t, v, worker.equals(expected), true);
+                boolean byReference = worker.equals(expected);
+                if (sha256Only && byReference != (expected != null)) {
+                  throw new IllegalStateException("the holder was busy: no one else calls");
+                }
+                byte[] body =
+                    sha256Only
+                        ? wire.detectRequest(current, byReference ? named : null, t, v, true, true)
+                        : wire.detectRequest(current, t, v, byReference, true);
                 encoded[0] = System.nanoTime();
                 return body;
               },
               DEADLINE);
       long sent = System.nanoTime();
       TrainedWire.DetectAnswer answer = wire.detectAnswer(served.response());
-      if (!Sha256.of(answer.state()).equals(answer.sha256())) {
-        throw new IllegalStateException("state damaged in transit");
+      if (answer.state() != null) {
+        if (!Sha256.of(answer.state()).equals(answer.sha256())) {
+          throw new IllegalStateException("state damaged in transit");
+        }
+        model = model.after(t, answer.state(), answer.sha256());
+      } else if (!sha256Only) {
+        throw new IllegalStateException("no state in the answer");
       }
-      model = model.after(t, answer.state(), answer.sha256());
+      sha256 = answer.sha256();
       long end = System.nanoTime();
       holder = served.worker();
       encode[i] = (encoded[0] - start) / 1e6;
@@ -330,6 +395,7 @@ public final class StatefulBenchmark {
         fmt(percentile(ms, 99)), bytesOut, bytesIn);
   }
 
+  /** A row's figures, but for the sha256-only ones, which the caller appends before the '}'. */
   private void appendJson(
       String algorithm, double[] stateless, double[] fits, double[] refMs, double[] bytesMs,
       double[] noBand, int byRef, int byBytes, TrainedModel fitted, TrainedModel shortFit,
@@ -352,11 +418,14 @@ public final class StatefulBenchmark {
         .append(",\"after_streaming\":").append(streamed.stateSize()).append('}')
         .append(",\"by_reference_calls\":").append(stats.byReference())
         .append(",\"of_calls\":").append(stats.calls())
-        .append(",\"profile_median_ms\":{\"java_encode\":").append(round(profile.encode))
-        .append(",\"java_decode_and_sha256\":").append(round(profile.decode))
-        .append(",\"executable_handling\":").append(round(profile.handled))
-        .append(",\"pipes_framing_serve_loop\":").append(round(profile.rest()))
-        .append(",\"total\":").append(round(profile.total)).append("}}");
+        .append(",\"profile_median_ms\":").append(profileJson(profile)); // the caller closes it
+  }
+
+  private static String profileJson(Profile profile) {
+    return "{\"java_encode\":" + round(profile.encode) + ",\"java_decode_and_sha256\":"
+        + round(profile.decode) + ",\"executable_handling\":" + round(profile.handled)
+        + ",\"pipes_framing_serve_loop\":" + round(profile.rest()) + ",\"total\":"
+        + round(profile.total) + "}";
   }
 
   private static String stats(double[] ms) {

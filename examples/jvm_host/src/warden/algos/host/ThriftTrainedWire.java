@@ -32,17 +32,21 @@ final class ThriftTrainedWire implements TrainedWire {
 
   @Override
   public byte[] detectRequest(
-      TrainedModel model, long[] times, double[] values, boolean byReference, boolean band) {
+      TrainedModel model, String sha256, long[] times, double[] values, boolean band,
+      boolean sha256Only) {
     DetectPayload detect =
         new DetectPayload()
             .setDimensions(model.dimensions())
             .setTimestamps_packed(PackedArrays.pack(times))
             .setValues_packed(PackedArrays.pack(values))
             .setReturn_state(true);
-    if (byReference) {
-      detect.setState_sha256(model.sha256());
+    if (sha256 != null) {
+      detect.setState_sha256(sha256);
     } else {
       detect.setState(ByteBuffer.wrap(model.stateBytes()));
+    }
+    if (sha256Only) {
+      detect.setReturn_state_sha256_only(true);
     }
     Request request = envelope("detect", model.algorithm(), model.paramsJson()).setDetect(detect);
     if (!band) {
@@ -79,7 +83,7 @@ final class ThriftTrainedWire implements TrainedWire {
   public DetectAnswer detectAnswer(byte[] bytes) {
     Response response = Responses.decode(format, bytes);
     DetectResult detect = response.getDetect();
-    if (detect == null || !detect.isSetState() || !detect.isSetState_sha256()) {
+    if (detect == null || !detect.isSetState_sha256()) {
       throw TrainedWire.broken("a detect answer without the state after it");
     }
     return new DetectAnswer(
@@ -90,7 +94,7 @@ final class ThriftTrainedWire implements TrainedWire {
         doubles(detect.bufferForExpected_packed(), detect.getExpected()),
         doubles(detect.bufferForLower_packed(), detect.getLower()),
         doubles(detect.bufferForUpper_packed(), detect.getUpper()),
-        detect.getState(),
+        detect.isSetState() ? detect.getState() : null,
         detect.getState_sha256());
   }
 

@@ -102,6 +102,12 @@ public final class TrainedModel {
         algorithm, paramsJson, dimensions, nextState, nextSha256, stateVersion, seen.then(times));
   }
 
+  /** This series' model with another state: one the executable returned, having seen {@code seen}. */
+  TrainedModel with(byte[] nextState, String nextSha256, Seen nextSeen) {
+    return new TrainedModel(
+        algorithm, paramsJson, dimensions, nextState, nextSha256, stateVersion, nextSeen);
+  }
+
   @Override
   public String toString() {
     return algorithm + " " + paramsJson + " " + dimensions + ": " + state.length + " bytes, sha256 "

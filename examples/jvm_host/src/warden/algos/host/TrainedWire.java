@@ -17,8 +17,20 @@ interface TrainedWire {
       String algorithm, String paramsJson, List<String> dimensions, long[] times, double[] values);
 
   /** With the state's sha256 instead of its bytes when {@code byReference}. */
+  default byte[] detectRequest(
+      TrainedModel model, long[] times, double[] values, boolean byReference, boolean band) {
+    return detectRequest(model, byReference ? model.sha256() : null, times, values, band, false);
+  }
+
+  /**
+   * Points after a state, asking for the state after them: the state named by {@code sha256}
+   * when that is not null (a serve worker holds it; {@code model} then only gives the algorithm,
+   * params and dimensions), else {@code model}'s bytes. With {@code sha256Only} the worker keeps
+   * the state after and answers its sha256 alone ({@code return_state_sha256_only}).
+   */
   byte[] detectRequest(
-      TrainedModel model, long[] times, double[] values, boolean byReference, boolean band);
+      TrainedModel model, String sha256, long[] times, double[] values, boolean band,
+      boolean sha256Only);
 
   /** The fit's answer, or the {@link WardenException} of its error. */
   FitAnswer fitAnswer(byte[] response);
@@ -34,7 +46,10 @@ interface TrainedWire {
   /** A fit's answer as the wire has it. */
   record FitAnswer(byte[] state, String sha256, int stateVersion, Seen seen) {}
 
-  /** A detect's answer as the wire has it; the band arrays are null when absent. */
+  /**
+   * A detect's answer as the wire has it; the band arrays are null when absent, and so is {@code
+   * state} when the worker kept it and answered only its sha256.
+   */
   record DetectAnswer(
       long[] anomalies,
       double[] scores,

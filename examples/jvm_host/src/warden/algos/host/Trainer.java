@@ -2,6 +2,7 @@ package warden.algos.host;
 
 import java.time.Duration;
 import java.util.List;
+import java.util.function.Function;
 
 /**
  * Trained algorithms from Java: fit a series' history into a {@link TrainedModel}, score new
@@ -14,6 +15,11 @@ import java.util.List;
  * store(stream.model().state());              // bytes to persist per series
  * </pre>
  *
+ * A stream made with {@link StatePassing#BY_REFERENCE_SHA256_ONLY} has no state bytes in its
+ * answers either (only the new state's sha256): its {@code model()} fetches them when asked, and
+ * a miss or another worker is sent the last bytes it holds with the points since ({@link
+ * SeriesStream}).
+ *
  * Over a {@link WorkerPool} (any number of threads) or a {@link OneShotInvoker}, in any of the
  * executable's wire formats; every array is sent and received packed. Errors are the {@link
  * WardenException} of their code ({@link WardenException.IncompatibleState} for a state fitted
@@ -24,12 +30,18 @@ public final class Trainer {
   private final TrainedWire wire;
   private final Duration deadline;
   private final boolean band;
+  private final int replayLimit;
 
-  private Trainer(Route route, Duration deadline, boolean band) {
+  private Trainer(Route route, Duration deadline, boolean band, int replayLimit) {
     this.route = route;
     this.wire = TrainedWire.of(route.format());
     this.deadline = deadline;
     this.band = band;
+    this.replayLimit = replayLimit;
+  }
+
+  private Trainer(Route route, Duration deadline, boolean band) {
+    this(route, deadline, band, SeriesStream.DEFAULT_REPLAY_LIMIT);
   }
 
   /** Through serve workers: a stream's state stays cached on the worker that returned it. */
@@ -44,7 +56,25 @@ public final class Trainer {
 
   /** The same, but detect answers carry no band (less to encode, send and decode per call). */
   public Trainer withoutBand() {
-    return new Trainer(route, deadline, false);
+    return new Trainer(route, deadline, false, replayLimit);
+  }
+
+  /**
+   * The same, but its {@link StatePassing#BY_REFERENCE_SHA256_ONLY} streams keep at most {@code
+   * points} points sent since the last state bytes they were given (default {@value
+   * SeriesStream#DEFAULT_REPLAY_LIMIT}): the call that would pass it asks for the bytes back. A
+   * miss or a change of worker resends at most that many points; a larger bound means fewer
+   * state transfers.
+   */
+  public Trainer withReplayLimit(int points) {
+    if (points < 0) {
+      throw new IllegalArgumentException("a replay limit of " + points + " points");
+    }
+    return new Trainer(route, deadline, band, points);
+  }
+
+  int replayLimit() {
+    return replayLimit;
   }
 
   /** Learns {@code algorithm} (its params as a JSON object) from one series' history. */
@@ -56,8 +86,15 @@ public final class Trainer {
   /** Fits, then streams from there; the first call names the state to the worker that fitted it. */
   public SeriesStream fitStream(
       String algorithm, String paramsJson, List<String> dimensions, long[] times, double[] values) {
+    return fitStream(algorithm, paramsJson, dimensions, times, values, StatePassing.BY_REFERENCE);
+  }
+
+  /** The same, passing the state as {@code passing} says. */
+  public SeriesStream fitStream(
+      String algorithm, String paramsJson, List<String> dimensions, long[] times, double[] values,
+      StatePassing passing) {
     Held fitted = fitOn(algorithm, paramsJson, dimensions, times, values);
-    return new SeriesStream(this, fitted.model(), fitted.worker(), StatePassing.BY_REFERENCE);
+    return new SeriesStream(this, fitted.model(), fitted.worker(), passing);
   }
 
   /** Streams a series from a stored model: its bytes go with the first call, references after. */
@@ -100,28 +137,53 @@ public final class Trainer {
 
   /**
    * One detect with {@code model}'s state: named by sha256 if {@code byReference} and the worker
-   * chosen is {@code holder} (preferred when free), else as bytes.
+   * chosen is {@code holder} (preferred when free), else as bytes. The answer carries the bytes.
    */
   Attempt detectOn(
       TrainedModel model, long[] times, double[] values, WorkerId holder, boolean byReference) {
     requireAligned(times, values);
     boolean[] named = new boolean[1];
-    Served served =
-        route.send(
+    Reply reply =
+        detectVia(
             holder,
             worker -> {
               named[0] = byReference && worker != null && worker.equals(holder);
               return wire.detectRequest(model, times, values, named[0], band);
-            },
-            deadline);
-    TrainedWire.DetectAnswer answer = wire.detectAnswer(served.response());
-    checkSha256(answer.state(), answer.sha256());
+            });
+    TrainedWire.DetectAnswer answer = reply.answer();
+    if (answer.state() == null) {
+      throw TrainedWire.broken("a detect answer without the state's bytes, which it was asked for");
+    }
     TrainedModel next = model.after(times, answer.state(), answer.sha256());
     Scored scored =
         new Scored(
             times.clone(), answer.anomalies(), answer.scores(), answer.expected(), answer.lower(),
             answer.upper(), next);
-    return new Attempt(scored, served.worker(), named[0]);
+    return new Attempt(scored, reply.worker(), named[0]);
+  }
+
+  /** A detect's answer (its state's bytes, if any, checked against its sha256) and who gave it. */
+  record Reply(TrainedWire.DetectAnswer answer, WorkerId worker) {}
+
+  /**
+   * One detect whose request depends on the process chosen to answer it ({@code preferred} when
+   * it is free): {@code request} gets that process's worker id ({@code null}: a one-shot process).
+   */
+  Reply detectVia(WorkerId preferred, Function<WorkerId, byte[]> request) {
+    Served served = route.send(preferred, request, deadline);
+    TrainedWire.DetectAnswer answer = wire.detectAnswer(served.response());
+    if (answer.state() != null) {
+      checkSha256(answer.state(), answer.sha256());
+    } else if (!Sha256.isHex(answer.sha256())) {
+      throw TrainedWire.broken("a state_sha256 that is not 64 hex digits: " + answer.sha256());
+    }
+    return new Reply(answer, served.worker());
+  }
+
+  /** A detect request in this trainer's wire format and band setting (see {@link TrainedWire}). */
+  byte[] detectRequest(
+      TrainedModel model, String sha256, long[] times, double[] values, boolean sha256Only) {
+    return wire.detectRequest(model, sha256, times, values, band, sha256Only);
   }
 
   /** Did the state arrive whole? A model is stored and resent: it must be the bytes named. */

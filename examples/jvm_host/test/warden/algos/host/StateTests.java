@@ -44,6 +44,7 @@ public final class StateTests {
   private Path out;
   private int prefix;
   private String params = "{}";
+  private StatePassing passing = StatePassing.BY_REFERENCE;
   private final List<Path> vectors = new ArrayList<>();
 
   /** One series as Python wrote it. */
@@ -67,6 +68,7 @@ public final class StateTests {
         case "--out" -> tests.out = Path.of(args[++i]);
         case "--prefix" -> tests.prefix = Integer.parseInt(args[++i]);
         case "--params" -> tests.params = args[++i];
+        case "--passing" -> tests.passing = StatePassing.valueOf(args[++i]);
         default -> tests.vectors.add(Path.of(args[i]));
       }
     }
@@ -75,6 +77,8 @@ public final class StateTests {
       case "stream" -> tests.stream();
       case "concurrent" -> tests.concurrent();
       case "cache_miss" -> tests.cacheMiss();
+      case "sha256_only" -> tests.sha256Only();
+      case "sha256_only_replay" -> tests.sha256OnlyReplay();
       case "state_errors" -> tests.stateErrors();
       case "state_vectors" -> tests.stateVectors();
       default -> throw new IllegalArgumentException("unknown scenario " + scenario);
@@ -193,7 +197,9 @@ public final class StateTests {
 
   /**
    * Four series, a thread each, through two workers: a stream names its state only to the worker
-   * holding it and sends bytes to the other when its own is busy, so nothing ever misses.
+   * holding it and sends bytes to the other when its own is busy, so nothing ever misses. With
+   * {@code --passing BY_REFERENCE_SHA256_ONLY} the bytes it sends another worker come with every
+   * point since them (the replay), and the detections are the same.
    */
   private void concurrent() throws Exception {
     int streams = 4;
@@ -207,14 +213,20 @@ public final class StateTests {
       }
       long byReference = 0;
       long calls = 0;
+      long replayed = 0;
       for (Future<SeriesStream.Stats> result : results) {
         SeriesStream.Stats stats = result.get();
         check(stats.resent() == 0, "no reference sent to a worker without the state: " + stats);
         byReference += stats.byReference();
         calls += stats.calls();
+        replayed += stats.replayed();
       }
       threads.shutdown();
-      System.out.printf("concurrent: %d calls, %d by reference%n", calls, byReference);
+      System.out.printf(
+          "concurrent: %d calls, %d by reference (%s), %d points replayed%n", calls, byReference,
+          passing, replayed);
+      check(passing == StatePassing.BY_REFERENCE_SHA256_ONLY || replayed == 0,
+          "only a sha256-only stream replays: " + replayed);
       check(byReference > 0, "some calls found their worker free");
       check(pool.replacements() == 0, "no worker replaced");
     }
@@ -225,12 +237,15 @@ public final class StateTests {
     SeriesStream stream =
         trainer.fitStream(
             "ksigma", params, List.of("series=" + key), series.history(prefix),
-            series.historyValues(prefix));
+            series.historyValues(prefix), passing);
     List<Scored> answers = new ArrayList<>();
     for (int i = prefix; i < series.times.length; i++) {
       answers.add(stream.next(series.times[i], series.values[i]));
     }
     write(label, key, answers);
+    TrainedModel last = stream.model();
+    check(last.sha256().equals(Sha256.of(last.state())) && last.seen().points() == series.times.length,
+        label + " " + key + ": the stream's model is the bytes of the state after every point");
     return stream.stats();
   }
 
@@ -301,12 +316,310 @@ public final class StateTests {
         }
         SeriesStream.Stats stats = stream.stats();
         System.out.println("--state-cache-mb 0, " + passing + " -> " + stats);
-        long misses = passing == StatePassing.BY_REFERENCE ? 19 : 0; // the first call sends bytes
+        long misses = passing == StatePassing.BY_BYTES ? 0 : 19; // the first call sends bytes
         check(stats.resent() == misses, passing + ": " + misses + " misses: " + stats);
         check(stats.byReference() == 0, passing + ": nothing answered by reference: " + stats);
+        check(stream.pending() == 0 && stats.replayed() == 0,
+            passing + ": a worker that keeps nothing answers the bytes, even to sha256-only");
         write("no-cache-" + passing.name().toLowerCase(java.util.Locale.ROOT), 0, streamed);
       }
     }
+  }
+
+  // ----------------------------------------------------------------------------- sha256 only
+
+  /** History of the sha256-only scenarios: four days at one minute (seasonal finds its day). */
+  private static final int HISTORY = 4 * 1440;
+  /** Points streamed after it, one call each. */
+  private static final int STREAMED = 300;
+  /** Replay limit of the bounded streams: 300 calls fetch the bytes 300 / 41 = 7 times. */
+  private static final int LIMIT = 40;
+  /** What the sha256-only scenarios stream: running sums, a window of residuals, a profile. */
+  private static final List<List<String>> KEPT =
+      List.of(List.of("ksigma", "{\"window\": 30}"), List.of("mad", "{}"), List.of("seasonal", "{}"));
+
+  /**
+   * {@link StatePassing#BY_REFERENCE_SHA256_ONLY} against BY_BYTES, point by point through a pool
+   * of two: the same detections, scores and band, and the same state after every point (sha256),
+   * though no answer carries the state; {@code model()} mid-stream fetches bytes whose sha256 is
+   * the worker's and which are BY_BYTES' state there, byte for byte; a stream with a replay limit
+   * of {@value #LIMIT} fetches the bytes every {@value #LIMIT} + 1 calls and never buffers more.
+   * ksigma and mad in every format, seasonal in compact Thrift.
+   */
+  private void sha256Only() {
+    Series series = minutes(HISTORY + STREAMED, 7);
+    for (WireFormat format : WireFormat.values()) {
+      for (List<String> kept : KEPT) {
+        String algorithm = kept.get(0);
+        if (algorithm.equals("seasonal") && format != WireFormat.THRIFT_COMPACT) {
+          continue;
+        }
+        String label = format.cliName + " " + algorithm;
+        try (WorkerPool pool = new WorkerPool(executable(format), 2, GENEROUS)) {
+          Trainer trainer = Trainer.pooled(pool, GENEROUS);
+          SeriesStream byReference =
+              trainer.fitStream(algorithm, kept.get(1), DIMENSIONS, series.history(HISTORY),
+                  series.historyValues(HISTORY), StatePassing.BY_REFERENCE_SHA256_ONLY);
+          TrainedModel fitted = byReference.model();
+          check(byReference.stats().fetches() == 0, label + ": the fit's bytes need no call");
+          SeriesStream byBytes = trainer.stream(fitted, StatePassing.BY_BYTES);
+          SeriesStream bounded =
+              trainer.withReplayLimit(LIMIT).stream(fitted, StatePassing.BY_REFERENCE_SHA256_ONLY);
+          int anomalies = 0;
+          int differ = 0;
+          int bytesBack = 0;
+          int boundedBytesBack = 0;
+          int mostPending = 0;
+          for (int i = HISTORY; i < HISTORY + STREAMED; i++) {
+            Scored expected = byBytes.next(series.times[i], series.values[i]);
+            Scored got = byReference.next(series.times[i], series.values[i]);
+            Scored limited = bounded.next(series.times[i], series.values[i]);
+            anomalies += expected.anomalies().length;
+            String sha256 = expected.next().sha256();
+            if (!sameScores(expected, got) || !sameScores(expected, limited)
+                || !sha256.equals(got.stateSha256()) || !sha256.equals(limited.stateSha256())
+                || !sha256.equals(byReference.stateSha256())) {
+              differ++;
+            }
+            bytesBack += got.next() == null ? 0 : 1;
+            boundedBytesBack += limited.next() == null ? 0 : 1;
+            mostPending = Math.max(mostPending, bounded.pending());
+            if (i == HISTORY + STREAMED / 2) {
+              String held = byReference.stateSha256();
+              int pending = byReference.pending();
+              TrainedModel middle = byReference.model();
+              check(pending == STREAMED / 2 + 1, label + ": every point since the fit is buffered: "
+                  + pending);
+              check(middle.sha256().equals(held), label + ": model() mid-stream is the worker's state");
+              check(Sha256.of(middle.state()).equals(held), label + ": as real bytes");
+              check(Arrays.equals(middle.state(), expected.next().state()),
+                  label + ": byte for byte BY_BYTES' state at that point");
+              check(middle.seen().equals(expected.next().seen()), label + ": seen " + middle.seen());
+              check(byReference.pending() == 0, label + ": and the buffer is empty after it");
+            }
+          }
+          check(differ == 0, label + ": " + differ + " of " + STREAMED
+              + " answers differ from BY_BYTES' (scores, band or state sha256)");
+          check(anomalies > 0, label + ": the streamed part has detections to compare");
+          check(bytesBack == 0, label + ": no answer carried the state: " + bytesBack);
+          SeriesStream.Stats stats = byReference.stats();
+          check(stats.calls() == STREAMED && stats.byReference() == STREAMED,
+              label + ": every call by reference: " + stats);
+          check(stats.resent() == 0 && stats.replayed() == 0, label + ": nothing resent: " + stats);
+          check(stats.fetches() == 1, label + ": one fetch, model() mid-stream: " + stats);
+
+          long last = series.times[HISTORY + STREAMED - 1];
+          Scored again = byReference.next(new long[] {last}, new double[] {0.0});
+          check(again.times().length == 0 && byReference.stats().calls() == STREAMED,
+              label + ": a re-delivered point is neither scored nor sent");
+          check(again.next() == null && again.stateSha256().equals(byReference.stateSha256()),
+              label + ": and names the state the worker holds");
+
+          TrainedModel want = byBytes.model();
+          TrainedModel got = byReference.model();
+          check(Arrays.equals(got.state(), want.state()) && got.sha256().equals(want.sha256()),
+              label + ": the same state after the stream, byte for byte");
+          check(got.seen().equals(want.seen()), label + ": seen " + got.seen());
+          check(byReference.stats().fetches() == 2, label + ": model() at the end fetched");
+
+          SeriesStream.Stats limitedStats = bounded.stats();
+          long fetches = STREAMED / (LIMIT + 1);
+          check(limitedStats.fetches() == fetches && boundedBytesBack == fetches,
+              label + ": limit " + LIMIT + ": " + fetches + " fetches: " + limitedStats);
+          check(mostPending == LIMIT, label + ": the buffer filled to its limit, no further: "
+              + mostPending);
+          check(limitedStats.byReference() == STREAMED - 1,
+              label + ": a stored model's first call sends its bytes, then references: "
+                  + limitedStats);
+          TrainedModel limitedModel = bounded.model();
+          check(Arrays.equals(limitedModel.state(), want.state()),
+              label + ": the bounded stream's state too");
+          check(pool.replacements() == 0, label + ": no worker replaced");
+          System.out.println(label + " -> " + stats + "; bounded " + limitedStats + ", "
+              + anomalies + " anomalies, state " + want.stateSize() + " bytes");
+        }
+      }
+    }
+  }
+
+  /**
+   * Misses the sha256-only stream recovers by replay: two series take turns, five calls each,
+   * on one worker whose state cache holds one of their states but not two, so the first call of
+   * each turn names a state the worker evicted (STATE_NOT_FOUND) and resends the last bytes the
+   * stream holds with the four points since; then the holder is killed mid-turn and its
+   * replacement is sent the bytes with every point since. The answers and the states are
+   * BY_BYTES' (through an ordinary pool): identical for mad and seasonal; for ksigma the same
+   * detections and states, scores and band within rounding (a point scored within a chunk is
+   * added up in another order than a point scored alone).
+   */
+  private void sha256OnlyReplay() {
+    Series first = minutes(HISTORY + STREAMED, 11);
+    Series second = minutes(HISTORY + STREAMED, 12);
+    for (List<String> kept : KEPT) {
+      String algorithm = kept.get(0);
+      boolean exact = !algorithm.equals("ksigma");
+      TrainedModel fitFirst;
+      TrainedModel fitSecond;
+      List<Scored> wantFirst = new ArrayList<>();
+      List<Scored> wantSecond = new ArrayList<>();
+      int largest = 0;
+      try (WorkerPool pool = new WorkerPool(executable(WireFormat.THRIFT_COMPACT), 1, GENEROUS)) {
+        Trainer trainer = Trainer.pooled(pool, GENEROUS);
+        fitFirst = trainer.fit(algorithm, kept.get(1), DIMENSIONS, first.history(HISTORY),
+            first.historyValues(HISTORY));
+        fitSecond = trainer.fit(algorithm, kept.get(1), List.of("series=second"),
+            second.history(HISTORY), second.historyValues(HISTORY));
+        SeriesStream a = trainer.stream(fitFirst, StatePassing.BY_BYTES);
+        SeriesStream b = trainer.stream(fitSecond, StatePassing.BY_BYTES);
+        for (int i = HISTORY; i < HISTORY + STREAMED; i++) {
+          wantFirst.add(a.next(first.times[i], first.values[i]));
+          wantSecond.add(b.next(second.times[i], second.values[i]));
+          largest = Math.max(largest, Math.max(a.model().stateSize(), b.model().stateSize()));
+        }
+      }
+      largest = Math.max(largest, Math.max(fitFirst.stateSize(), fitSecond.stateSize()));
+      String cacheMb = String.format(java.util.Locale.ROOT, "%.6f", 1.5 * largest / (1 << 20));
+      String label = algorithm + " --state-cache-mb " + cacheMb;
+      try (WorkerPool pool = new WorkerPool(
+          executable(WireFormat.THRIFT_COMPACT, "--state-cache-mb", cacheMb), 1, GENEROUS)) {
+        Trainer trainer = Trainer.pooled(pool, GENEROUS);
+        SeriesStream a = trainer.stream(fitFirst, StatePassing.BY_REFERENCE_SHA256_ONLY);
+        SeriesStream b = trainer.stream(fitSecond, StatePassing.BY_REFERENCE_SHA256_ONLY);
+        List<Scored> gotFirst = new ArrayList<>();
+        List<Scored> gotSecond = new ArrayList<>();
+        int turn = 5;
+        // the holder dies before the fourth call of the first stream's last but one turn: its
+        // first call missed and brought the bytes back, two more left two points pending
+        int killAt = HISTORY + STREAMED - 2 * turn + 3;
+        long pendingAtKill = -1;
+        long replayedByKill = -1;
+        WorkerId killed = null;
+        for (int at = HISTORY; at < HISTORY + STREAMED; at += turn) {
+          for (int i = at; i < at + turn; i++) {
+            long replayedBefore = a.stats().replayed();
+            if (i == killAt) {
+              killed = a.holder();
+              pendingAtKill = a.pending();
+              ProcessHandle.of(killed.pid()).ifPresent(h -> {
+                h.destroyForcibly();
+                h.onExit().join();
+              });
+            }
+            gotFirst.add(a.next(first.times[i], first.values[i]));
+            if (i == killAt) {
+              replayedByKill = a.stats().replayed() - replayedBefore;
+            }
+          }
+          for (int i = at; i < at + turn; i++) {
+            gotSecond.add(b.next(second.times[i], second.values[i]));
+          }
+        }
+        SeriesStream.Stats statsA = a.stats();
+        SeriesStream.Stats statsB = b.stats();
+        System.out.println(label + ": first " + statsA + ", second " + statsB);
+        long turns = STREAMED / turn;
+        // a first turn sends the fit's bytes (no miss); every later turn starts with a miss but
+        // the second stream's turn after the kill, which goes to the replacement with the bytes
+        check(statsA.resent() == turns - 1, label + ": first stream missed once a turn: " + statsA);
+        check(statsB.resent() == turns - 2, label + ": second stream too: " + statsB);
+        check(statsA.calls() == STREAMED && statsB.calls() == STREAMED,
+            label + ": one call a point");
+        check(statsA.replayed() > 3 * turns && statsB.replayed() > 3 * turns,
+            label + ": the misses replayed the buffered points");
+        check(pendingAtKill == 2, label + ": two points pending at the kill: " + pendingAtKill);
+        check(replayedByKill == 2, label + ": the replacement was sent them with the bytes: "
+            + replayedByKill);
+        check(pool.replacements() == 1 && !Objects.equals(a.holder(), killed),
+            label + ": the killed holder was replaced and the replacement holds the state");
+        compare(label + " first", wantFirst, gotFirst, exact);
+        compare(label + " second", wantSecond, gotSecond, exact);
+        TrainedModel lastFirst = a.model();
+        TrainedModel lastSecond = b.model();
+        check(Arrays.equals(lastFirst.state(), wantFirst.get(STREAMED - 1).next().state()),
+            label + ": the first stream's state after it all is BY_BYTES', byte for byte");
+        check(Arrays.equals(lastSecond.state(), wantSecond.get(STREAMED - 1).next().state()),
+            label + ": the second's too");
+        check(Sha256.of(lastFirst.state()).equals(lastFirst.sha256())
+            && Sha256.of(lastSecond.state()).equals(lastSecond.sha256()),
+            label + ": models are the bytes they name");
+      }
+    }
+  }
+
+  /** The answers of a sha256-only stream against BY_BYTES': point by point, state by state. */
+  private void compare(String label, List<Scored> want, List<Scored> got, boolean exact) {
+    check(want.size() == got.size(), label + ": " + got.size() + " answers of " + want.size());
+    int anomalies = 0;
+    int differ = 0;
+    int states = 0;
+    double worst = 0;
+    for (int i = 0; i < Math.min(want.size(), got.size()); i++) {
+      Scored w = want.get(i);
+      Scored g = got.get(i);
+      anomalies += w.anomalies().length;
+      states += w.next().sha256().equals(g.stateSha256()) ? 0 : 1;
+      if (exact) {
+        differ += sameScores(w, g) ? 0 : 1;
+        continue;
+      }
+      if (!Arrays.equals(w.times(), g.times()) || !Arrays.equals(w.anomalies(), g.anomalies())) {
+        differ++;
+        continue;
+      }
+      worst = Math.max(worst, worst(w.scores(), g.scores()));
+      worst = Math.max(worst, worst(w.expected(), g.expected()));
+      worst = Math.max(worst, worst(w.lower(), g.lower()));
+      worst = Math.max(worst, worst(w.upper(), g.upper()));
+    }
+    check(anomalies > 0, label + ": there are detections to compare");
+    check(differ == 0, label + ": " + differ + " answers differ from BY_BYTES'");
+    check(states == 0, label + ": " + states + " states differ from BY_BYTES' (sha256)");
+    check(worst <= 1e-9, label + ": scores and band within 1e-9 relative, worst " + worst);
+    System.out.println(label + ": " + want.size() + " answers, " + anomalies + " anomalies, "
+        + (exact ? "identical" : "worst relative difference " + worst));
+  }
+
+  /** The largest relative difference of two arrays (NaN where both are NaN counts as equal). */
+  private static double worst(double[] a, double[] b) {
+    if (a == null || b == null) {
+      return a == b ? 0 : Double.POSITIVE_INFINITY;
+    }
+    if (a.length != b.length) {
+      return Double.POSITIVE_INFINITY;
+    }
+    double worst = 0;
+    for (int i = 0; i < a.length; i++) {
+      if (Double.isNaN(a[i]) || Double.isNaN(b[i])) {
+        worst = Double.isNaN(a[i]) && Double.isNaN(b[i]) ? worst : Double.POSITIVE_INFINITY;
+        continue;
+      }
+      worst = Math.max(worst, Math.abs(a[i] - b[i]) / Math.max(1.0, Math.abs(a[i])));
+    }
+    return worst;
+  }
+
+  /**
+   * A minute series with a daily wave, noise, a missing value in a hundred, and in the part after
+   * {@link #HISTORY} a spike every hour and a ten-minute incident.
+   */
+  private static Series minutes(int n, long seed) {
+    Random random = new Random(seed);
+    long[] times = new long[n];
+    double[] values = new double[n];
+    for (int i = 0; i < n; i++) {
+      times[i] = 1_700_000_000L + 60L * i;
+      values[i] = 100 + 10 * Math.sin(2 * Math.PI * i / 1440.0) + random.nextGaussian();
+      if (i >= HISTORY && i % 61 == 30) {
+        values[i] += 30;
+      }
+      if (i >= HISTORY + 200 && i < HISTORY + 210) {
+        values[i] += 20;
+      }
+      if (random.nextInt(100) == 0) {
+        values[i] = Double.NaN;
+      }
+    }
+    return new Series(times, values);
   }
 
   private static Request stubborn() {
