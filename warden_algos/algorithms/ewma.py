@@ -256,16 +256,7 @@ class Ewma(TrainableDetector[EwmaParams, EwmaState]):
         expected[scored] = means[index[scored]]
         sigma[scored] = stds[index[scored]]
         scores = self._finish(prepared, expected, sigma)
-        result = continuing_flags(
-            timestamps,
-            scores.is_anomaly,
-            scores.z,
-            state.open_incident,
-            every_point=p.every_point,
-            expected=scores.expected,
-            lower=scores.lower,
-            upper=scores.upper,
-        )
+        result = self._chunk_result(timestamps, scores, state.open_incident)
         learnt = learnt_now(state.scale, prepared)
         after = EwmaState(
             mean_sums=sums[:, -1].copy() if m else mean_sums,
@@ -303,16 +294,7 @@ class Ewma(TrainableDetector[EwmaParams, EwmaState]):
         scores = self._finish(
             prepared, np.array([expected if scored else nan]), np.array([sigma if scored else nan])
         )
-        result = continuing_flags(
-            timestamps,
-            scores.is_anomaly,
-            scores.z,
-            state.open_incident,
-            every_point=p.every_point,
-            expected=scores.expected,
-            lower=scores.lower,
-            upper=scores.upper,
-        )
+        result = self._chunk_result(timestamps, scores, state.open_incident)
         after = EwmaState(
             mean_sums=np.array(sums, dtype=np.float64),
             variance_sums=np.array(variance, dtype=np.float64),
@@ -323,6 +305,21 @@ class Ewma(TrainableDetector[EwmaParams, EwmaState]):
             open_incident=still_open(scores.is_anomaly, state.open_incident),
         )
         return result, after
+
+    def _chunk_result(
+        self, timestamps: I64Array, scores: Scores, open_incident: bool
+    ) -> DetectResult:
+        """A streamed chunk's detections and band from its scores (both streaming paths)."""
+        return continuing_flags(
+            timestamps,
+            scores.is_anomaly,
+            scores.z,
+            open_incident,
+            every_point=self.params.every_point,
+            expected=scores.expected,
+            lower=scores.lower,
+            upper=scores.upper,
+        )
 
     def _finish(self, prepared: Prepared, expected: F64Array, sigma: F64Array) -> Scores:
         """z-scores, flags and band from the chart's prediction and sigma for each point."""
