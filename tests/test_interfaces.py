@@ -259,3 +259,35 @@ def test_from_flags_reports_each_run_once_at_its_start(points: list[tuple[bool, 
     assert result.scores.tolist() == expected_scores
     every = DetectResult.from_flags(times, flags, scores, every_point=True)
     assert every.timestamps.tolist() == times[flags].tolist()
+
+
+def test_validated_params_are_shared_only_when_frozen_and_valid() -> None:
+    """A stream sends the same params with every point: their JSON text is validated once per
+    class and the frozen instance shared; a refused text is refused every time; an author's
+    params model that is not frozen gets a fresh instance each time (one request's change
+    could not reach another's)."""
+    from pydantic import BaseModel
+
+    from warden_algos.interfaces import DetectAlgorithm, DetectResult
+    from warden_algos.interfaces.errors import InvalidParams
+
+    first = KSigma.validate_params({"window": 31})
+    assert KSigma.validate_params({"window": 31}) is first
+    assert KSigma.validate_params({"window": 32}) is not first
+    assert KSigma.validate_params({"window": 32}).window == 32
+    for _ in range(2):
+        with pytest.raises(InvalidParams, match="valid integer"):
+            KSigma.validate_params({"window": "31"})
+
+    class Mutable(BaseModel):
+        window: int = 3
+
+    class Loose(DetectAlgorithm[Mutable]):
+        name = "loose_params"
+        summary = "params that are not frozen"
+
+        def detect(self, dimensions, timestamps, values):  # type: ignore[no-untyped-def]
+            return DetectResult.from_flags(timestamps, values > 0, values)
+
+    one, two = Loose.validate_params({"window": 4}), Loose.validate_params({"window": 4})
+    assert one == two and one is not two

@@ -277,12 +277,11 @@ class Mad(TrainableDetector[MadParams, MadState]):
         computed as pandas computes them, so the results are the batch path's."""
         p = self.params
         w, q = p.window, p.tail_quantile
-        series = np.concatenate([past_x, x])
-        median = _window_stats(series, _window_counts(series, w), w, p.warm_up, None)[0]
+        series, counts = _windows_before(past_x, x, w)
+        median = _window_stats(series, counts, w, p.warm_up, None)[0]
         with np.errstate(all="ignore"):
             residual = np.abs(x - median)
-            residuals = np.concatenate([past_r, residual])
-            counts = _window_counts(residuals, w)
+            residuals, counts = _windows_before(past_r, residual, w)
             mad, tail = _window_stats(residuals, counts, w, p.warm_up, q)
 
             def mean_ad(flat: npt.NDArray[np.bool_]) -> F64Array:
@@ -329,6 +328,20 @@ class Mad(TrainableDetector[MadParams, MadState]):
 def _gaussian_quantile(level: float) -> float:
     """The standard normal quantile (cached: a streamed point must not pay for it each time)."""
     return NormalDist().inv_cdf(level)
+
+
+def _windows_before(
+    past: F64Array, new: F64Array, window: int
+) -> tuple[F64Array, npt.NDArray[np.int64]]:
+    """What ``_window_stats`` reads for the ``new`` points: a series whose windows
+    ``[j : j + window]`` are the ones before each new point, and their valid counts. One new point
+    (a stream's usual call) has the state's window itself as its only window: no copy, no
+    running count."""
+    if new.shape[0] == 1:
+        valid = window - np.count_nonzero(np.isnan(past))
+        return past, np.array([valid], dtype=np.int64)
+    series = np.concatenate([past, new])
+    return series, _window_counts(series, window)
 
 
 def _window_counts(series: F64Array, window: int) -> npt.NDArray[np.int64]:

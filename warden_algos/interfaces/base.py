@@ -15,6 +15,7 @@ from __future__ import annotations
 import inspect
 import re
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, ClassVar, Generic, Literal, Self, TypeVar, get_args, get_origin
 
@@ -66,6 +67,28 @@ def _params_from_generic(cls: type) -> type[BaseModel] | None:
                 if isinstance(arg, type) and issubclass(arg, BaseModel):
                     return arg
     return None
+
+
+#: Validated frozen params by (algorithm class, their JSON text): at most this many kept.
+VALIDATED_PARAMS_KEPT = 256
+_validated_params: OrderedDict[tuple[type, bytes], Any] = OrderedDict()
+
+
+def _validated_json(cls: type[Algorithm[Any]], encoded: bytes, raw: Mapping[str, Any]) -> Any:
+    """``cls._validated`` of params that have a JSON text, remembered when ``cls.Params`` is
+    frozen (a shared instance cannot change under another request). Refused params are never
+    remembered: each request that sends them gets the error."""
+    key = (cls, encoded)
+    found = _validated_params.get(key)
+    if found is not None:
+        _validated_params.move_to_end(key)
+        return found
+    params = cls._validated(raw, encoded)
+    if cls.Params.model_config.get("frozen"):
+        _validated_params[key] = params
+        if len(_validated_params) > VALIDATED_PARAMS_KEPT:
+            _validated_params.popitem(last=False)
+    return params
 
 
 def _format_validation_error(error: ValidationError) -> tuple[str, str]:
@@ -126,8 +149,21 @@ class Algorithm(ABC, Generic[P]):
 
     @classmethod
     def validate_params(cls, raw: Mapping[str, Any]) -> Any:
+        """``raw`` as this algorithm's ``Params``, or ``InvalidParams`` naming the field. Params
+        that arrive as JSON are validated once per distinct text and class (a stream sends the
+        same params with every point): validated params are frozen, so the instance is shared."""
         if not isinstance(raw, Mapping):
             raise InvalidParams(f"must be an object, got {type(raw).__name__}", field="params")
+        try:
+            encoded: bytes | None = orjson.dumps(dict(raw), option=orjson.OPT_SERIALIZE_NUMPY)
+        except TypeError:  # not JSON-representable (a Python object): validate as Python
+            encoded = None
+        if encoded is None:
+            return cls._validated(raw, None)
+        return _validated_json(cls, encoded, raw)
+
+    @classmethod
+    def _validated(cls, raw: Mapping[str, Any], encoded: bytes | None) -> Any:
         known = set()
         for field_name, info in cls.Params.model_fields.items():
             known.add(field_name)
@@ -143,10 +179,6 @@ class Algorithm(ABC, Generic[P]):
         try:
             # JSON-mode strict validation, whatever the caller: "60" is not a window, but an
             # enum's string value is that enum, exactly as when the params arrive on the wire.
-            encoded = orjson.dumps(dict(raw), option=orjson.OPT_SERIALIZE_NUMPY)
-        except TypeError:  # not JSON-representable (a Python object): validate as Python
-            encoded = None
-        try:
             if encoded is None:
                 return cls.Params.model_validate(dict(raw))
             return cls.Params.model_validate_json(encoded, strict=True)
