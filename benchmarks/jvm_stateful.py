@@ -17,7 +17,7 @@ streaming; and where a by-reference call's time goes on the Java side, bytes bac
 (encode, decode, the executable's own handling from its request log, the rest: pipes, framing,
 the serve loop). The streaming rows take turns in blocks of 50 calls, the by-reference ones on
 the worker that fitted the state. Then, in this process, a profile of the executable's handling
-of that call, by stage.
+of that call, by stage. First, this machine's speed (a fixed Python loop), which varies.
 
 The trainable algorithms are the ones ``warden-algos list --json`` marks ``trainable`` when this
 runs. The issue's targets: pooled streaming < 0.3 ms median for the running-statistics detectors,
@@ -120,6 +120,21 @@ def java_benchmark(options: argparse.Namespace, algorithms: list[str]) -> dict[s
         return result
 
 
+def python_loop_ms() -> float:
+    """The best of 5 runs of a fixed pure-Python loop: how fast this machine is at the kind of
+    work a one-point call is made of. The same 2-vCPU VM has measured from about 210 to 320 ms
+    within one day, and one-point calls 2.5 times slower on one day than on another; compare
+    figures from runs at similar speeds, or ratios within one run."""
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        total = 0
+        for i in range(3_000_000):
+            total += i
+        best = min(best, (time.perf_counter() - started) * 1e3)
+    return best
+
+
 def profile_handling(algorithm: str, format_name: str, calls: int) -> dict[str, Any]:
     """The executable's handling of a by-reference, one-point call, in this process: its median
     without a profiler, and the share of each stage under cProfile (which slows everything, so
@@ -202,6 +217,8 @@ def main() -> None:
     options = parser.parse_args()
     algorithms = options.algorithms.split(",") if options.algorithms else trainable_algorithms()
     load = os.getloadavg()
+    speed = python_loop_ms()
+    print(f"this machine's speed: a 3,000,000-step Python loop takes {speed:.0f} ms")
     java = java_benchmark(options, algorithms)
     profiles = {}
     for algorithm in algorithms:
@@ -260,6 +277,7 @@ def main() -> None:
         "machine": {
             "cpus": os.cpu_count(),
             "load_average_at_start": [round(x, 2) for x in load],
+            "python_loop_ms": round(speed, 1),
             "platform": platform.platform(),
             "python": platform.python_version(),
             "java": java_version.splitlines()[0] if java_version else None,
