@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from warden_algos import __version__
+from warden_algos.batch.cli import add_batch_parser, run_batch
 from warden_algos.delivery.cli import (
     add_delivery_parsers,
     run_node,
@@ -196,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_evaluate_parser(commands)
     add_delivery_parsers(commands)
     add_models_parser(commands)
+    add_batch_parser(commands)
     build = commands.add_parser(
         "build", help="freeze every algorithm into one executable with PyInstaller (see build/)"
     )
@@ -565,11 +567,14 @@ COMMANDS = {
     "node": run_node,
     "keys": run_keys,
     "models": run_models,
+    "batch": run_batch,
 }
 
 #: Sub-commands that make, ship or install executables: they need the Python package (PyInstaller,
 #: boto3), which the executable leaves out. It still knows them, and says where they live.
-PACKAGE_ONLY = frozenset({"build", "release", "pull", "test-deploy", "node", "keys", "models"})
+PACKAGE_ONLY = frozenset(
+    {"build", "release", "pull", "test-deploy", "node", "keys", "models", "batch"}
+)
 
 
 #: The install extra each role command needs (warden_algos/extras.py); checked before it starts.
@@ -583,6 +588,7 @@ COMMAND_EXTRAS: dict[str, tuple[str, ...]] = {
     # A local store (--store-dir) needs nothing more; S3 needs "deploy" and Parquet "data",
     # which the models command checks itself when it gets there.
     "models": (),
+    "batch": (),  # "batch" (Dask, pyarrow), checked by the command itself
 }
 
 

@@ -22,6 +22,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "deploy": ("boto3", "cryptography"),
     "build": ("PyInstaller", "prophet"),
     "data": ("pyarrow",),
+    "batch": ("dask", "distributed", "pyarrow"),
 }
 
 

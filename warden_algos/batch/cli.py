@@ -1,0 +1,156 @@
+"""``warden-algos batch fit|detect``: the parsers (imported at start-up, so argparse only) and the
+command, which imports the driver (and Dask) when it runs."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+TABLE_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.xz", ".csv.zst", ".tsv", ".parquet", ".pq")
+
+
+def add_batch_parser(commands: Any) -> None:
+    batch = commands.add_parser(
+        "batch",
+        help="fit or score every series of a folder of CSV/Parquet files on a Dask cluster",
+        description="One Dask task per input file (read by the worker that runs it). fit pushes "
+        "a model per series to the model store; detect scores each series with its stored model "
+        "(or statelessly, for an algorithm that is not trainable) and writes the anomalies. A "
+        "failing series is recorded and never stops the others; exit 1 if any failed, after "
+        "everything else is written. A re-run skips files already done with the same bytes, "
+        "algorithm, params and SDK version.",
+    )
+    actions = batch.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, text in (
+        ("fit", "fit each series and push its model"),
+        ("detect", "score each series and write the anomalies"),
+    ):
+        action = actions.add_parser(name, help=text)
+        action.add_argument(
+            "inputs", nargs="+", type=Path, metavar="INPUT", help="files, or folders of them"
+        )
+        action.add_argument("--algorithm", required=True)
+        action.add_argument("--params", help="JSON object (default: {}, the defaults)")
+        action.add_argument(
+            "--output", type=Path, required=True, help="folder for results and records"
+        )
+        action.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+        action.add_argument("--key-columns", help="comma-separated columns naming a series")
+        action.add_argument("--timestamp-column", default="timestamp")
+        action.add_argument("--value-column", default="value")
+        where = action.add_mutually_exclusive_group()
+        where.add_argument(
+            "--workers", type=int, help="start a LocalCluster of N processes (default: cores)"
+        )
+        where.add_argument("--scheduler", help="an existing cluster, tcp://HOST:PORT")
+        action.add_argument("--why", help="recorded in each model's history")
+        action.add_argument("--no-progress", action="store_true", help="no progress bar")
+        store = action.add_argument_group("model store (as `models` takes it)")
+        store.add_argument("--store-dir", type=Path, help="a local folder as the store")
+        store.add_argument("--bucket", help="S3 bucket (or WARDEN_MODELS_BUCKET)")
+        store.add_argument("--prefix", help="key prefix (or WARDEN_MODELS_PREFIX)")
+        store.add_argument("--endpoint-url", help="S3-compatible endpoint")
+        store.add_argument("--config", type=Path, help="TOML file with a [release] table")
+    detect = actions.choices["detect"]
+    detect.add_argument(
+        "--since",
+        action="store_true",
+        help="score only points after the last scored one and move each model on past them, "
+        "so that a daily job is incremental (trainable algorithms)",
+    )
+
+
+def _files(inputs: list[Path]) -> list[str]:
+    from warden_algos.modelstore.records import ModelStoreError
+
+    found: list[str] = []
+    for item in inputs:
+        if str(item).startswith("s3:"):
+            raise ModelStoreError(f"{item}: s3:// inputs are not supported yet; copy them first")
+        if item.is_dir():
+            found += sorted(
+                str(path)
+                for path in item.iterdir()
+                if path.is_file() and path.name.lower().endswith(TABLE_SUFFIXES)
+            )
+        elif item.is_file():
+            found.append(str(item))
+        else:
+            raise ModelStoreError(f"{item}: no such file or folder")
+    if not found:
+        raise ModelStoreError("no CSV or Parquet files among the inputs")
+    return found
+
+
+def run_batch(args: argparse.Namespace) -> int:
+    import orjson
+
+    from warden_algos.extras import MissingExtra, require
+    from warden_algos.interfaces.errors import WardenError
+    from warden_algos.interfaces.trainable import TrainableDetector
+    from warden_algos.modelstore.cli import _algorithm, _json_object
+    from warden_algos.modelstore.records import ModelStoreError
+
+    from .job import JobSpec, StoreSpec
+    from .outputs import write_atomically
+
+    try:
+        require("batch", what="warden-algos batch")
+        algorithm = _algorithm(args.algorithm, args.params)
+        trainable = isinstance(algorithm, TrainableDetector)
+        if not trainable and (args.action == "fit" or getattr(args, "since", False)):
+            raise ModelStoreError(
+                f"{algorithm.name} is not trainable: batch {args.action}"
+                f"{' --since' if args.action == 'detect' else ''} needs a model to store "
+                "(`warden-algos list` marks the trainable algorithms)"
+            )
+        if args.workers is not None and args.workers < 1:
+            raise ModelStoreError("--workers must be at least 1")
+        files = _files(args.inputs)
+        store = StoreSpec(
+            store_dir=None if args.store_dir is None else str(args.store_dir.resolve()),
+            bucket=args.bucket,
+            prefix=args.prefix,
+            endpoint_url=args.endpoint_url,
+            config=None if args.config is None else str(args.config.resolve()),
+        )
+        if trainable:  # refuse a store that cannot be opened before starting a cluster
+            from .task import _store
+
+            _store(store)
+        job = JobSpec(
+            mode=args.action,
+            algorithm=algorithm.name,
+            params=_json_object(args.params, "--params"),
+            store=store,
+            output=str(args.output.resolve()),
+            output_format=args.format,
+            timestamp_column=args.timestamp_column,
+            value_column=args.value_column,
+            key_columns=tuple(
+                name.strip() for name in (args.key_columns or "").split(",") if name.strip()
+            ),
+            since=getattr(args, "since", False),
+            why=args.why or f"batch {args.action}",
+        )
+    except (MissingExtra, ModelStoreError, WardenError) as error:
+        print(f"warden-algos batch {args.action}: error: {error}", file=sys.stderr)
+        return 2
+    from .driver import run
+
+    workers = args.workers if args.scheduler is None else None
+    summary, _ = run(
+        files,
+        job,
+        workers=workers or (os.cpu_count() or 1) if args.scheduler is None else None,
+        scheduler=args.scheduler,
+        progress=not args.no_progress,
+    )
+    document = {"mode": args.action, "algorithm": algorithm.name, **summary.as_json()}
+    text = orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n"
+    write_atomically(Path(job.output) / f"summary-{args.action}.json", text)
+    sys.stdout.buffer.write(text)
+    return 1 if summary.series_failed else 0

@@ -1,0 +1,82 @@
+"""What a batch run is, as every task receives it, and what a task reports back.
+
+Everything here is plain data (named tuples of strings and numbers): it travels from the driver
+to the workers and back through Dask, which pickles it between our own processes; nothing read
+from an input file or a bucket is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Literal, NamedTuple
+
+import orjson
+
+Mode = Literal["fit", "detect"]
+
+
+class StoreSpec(NamedTuple):
+    """How a worker opens the model store: a local folder, or S3 (as ``models`` takes it)."""
+
+    store_dir: str | None = None
+    bucket: str | None = None
+    prefix: str | None = None
+    endpoint_url: str | None = None
+    config: str | None = None
+
+
+class JobSpec(NamedTuple):
+    mode: Mode
+    algorithm: str
+    params: dict[str, Any]
+    store: StoreSpec
+    output: str  # a folder
+    output_format: Literal["parquet", "csv"] = "parquet"
+    timestamp_column: str = "timestamp"
+    value_column: str = "value"
+    key_columns: tuple[str, ...] = ()
+    since: bool = False  # detect: score after the last scored point, then move the model on
+    why: str = "batch"
+
+    def fingerprint(self, sdk_version: str) -> bytes:
+        """What, beside a file's bytes, decides a task's results: a re-run with the same
+        fingerprint and input bytes has nothing to do."""
+        decisive = {
+            "mode": self.mode,
+            "algorithm": self.algorithm,
+            "params": self.params,
+            "output_format": self.output_format,
+            "columns": [self.timestamp_column, self.value_column, *self.key_columns],
+            "since": self.since,
+            "sdk": sdk_version,
+        }
+        return orjson.dumps(decisive, option=orjson.OPT_SORT_KEYS)
+
+
+def run_key(file_bytes_sha256: str, fingerprint: bytes) -> str:
+    """The name of a task's results: 16 hex digits of the input's content and the job's."""
+    return hashlib.sha256(file_bytes_sha256.encode() + b"\0" + fingerprint).hexdigest()[:16]
+
+
+class SeriesOutcome(NamedTuple):
+    key: str
+    status: Literal["ok", "failed"]
+    code: str | None = None  # a wire error code (INVALID_INPUT, STATE_NOT_FOUND, ...)
+    message: str | None = None
+    points: int = 0  # fitted, or scored
+    anomalies: int = 0
+    sha256: str | None = None  # the model pushed (fit, detect --since)
+
+    def as_json(self) -> dict[str, Any]:
+        return self._asdict()
+
+
+class FileOutcome(NamedTuple):
+    """One input file's task: its series' outcomes, and whether it was done before."""
+
+    file: str
+    run_key: str | None
+    skipped: bool
+    series: list[SeriesOutcome]
+    error: str | None = None  # the file itself could not be read: every series in it unknown
+    anomalies_file: str | None = None

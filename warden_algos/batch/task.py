@@ -1,0 +1,192 @@
+"""One input file on a worker: read it, fit or score each of its series, write the results.
+
+A file is one task: its series are read only here, never by the driver. Each series goes through
+the path a request takes (``run_fit``, ``run_detect_next``, ``run_detect``), so it is checked as
+one sent on the wire and fails with the same codes; one series' failure is its outcome alone.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import orjson
+
+from .job import FileOutcome, JobSpec, SeriesOutcome, StoreSpec, run_key
+from .outputs import anomalies_path, band_at, done_path, read_done, write_anomalies, write_done
+
+STORE_ERROR = "MODEL_STORE_ERROR"
+
+
+@functools.lru_cache(maxsize=8)
+def _algorithm(name: str, params_json: bytes) -> Any:
+    """The registered detector with these params, once per worker process."""
+    from warden_algos.registry import Registry
+
+    algorithm_class = Registry.discover().load_for("detect", name)
+    return algorithm_class(algorithm_class.validate_params(orjson.loads(params_json)))
+
+
+@functools.lru_cache(maxsize=4)
+def _store(spec: StoreSpec) -> Any:
+    from warden_algos.modelstore.cli import open_store
+
+    args = SimpleNamespace(
+        store_dir=None if spec.store_dir is None else Path(spec.store_dir),
+        bucket=spec.bucket,
+        prefix=spec.prefix,
+        endpoint_url=spec.endpoint_url,
+        config=None if spec.config is None else Path(spec.config),
+        jobs=4,
+        action="fit",
+    )
+    return open_store(args)  # type: ignore[arg-type]
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as source:
+        for block in iter(lambda: source.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def run_file(path_text: str, job: JobSpec) -> FileOutcome:
+    """The outcome of one input file: done before (its record), or done now."""
+    from warden_algos import __version__
+
+    path = Path(path_text)
+    output = Path(job.output)
+    key = run_key(_file_sha256(path), job.fingerprint(__version__))
+    done = done_path(output, job.mode, path.name, key)
+    earlier = read_done(done)
+    if earlier is not None:
+        return earlier
+    outcome = _process(path, key, job)
+    write_done(done, outcome)
+    return outcome
+
+
+def _process(path: Path, key: str, job: JobSpec) -> FileOutcome:
+    from warden_algos.modelstore.records import ModelStoreError
+    from warden_algos.modelstore.tables import read_series
+
+    try:
+        series = read_series(
+            [path],
+            timestamp_column=job.timestamp_column,
+            value_column=job.value_column,
+            key_columns=list(job.key_columns),
+        )
+    except ModelStoreError as error:  # unreadable file, a column missing
+        failed = SeriesOutcome(path.name, "failed", "INVALID_INPUT", str(error))
+        return FileOutcome(path.name, key, False, [failed], str(error))
+    algorithm = _algorithm(job.algorithm, orjson.dumps(job.params, option=orjson.OPT_SORT_KEYS))
+    rows: dict[str, list[Any]] = {name: [] for name in _COLUMNS}
+    outcomes = [_one(algorithm, one, job, rows, key) for one in series]
+    anomalies_file = None
+    if job.mode == "detect":
+        target = anomalies_path(Path(job.output), path.name, key, job.output_format)
+        write_anomalies(target, rows, job.output_format)
+        anomalies_file = str(target.relative_to(Path(job.output)))
+    return FileOutcome(path.name, key, False, outcomes, None, anomalies_file)
+
+
+_COLUMNS = ("series_key", "timestamp", "score", "expected", "lower", "upper")
+
+
+def _one(
+    algorithm: Any, one: Any, job: JobSpec, rows: dict[str, list[Any]], key: str
+) -> SeriesOutcome:
+    from warden_algos.interfaces.errors import WardenError
+    from warden_algos.modelstore.records import ModelStoreError
+
+    if one.problem is not None:
+        return SeriesOutcome(one.key, "failed", "INVALID_INPUT", one.problem)
+    try:
+        if job.mode == "fit":
+            return _fit(algorithm, one, job)
+        return _detect(algorithm, one, job, rows, key)
+    except WardenError as error:
+        return SeriesOutcome(one.key, "failed", error.code.value, str(error))
+    except ModelStoreError as error:
+        return SeriesOutcome(one.key, "failed", STORE_ERROR, str(error))
+    except Exception as error:  # the algorithm's own failure, as a request reports it
+        message = f"{algorithm.name} raised {type(error).__name__}: {error}"
+        return SeriesOutcome(one.key, "failed", "ALGORITHM_FAILED", message)
+
+
+def _fit(algorithm: Any, one: Any, job: JobSpec) -> SeriesOutcome:
+    from warden_algos.interfaces.run_state import run_fit
+
+    fitted = run_fit(algorithm, one.timestamps, one.values, one.dimensions)
+    pushed = _store(job.store).push(
+        fitted.state,
+        one.key,
+        why=job.why,
+        algorithm=algorithm.name,
+        params=algorithm.get_params(),
+    )
+    return SeriesOutcome(
+        one.key, "ok", points=fitted.info.seen.points, sha256=pushed.pointer.sha256
+    )
+
+
+def _detect(
+    algorithm: Any, one: Any, job: JobSpec, rows: dict[str, list[Any]], key: str
+) -> SeriesOutcome:
+    """Score one series. With ``since`` the model moves on past the points scored, its history
+    naming this task's run key: a task cut short after that move and done again starts from the
+    model before it (the move's ``from_sha256``), so it scores the same points to the same
+    results and its push finds the same state already current."""
+    from warden_algos.interfaces import run_detect
+    from warden_algos.interfaces.errors import StateNotFound
+    from warden_algos.interfaces.run_state import run_detect_next
+    from warden_algos.interfaces.trainable import TrainableDetector
+    from warden_algos.models_folder import params_id
+    from warden_algos.modelstore.store import SeriesId
+
+    times, values, pushed = one.timestamps, one.values, None
+    if not isinstance(algorithm, TrainableDetector):
+        result = run_detect(algorithm, times, values, one.dimensions)
+    else:
+        store = _store(job.store)
+        series = SeriesId(algorithm.name, params_id(algorithm.get_params()), one.key)
+        pointer = store.pointer(series)
+        if pointer is None:
+            raise StateNotFound(
+                f"no stored {algorithm.name} model for series {one.key!r} with these params: "
+                "batch fit it first",
+                field="model",
+            )
+        mark = f"(run {key})"
+        start = pointer.sha256
+        if job.since and pointer.why.endswith(mark) and pointer.from_sha256 is not None:
+            start = pointer.from_sha256  # an earlier attempt of this very task moved it
+        blob, info = store.fetch(series, start)
+        if info.seen_end is not None:
+            later = times > info.seen_end  # the model has seen the rest
+            times, values = times[later], values[later]
+        if times.shape[0] == 0:
+            return SeriesOutcome(one.key, "ok", points=0, sha256=start)
+        result, after = run_detect_next(
+            algorithm, times, values, blob, one.dimensions, return_state=job.since
+        )
+        if after is not None:
+            pushed = store.push(after.state, one.key, why=f"{job.why} {mark}").pointer.sha256
+    at = np.searchsorted(times, result.timestamps)
+    for index, stamp, score in zip(at.tolist(), result.timestamps.tolist(), result.scores.tolist(),
+                                   strict=True):  # fmt: skip
+        rows["series_key"].append(one.key)
+        rows["timestamp"].append(stamp)
+        rows["score"].append(score)
+        rows["expected"].append(band_at(result.expected, index))
+        rows["lower"].append(band_at(result.lower, index))
+        rows["upper"].append(band_at(result.upper, index))
+    return SeriesOutcome(
+        one.key, "ok", points=int(times.shape[0]), anomalies=len(at), sha256=pushed
+    )
