@@ -8,6 +8,7 @@ batch answer is the answer a request gets, series by series.
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import subprocess
@@ -185,6 +186,7 @@ def test_a_rerun_skips_every_file_and_writes_nothing(scored: dict[str, Any], day
     )  # fmt: skip
     assert code == 0
     assert (summary["series_ok"], summary["series_skipped"]) == (0, SENSORS)
+    assert summary["workers_lost"] == 0
     after = {path: (path.stat().st_mtime_ns, path.read_bytes()) for path in output.rglob("*")
              if path.is_file() and not path.name.startswith("summary")}  # fmt: skip
     assert after == files
@@ -333,3 +335,54 @@ def test_on_a_running_scheduler(dask_cluster: str, days: Path, tmp_path: Path) -
     store = store_of(tmp_path / "store")
     keys = {p.series_key for p in store.pointers() if not isinstance(p, tuple)}  # type: ignore[union-attr]
     assert keys == {f"sensor-{key:02d}" for key in range(SENSORS)} | {"all-nan"}
+
+
+def worker_processes(parent: int) -> list[int]:
+    """The LocalCluster's worker processes: children of the command that multiprocessing
+    spawned (not its resource tracker)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == parent and b"spawn_main" in command and b"resource_tracker" not in command:
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_worker_killed_mid_run_loses_nothing(tmp_path: Path, plugin_env: dict[str, str]) -> None:
+    """SIGKILL to one of two workers while files are being scored (each takes 1.5 s): Dask runs
+    its task again on a worker that lives, and every file ends with its results and its record,
+    once each."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for key in range(8):
+        write_csv(inputs / f"s{key}.csv", *sensor(key))
+    output = tmp_path / "out"
+    command = [
+        sys.executable, "-m", "warden_algos", "batch", "detect", str(inputs), "--algorithm",
+        "test_sleep", "--params", '{"seconds": 1.5}', "--output", str(output), "--workers", "2",
+        "--no-progress",
+    ]  # fmt: skip
+    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=plugin_env)
+    deadline = time.monotonic() + 60
+    while len(worker_processes(run.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    workers = worker_processes(run.pid)
+    assert len(workers) == 2, workers
+    while not (output / "done").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)  # the first file is done: every worker is busy with the next ones
+    os.kill(workers[0], 9)
+    stdout, stderr = run.communicate(timeout=180)
+    assert run.returncode == 0, stderr.decode()[-3000:]
+    summary = orjson.loads(stdout)
+    assert (summary["series_ok"], summary["series_failed"], summary["series_skipped"]) == (8, 0, 0)
+    records = sorted(p.name.split(".csv-")[0] for p in (output / "done" / "detect").glob("*.json"))
+    results = sorted(p.name.split(".csv-")[0] for p in (output / "anomalies").glob("*.parquet"))
+    assert records == results == [f"s{key}" for key in range(8)]
+    assert summary["workers_lost"] == 1  # the kill landed during the run

@@ -27,6 +27,9 @@ class Summary(NamedTuple):
     series_skipped: int  # done by an earlier run with the same input bytes, job and SDK
     anomalies: int
     wall_s: float
+    #: Workers there at the start and gone at the end (died, killed, or left the cluster):
+    #: their tasks were run again elsewhere.
+    workers_lost: int
     failures: list[dict[str, Any]]
 
     def as_json(self) -> dict[str, Any]:
@@ -77,6 +80,7 @@ def run(
     ok = failed = skipped = anomalies = 0
     with cluster(workers, scheduler) as client:
         console.print(f"dashboard: {client.dashboard_link}")
+        at_start = set(client.scheduler_info()["workers"])
         futures = client.map(run_file, list(files), job=job, pure=False, retries=2)
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
         with Progress(*columns, console=console, disable=not progress) as bar:
@@ -98,6 +102,7 @@ def run(
                     description=f"series ok {ok}, failed {failed}, skipped {skipped}",
                 )
                 future.release()
+        lost = len(at_start - set(client.scheduler_info()["workers"]))
     failures = [
         {"file": outcome.file, "key": one.key, "code": one.code, "message": one.message}
         for outcome in sorted(outcomes, key=lambda item: item.file)
@@ -105,12 +110,13 @@ def run(
         if one.status == "failed"
     ]
     summary = Summary(
-        len(files),
-        ok,
-        failed,
-        skipped,
-        anomalies,
-        round(time.perf_counter() - started, 3),
-        failures,
+        files=len(files),
+        series_ok=ok,
+        series_failed=failed,
+        series_skipped=skipped,
+        anomalies=anomalies,
+        wall_s=round(time.perf_counter() - started, 3),
+        workers_lost=lost,
+        failures=failures,
     )
     return summary, outcomes
