@@ -381,7 +381,9 @@ def test_a_worker_killed_mid_run_loses_nothing(tmp_path: Path, plugin_env: dict[
     stdout, stderr = run.communicate(timeout=180)
     assert run.returncode == 0, stderr.decode()[-3000:]
     summary = orjson.loads(stdout)
-    assert (summary["series_ok"], summary["series_failed"], summary["series_skipped"]) == (8, 0, 0)
+    # a file the killed worker had finished but not reported is found done (its record) when
+    # its task runs again: skipped, not written twice
+    assert summary["series_ok"] + summary["series_skipped"] == 8 and summary["series_failed"] == 0
     records = sorted(p.name.split(".csv-")[0] for p in (output / "done" / "detect").glob("*.json"))
     results = sorted(p.name.split(".csv-")[0] for p in (output / "anomalies").glob("*.parquet"))
     assert records == results == [f"s{key}" for key in range(8)]
