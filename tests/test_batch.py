@@ -92,7 +92,7 @@ def series_id(key: str) -> SeriesId:
 
 
 def anomalies_of(output: Path, name: str) -> Any:
-    (path,) = (output / "anomalies").glob(f"{name}.csv-*.parquet")
+    (path,) = (output / "anomalies").glob(f"{name}_csv-*.parquet")
     return pq.read_table(path).to_pandas()
 
 
@@ -199,8 +199,8 @@ def test_a_task_cut_short_after_moving_its_models_is_redone_alike(
     starts from the model before that push, writes the same anomalies, and the push it makes
     finds that state already current (the history does not grow)."""
     output, name = scored["output"], "sensor-03"
-    (record,) = (output / "done" / "detect").glob(f"{name}.csv-*.json")
-    (anomalies,) = (output / "anomalies").glob(f"{name}.csv-*.parquet")
+    (record,) = (output / "done" / "detect").glob(f"{name}_csv-*.json")
+    (anomalies,) = (output / "anomalies").glob(f"{name}_csv-*.parquet")
     first = anomalies.read_bytes()
     record.unlink()
     anomalies.unlink()
@@ -237,7 +237,7 @@ def test_stateless_detect_long_table_csv_output(tmp_path: Path) -> None:
     assert summary["series_ok"] == 3
     import pandas as pd
 
-    (path,) = (tmp_path / "out" / "anomalies").glob("long.csv-*.csv")
+    (path,) = (tmp_path / "out" / "anomalies").glob("long_csv-*.csv")
     got = pd.read_csv(path)
     for key, want in expected.items():
         rows = got[got["series_key"] == key]
@@ -384,7 +384,7 @@ def test_a_worker_killed_mid_run_loses_nothing(tmp_path: Path, plugin_env: dict[
     # a file the killed worker had finished but not reported is found done (its record) when
     # its task runs again: skipped, not written twice
     assert summary["series_ok"] + summary["series_skipped"] == 8 and summary["series_failed"] == 0
-    records = sorted(p.name.split(".csv-")[0] for p in (output / "done" / "detect").glob("*.json"))
-    results = sorted(p.name.split(".csv-")[0] for p in (output / "anomalies").glob("*.parquet"))
+    records = sorted(p.name.split("_csv-")[0] for p in (output / "done" / "detect").glob("*.json"))
+    results = sorted(p.name.split("_csv-")[0] for p in (output / "anomalies").glob("*.parquet"))
     assert records == results == [f"s{key}" for key in range(8)]
     assert summary["workers_lost"] == 1  # the kill landed during the run

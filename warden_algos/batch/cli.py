@@ -30,12 +30,15 @@ def add_batch_parser(commands: Any) -> None:
     ):
         action = actions.add_parser(name, help=text)
         action.add_argument(
-            "inputs", nargs="+", type=Path, metavar="INPUT", help="files, or folders of them"
+            "inputs",
+            nargs="+",
+            metavar="INPUT",
+            help="files, folders of them, or s3://BUCKET/PREFIX (every table under it)",
         )
         action.add_argument("--algorithm", required=True)
         action.add_argument("--params", help="JSON object (default: {}, the defaults)")
         action.add_argument(
-            "--output", type=Path, required=True, help="folder for results and records"
+            "--output", required=True, help="folder or s3://BUCKET/PREFIX for results and records"
         )
         action.add_argument("--format", choices=("parquet", "csv"), default="parquet")
         action.add_argument("--key-columns", help="comma-separated columns naming a series")
@@ -52,7 +55,11 @@ def add_batch_parser(commands: Any) -> None:
         store.add_argument("--store-dir", type=Path, help="a local folder as the store")
         store.add_argument("--bucket", help="S3 bucket (or WARDEN_MODELS_BUCKET)")
         store.add_argument("--prefix", help="key prefix (or WARDEN_MODELS_PREFIX)")
-        store.add_argument("--endpoint-url", help="S3-compatible endpoint")
+        store.add_argument(
+            "--endpoint-url",
+            help="S3-compatible endpoint of the store, s3:// inputs and output (or "
+            "WARDEN_RELEASE_ENDPOINT_URL)",
+        )
         store.add_argument("--config", type=Path, help="TOML file with a [release] table")
     detect = actions.choices["detect"]
     detect.add_argument(
@@ -63,26 +70,41 @@ def add_batch_parser(commands: Any) -> None:
     )
 
 
-def _files(inputs: list[Path]) -> list[str]:
+def _tables(names: list[str]) -> list[str]:
+    return sorted(name for name in names if name.lower().endswith(TABLE_SUFFIXES))
+
+
+def _files(inputs: list[str], endpoint_url: str | None) -> list[str]:
+    """Every input table: files as given, a folder's tables (not its subfolders'), every table
+    under an s3:// prefix. Names only: no file is read here."""
     from warden_algos.modelstore.records import ModelStoreError
+
+    from .places import is_s3, open_place, split_s3
 
     found: list[str] = []
     for item in inputs:
-        if str(item).startswith("s3:"):
-            raise ModelStoreError(f"{item}: s3:// inputs are not supported yet; copy them first")
-        if item.is_dir():
-            found += sorted(
-                str(path)
-                for path in item.iterdir()
-                if path.is_file() and path.name.lower().endswith(TABLE_SUFFIXES)
-            )
-        elif item.is_file():
-            found.append(str(item))
+        if is_s3(item):
+            bucket, _ = split_s3(item)
+            place = open_place(item, endpoint_url)
+            keys = _tables(place.objects.keys(place.prefix))
+            found += [f"s3://{bucket}/{key}" for key in keys]
+            continue
+        path = Path(item)
+        if path.is_dir():
+            found += _tables([str(child) for child in path.iterdir() if child.is_file()])
+        elif path.is_file():
+            found.append(str(path))
         else:
             raise ModelStoreError(f"{item}: no such file or folder")
     if not found:
         raise ModelStoreError("no CSV or Parquet files among the inputs")
     return found
+
+
+def _s3_errors() -> tuple[type[Exception], ...]:
+    from warden_algos.modelstore.cli import _s3_errors as errors
+
+    return errors()
 
 
 def run_batch(args: argparse.Namespace) -> int:
@@ -95,8 +117,10 @@ def run_batch(args: argparse.Namespace) -> int:
     from warden_algos.modelstore.records import ModelStoreError
 
     from .job import JobSpec, StoreSpec
-    from .outputs import write_atomically
+    from .places import is_s3, open_place
 
+    refusals: tuple[type[Exception], ...] = (MissingExtra, ModelStoreError, WardenError)
+    refusals += _s3_errors()
     try:
         require("batch", what="warden-algos batch")
         algorithm = _algorithm(args.algorithm, args.params)
@@ -109,7 +133,7 @@ def run_batch(args: argparse.Namespace) -> int:
             )
         if args.workers is not None and args.workers < 1:
             raise ModelStoreError("--workers must be at least 1")
-        files = _files(args.inputs)
+        files = _files(args.inputs, args.endpoint_url)
         store = StoreSpec(
             store_dir=None if args.store_dir is None else str(args.store_dir.resolve()),
             bucket=args.bucket,
@@ -126,7 +150,8 @@ def run_batch(args: argparse.Namespace) -> int:
             algorithm=algorithm.name,
             params=_json_object(args.params, "--params"),
             store=store,
-            output=str(args.output.resolve()),
+            output=args.output if is_s3(args.output) else str(Path(args.output).resolve()),
+            endpoint_url=args.endpoint_url,
             output_format=args.format,
             timestamp_column=args.timestamp_column,
             value_column=args.value_column,
@@ -136,21 +161,18 @@ def run_batch(args: argparse.Namespace) -> int:
             since=getattr(args, "since", False),
             why=args.why or f"batch {args.action}",
         )
-    except (MissingExtra, ModelStoreError, WardenError) as error:
+    except refusals as error:
         print(f"warden-algos batch {args.action}: error: {error}", file=sys.stderr)
         return 2
     from .driver import run
 
-    workers = args.workers if args.scheduler is None else None
+    workers = None if args.scheduler is not None else args.workers or os.cpu_count() or 1
     summary, _ = run(
-        files,
-        job,
-        workers=workers or (os.cpu_count() or 1) if args.scheduler is None else None,
-        scheduler=args.scheduler,
-        progress=not args.no_progress,
+        files, job, workers=workers, scheduler=args.scheduler, progress=not args.no_progress
     )
     document = {"mode": args.action, "algorithm": algorithm.name, **summary.as_json()}
     text = orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n"
-    write_atomically(Path(job.output) / f"summary-{args.action}.json", text)
+    output = open_place(job.output, job.endpoint_url)
+    output.objects.put(output.key(f"summary-{args.action}.json"), text)
     sys.stdout.buffer.write(text)
     return 1 if summary.series_failed else 0

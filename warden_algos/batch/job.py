@@ -30,7 +30,8 @@ class JobSpec(NamedTuple):
     algorithm: str
     params: dict[str, Any]
     store: StoreSpec
-    output: str  # a folder
+    output: str  # a folder, or s3://bucket/prefix
+    endpoint_url: str | None = None  # of s3:// inputs and output (the store has its own)
     output_format: Literal["parquet", "csv"] = "parquet"
     timestamp_column: str = "timestamp"
     value_column: str = "value"

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -17,7 +20,8 @@ import numpy as np
 import orjson
 
 from .job import FileOutcome, JobSpec, SeriesOutcome, StoreSpec, run_key
-from .outputs import anomalies_path, band_at, done_path, read_done, write_anomalies, write_done
+from .outputs import anomalies_key, band_at, done_key, read_done, write_anomalies, write_done
+from .places import Place, is_s3, open_place, split_s3
 
 STORE_ERROR = "MODEL_STORE_ERROR"
 
@@ -47,6 +51,15 @@ def _store(spec: StoreSpec) -> Any:
     return open_store(args)  # type: ignore[arg-type]
 
 
+#: An input object larger than this is refused (S3 inputs are read into memory, then parsed).
+MAX_INPUT_BYTES = 2 << 30
+
+
+@functools.lru_cache(maxsize=4)
+def _place(url: str, endpoint_url: str | None) -> Place:
+    return open_place(url, endpoint_url)
+
+
 def _file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as source:
@@ -55,23 +68,56 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def run_file(path_text: str, job: JobSpec) -> FileOutcome:
-    """The outcome of one input file: done before (its record), or done now."""
-    from warden_algos import __version__
+@contextmanager
+def _local_copy(source: str, endpoint_url: str | None) -> Iterator[tuple[Path, str]]:
+    """A local path to read ``source`` from, and the sha256 of its bytes: the file itself, or
+    an S3 object's bytes in a temporary folder (under the object's own name, which the
+    single-series path's messages quote)."""
+    if not is_s3(source):
+        path = Path(source)
+        yield path, _file_sha256(path)
+        return
+    from warden_algos.modelstore.objects import TooLarge
+    from warden_algos.modelstore.records import ModelStoreError
 
-    path = Path(path_text)
-    output = Path(job.output)
-    key = run_key(_file_sha256(path), job.fingerprint(__version__))
-    done = done_path(output, job.mode, path.name, key)
-    earlier = read_done(done)
-    if earlier is not None:
-        return earlier
-    outcome = _process(path, key, job)
-    write_done(done, outcome)
+    bucket, key = split_s3(source)
+    place = _place(f"s3://{bucket}", endpoint_url)
+    try:
+        found = place.objects.get(key, limit=MAX_INPUT_BYTES)
+    except TooLarge:
+        raise ModelStoreError(f"{source} is over {MAX_INPUT_BYTES >> 20} MiB: refused") from None
+    if found is None:
+        raise ModelStoreError(f"{source} is gone (removed since it was listed)")
+    with tempfile.TemporaryDirectory(prefix="warden-batch-") as scratch:
+        path = Path(scratch) / (key.rsplit("/", 1)[-1] or "input")
+        path.write_bytes(found[0])
+        yield path, hashlib.sha256(found[0]).hexdigest()
+
+
+def run_file(source: str, job: JobSpec) -> FileOutcome:
+    """The outcome of one input (a file, or an s3:// object): done before (its record), or
+    done now."""
+    from warden_algos import __version__
+    from warden_algos.modelstore.records import ModelStoreError
+
+    output = _place(job.output, job.endpoint_url)
+    name = source.rstrip("/").rsplit("/", 1)[-1]
+    try:
+        with _local_copy(source, job.endpoint_url) as (path, sha256):
+            key = run_key(sha256, job.fingerprint(__version__))
+            done = done_key(job.mode, name, key)
+            earlier = read_done(output, done)
+            if earlier is not None:
+                return earlier
+            outcome = _process(path, name, key, job, output)
+    except (OSError, ModelStoreError) as error:  # the input cannot be read at all
+        failed = SeriesOutcome(name, "failed", "INVALID_INPUT", str(error))
+        return FileOutcome(name, None, False, [failed], str(error))
+    write_done(output, done, outcome)
     return outcome
 
 
-def _process(path: Path, key: str, job: JobSpec) -> FileOutcome:
+def _process(path: Path, name: str, key: str, job: JobSpec, output: Place) -> FileOutcome:
     from warden_algos.modelstore.records import ModelStoreError
     from warden_algos.modelstore.tables import read_series
 
@@ -83,17 +129,16 @@ def _process(path: Path, key: str, job: JobSpec) -> FileOutcome:
             key_columns=list(job.key_columns),
         )
     except ModelStoreError as error:  # unreadable file, a column missing
-        failed = SeriesOutcome(path.name, "failed", "INVALID_INPUT", str(error))
-        return FileOutcome(path.name, key, False, [failed], str(error))
+        failed = SeriesOutcome(name, "failed", "INVALID_INPUT", str(error))
+        return FileOutcome(name, key, False, [failed], str(error))
     algorithm = _algorithm(job.algorithm, orjson.dumps(job.params, option=orjson.OPT_SORT_KEYS))
-    rows: dict[str, list[Any]] = {name: [] for name in _COLUMNS}
+    rows: dict[str, list[Any]] = {column: [] for column in _COLUMNS}
     outcomes = [_one(algorithm, one, job, rows, key) for one in series]
     anomalies_file = None
     if job.mode == "detect":
-        target = anomalies_path(Path(job.output), path.name, key, job.output_format)
-        write_anomalies(target, rows, job.output_format)
-        anomalies_file = str(target.relative_to(Path(job.output)))
-    return FileOutcome(path.name, key, False, outcomes, None, anomalies_file)
+        anomalies_file = anomalies_key(name, key, job.output_format)
+        write_anomalies(output, anomalies_file, rows, job.output_format)
+    return FileOutcome(name, key, False, outcomes, None, anomalies_file)
 
 
 _COLUMNS = ("series_key", "timestamp", "score", "expected", "lower", "upper")
