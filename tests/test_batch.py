@@ -253,6 +253,7 @@ def test_stateless_detect_long_table_csv_output(tmp_path: Path) -> None:
         (["detect", "--algorithm", "spectral_residual", "--since"], "is not trainable"),
         (["detect", "--algorithm", "ksigma", "--params", '{"window": 0}'], "params.window"),
         (["detect", "--algorithm", "ksigma", "--workers", "0"], "--workers must be at least 1"),
+        (["fit", "--algorithm", "ksigma", "--files-per-task", "0"], "--files-per-task must be"),
     ],
 )
 def test_refused_before_any_cluster_starts(tmp_path: Path, args: list[str], message: str) -> None:
@@ -388,3 +389,12 @@ def test_a_worker_killed_mid_run_loses_nothing(tmp_path: Path, plugin_env: dict[
     results = sorted(p.name.split("_csv-")[0] for p in (output / "anomalies").glob("*.parquet"))
     assert records == results == [f"s{key}" for key in range(8)]
     assert summary["workers_lost"] == 1  # the kill landed during the run
+
+
+def test_files_go_to_workers_in_groups_of_balanced_size() -> None:
+    from warden_algos.batch.driver import MAX_FILES_PER_TASK, chunk_size
+
+    assert chunk_size(8, 2) == 1  # few files: one a task, every worker busy
+    assert chunk_size(2000, 2) == 63  # 32 tasks: 16 a worker
+    assert chunk_size(10**6, 2) == MAX_FILES_PER_TASK
+    assert chunk_size(5, 0) == 1

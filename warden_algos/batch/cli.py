@@ -50,6 +50,11 @@ def add_batch_parser(commands: Any) -> None:
         )
         where.add_argument("--scheduler", help="an existing cluster, tcp://HOST:PORT")
         action.add_argument("--why", help="recorded in each model's history")
+        action.add_argument(
+            "--files-per-task",
+            type=int,
+            help="files per Dask task (default: about 16 tasks per worker, at most 64 files)",
+        )
         action.add_argument("--no-progress", action="store_true", help="no progress bar")
         store = action.add_argument_group("model store (as `models` takes it)")
         store.add_argument("--store-dir", type=Path, help="a local folder as the store")
@@ -133,6 +138,8 @@ def run_batch(args: argparse.Namespace) -> int:
             )
         if args.workers is not None and args.workers < 1:
             raise ModelStoreError("--workers must be at least 1")
+        if args.files_per_task is not None and args.files_per_task < 1:
+            raise ModelStoreError("--files-per-task must be at least 1")
         files = _files(args.inputs, args.endpoint_url)
         store = StoreSpec(
             store_dir=None if args.store_dir is None else str(args.store_dir.resolve()),
@@ -168,7 +175,12 @@ def run_batch(args: argparse.Namespace) -> int:
 
     workers = None if args.scheduler is not None else args.workers or os.cpu_count() or 1
     summary, _ = run(
-        files, job, workers=workers, scheduler=args.scheduler, progress=not args.no_progress
+        files,
+        job,
+        workers=workers,
+        scheduler=args.scheduler,
+        progress=not args.no_progress,
+        files_per_task=args.files_per_task,
     )
     document = {"mode": args.action, "algorithm": algorithm.name, **summary.as_json()}
     text = orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n"

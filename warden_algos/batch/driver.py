@@ -30,10 +30,33 @@ class Summary(NamedTuple):
     #: Workers there at the start and gone at the end (died, killed, or left the cluster):
     #: their tasks were run again elsewhere.
     workers_lost: int
+    #: Peak resident memory (MiB) of the driver and of each worker still there at the end.
+    peak_rss_mib: dict[str, Any]
     failures: list[dict[str, Any]]
 
     def as_json(self) -> dict[str, Any]:
         return self._asdict()
+
+
+#: A task holds at most this many files, and each worker gets about ``TASKS_PER_WORKER`` tasks
+#: (enough to balance files of uneven cost and to lose little when a worker dies).
+MAX_FILES_PER_TASK = 64
+TASKS_PER_WORKER = 16
+
+
+def chunk_size(files: int, workers: int) -> int:
+    """Files per task: one Dask task per file costs a scheduling and a result round trip each
+    (about 7 ms a file measured on 2 vCPUs, against 25 ms of work for a small series), so files
+    go in groups; a group's files still each get their own results and record."""
+    per_worker = -(-files // (max(1, workers) * TASKS_PER_WORKER))
+    return max(1, min(MAX_FILES_PER_TASK, per_worker))
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory, MiB (Linux reports KiB)."""
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 @contextmanager
@@ -67,12 +90,13 @@ def run(
     workers: int | None = None,
     scheduler: str | None = None,
     progress: bool = True,
+    files_per_task: int | None = None,
 ) -> tuple[Summary, list[FileOutcome]]:
     from distributed import as_completed
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from .task import run_file
+    from .task import run_files
 
     started = time.perf_counter()
     console = Console(file=sys.stderr)
@@ -81,28 +105,32 @@ def run(
     with cluster(workers, scheduler) as client:
         console.print(f"dashboard: {client.dashboard_link}")
         at_start = set(client.scheduler_info()["workers"])
-        futures = client.map(run_file, list(files), job=job, pure=False, retries=2)
+        size = files_per_task or chunk_size(len(files), len(at_start))
+        chunks = [list(files[i : i + size]) for i in range(0, len(files), size)]
+        futures = client.map(run_files, chunks, job=job, pure=False, retries=2)
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
         with Progress(*columns, console=console, disable=not progress) as bar:
-            task = bar.add_task("files", total=len(futures))
+            task = bar.add_task("files", total=len(files))
             for future in as_completed(futures):
-                outcome: FileOutcome = future.result()
-                outcomes.append(outcome)
-                for one in outcome.series:
-                    if one.status == "failed":
-                        failed += 1
-                    elif outcome.skipped:
-                        skipped += 1
-                    else:
-                        ok += 1
-                    anomalies += one.anomalies
+                done: list[FileOutcome] = future.result()
+                outcomes += done
+                for outcome in done:
+                    for one in outcome.series:
+                        if one.status == "failed":
+                            failed += 1
+                        elif outcome.skipped:
+                            skipped += 1
+                        else:
+                            ok += 1
+                        anomalies += one.anomalies
                 bar.update(
                     task,
-                    advance=1,
+                    advance=len(done),
                     description=f"series ok {ok}, failed {failed}, skipped {skipped}",
                 )
                 future.release()
         lost = len(at_start - set(client.scheduler_info()["workers"]))
+        workers_peak = client.run(peak_rss_mib)
     failures = [
         {"file": outcome.file, "key": one.key, "code": one.code, "message": one.message}
         for outcome in sorted(outcomes, key=lambda item: item.file)
@@ -117,6 +145,10 @@ def run(
         anomalies=anomalies,
         wall_s=round(time.perf_counter() - started, 3),
         workers_lost=lost,
+        peak_rss_mib={
+            "driver": peak_rss_mib(),
+            "workers": sorted(round(mib, 1) for mib in workers_peak.values()),
+        },
         failures=failures,
     )
     return summary, outcomes

@@ -94,6 +94,11 @@ def _local_copy(source: str, endpoint_url: str | None) -> Iterator[tuple[Path, s
         yield path, hashlib.sha256(found[0]).hexdigest()
 
 
+def run_files(sources: list[str], job: JobSpec) -> list[FileOutcome]:
+    """One Dask task: a group of inputs, each done (or found done) on its own."""
+    return [run_file(source, job) for source in sources]
+
+
 def run_file(source: str, job: JobSpec) -> FileOutcome:
     """The outcome of one input (a file, or an s3:// object): done before (its record), or
     done now."""
