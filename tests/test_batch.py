@@ -175,15 +175,20 @@ def test_detect_scores_each_series_as_a_request_would(scored: dict[str, Any], da
     assert summary["anomalies"] == total
 
 
+def detect_day2_again(scored: dict[str, Any], days: Path) -> tuple[int, dict[str, Any], str]:
+    """The scored fixture's detect --since of day 2, run once more."""
+    return batch(
+        "detect", str(days / "day2"), "--algorithm", "ksigma", "--params",
+        orjson.dumps(PARAMS).decode(), "--store-dir", str(scored["store"]), "--output",
+        str(scored["output"]), "--workers", "2", "--since",
+    )  # fmt: skip
+
+
 def test_a_rerun_skips_every_file_and_writes_nothing(scored: dict[str, Any], days: Path) -> None:
     output = scored["output"]
     files = {path: (path.stat().st_mtime_ns, path.read_bytes()) for path in output.rglob("*")
              if path.is_file() and not path.name.startswith("summary")}  # fmt: skip
-    code, summary, _ = batch(
-        "detect", str(days / "day2"), "--algorithm", "ksigma", "--params",
-        orjson.dumps(PARAMS).decode(), "--store-dir", str(scored["store"]), "--output",
-        str(output), "--workers", "2", "--since",
-    )  # fmt: skip
+    code, summary, _ = detect_day2_again(scored, days)
     assert code == 0
     assert (summary["series_ok"], summary["series_skipped"]) == (0, SENSORS)
     assert summary["workers_lost"] == 0
@@ -206,11 +211,7 @@ def test_a_task_cut_short_after_moving_its_models_is_redone_alike(
     anomalies.unlink()
     store = store_of(scored["store"])
     generation = store.pointer(series_id(name)).generation  # type: ignore[union-attr]
-    code, summary, _ = batch(
-        "detect", str(days / "day2"), "--algorithm", "ksigma", "--params",
-        orjson.dumps(PARAMS).decode(), "--store-dir", str(scored["store"]), "--output",
-        str(output), "--workers", "2", "--since",
-    )  # fmt: skip
+    code, summary, _ = detect_day2_again(scored, days)
     assert code == 0
     assert (summary["series_ok"], summary["series_skipped"]) == (1, SENSORS - 1)
     assert pq.read_table(anomalies).equals(pq.read_table(__import__("io").BytesIO(first)))

@@ -9,8 +9,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-TABLE_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.xz", ".csv.zst", ".tsv", ".parquet", ".pq")
-
 
 def add_batch_parser(commands: Any) -> None:
     batch = commands.add_parser(
@@ -76,7 +74,11 @@ def add_batch_parser(commands: Any) -> None:
 
 
 def _tables(names: list[str]) -> list[str]:
-    return sorted(name for name in names if name.lower().endswith(TABLE_SUFFIXES))
+    """The names that are tables ``models fit`` reads (its CSV and Parquet suffixes)."""
+    from warden_algos.modelstore.tables import CSV_SUFFIXES, PARQUET_SUFFIXES
+
+    suffixes = CSV_SUFFIXES + PARQUET_SUFFIXES
+    return sorted(name for name in names if name.lower().endswith(suffixes))
 
 
 def _files(inputs: list[str], endpoint_url: str | None) -> list[str]:

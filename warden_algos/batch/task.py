@@ -20,7 +20,15 @@ import numpy as np
 import orjson
 
 from .job import FileOutcome, JobSpec, SeriesOutcome, StoreSpec, run_key
-from .outputs import anomalies_key, band_at, done_key, read_done, write_anomalies, write_done
+from .outputs import (
+    ANOMALY_COLUMNS,
+    anomalies_key,
+    band_at,
+    done_key,
+    read_done,
+    write_anomalies,
+    write_done,
+)
 from .places import Place, is_s3, open_place, split_s3
 
 STORE_ERROR = "MODEL_STORE_ERROR"
@@ -137,16 +145,13 @@ def _process(path: Path, name: str, key: str, job: JobSpec, output: Place) -> Fi
         failed = SeriesOutcome(name, "failed", "INVALID_INPUT", str(error))
         return FileOutcome(name, key, False, [failed], str(error))
     algorithm = _algorithm(job.algorithm, orjson.dumps(job.params, option=orjson.OPT_SORT_KEYS))
-    rows: dict[str, list[Any]] = {column: [] for column in _COLUMNS}
+    rows: dict[str, list[Any]] = {column: [] for column in ANOMALY_COLUMNS}
     outcomes = [_one(algorithm, one, job, rows, key) for one in series]
     anomalies_file = None
     if job.mode == "detect":
         anomalies_file = anomalies_key(name, key, job.output_format)
         write_anomalies(output, anomalies_file, rows, job.output_format)
     return FileOutcome(name, key, False, outcomes, None, anomalies_file)
-
-
-_COLUMNS = ("series_key", "timestamp", "score", "expected", "lower", "upper")
 
 
 def _one(
