@@ -487,3 +487,36 @@ def test_the_local_store_works_without_boto3_and_s3_names_the_deploy_extra(
     assert main(["models", "list", "--bucket", "some-bucket"]) == 2
     error = capsys.readouterr().err
     assert "pip install 'warden-algos[deploy]'" in error and len(error.splitlines()) == 1
+
+
+def test_folder_store_locks_per_key_stripe_not_the_whole_store(tmp_path: Path) -> None:
+    """A conditional write waits only for writers of keys in its own lock stripe: a batch run's
+    workers pushing different series must not queue behind each other's fsync."""
+    import hashlib
+
+    from warden_algos.modelstore.local import LOCK_STRIPES
+
+    def stripe(key: str) -> int:
+        return hashlib.sha256(key.encode()).digest()[0] % LOCK_STRIPES
+
+    objects = FolderObjects(tmp_path)
+    held = "pointers/a"
+    other = next(f"pointers/b{i}" for i in range(1000) if stripe(f"pointers/b{i}") != stripe(held))
+    same = next(f"pointers/c{i}" for i in range(5000) if stripe(f"pointers/c{i}") == stripe(held))
+    finished: dict[str, threading.Event] = {other: threading.Event(), same: threading.Event()}
+
+    def put(key: str) -> None:
+        objects.put(key, b"x", if_absent=True)
+        finished[key].set()
+
+    with objects._locked(held):
+        workers = [threading.Thread(target=put, args=(key,)) for key in finished]
+        for worker in workers:
+            worker.start()
+        assert finished[other].wait(10), "a key of another stripe waited for the held lock"
+        assert not finished[same].wait(0.3), "a key of the held stripe did not wait for it"
+    assert finished[same].wait(10)
+    for worker in workers:
+        worker.join()
+    assert objects.get(same) is not None and objects.get(other) is not None
+    assert objects.keys("pointers/") == sorted([other, same])  # the lock files are not keys

@@ -2,10 +2,14 @@
 
 For tests and single machines. Every object is a file written to a temporary name and renamed
 into place, so a reader sees the old bytes or the new ones, never a half. A conditional write
-is a compare-and-swap under an exclusive ``flock`` on ``ROOT/.lock``: it reads the current
-bytes, checks the condition (absent, or the etag its caller read, here their sha256) and
-renames the new bytes in before releasing the lock, so concurrent writers from any number of
-threads or processes are refused exactly as S3 refuses them.
+is a compare-and-swap under an exclusive ``flock`` on one of ``LOCK_STRIPES`` lock files,
+``ROOT/.locks/<xx>``, chosen by the key's hash: it reads the current bytes, checks the condition
+(absent, or the etag its caller read, here their sha256) and renames the new bytes in before
+releasing the lock, so concurrent writers from any number of threads or processes are refused
+exactly as S3 refuses them. Striping is what lets writers of different series (a batch run's
+workers) proceed side by side: one lock for the whole store made them wait on each other's
+fsync. (Earlier builds of 0.1.0 locked one ``ROOT/.lock``: one of those and a newer one must
+not write the same folder store at the same time.)
 """
 
 from __future__ import annotations
@@ -25,6 +29,11 @@ from .records import ModelStoreError
 
 def _etag(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+#: Lock files a folder store's conditional writes are spread over (two writers of different
+#: keys wait for each other with probability 1/LOCK_STRIPES).
+LOCK_STRIPES = 256
 
 
 class FolderObjects:
@@ -70,7 +79,7 @@ class FolderObjects:
         if if_match is None and not if_absent:
             self._write(path, body)
             return
-        with self._locked():
+        with self._locked(key):
             found = self.get(key)
             if if_absent and found is not None:
                 raise Conflict(key)
@@ -102,9 +111,12 @@ class FolderObjects:
         return found
 
     @contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".lock", "a+b") as lock:
+    def _locked(self, key: str) -> Iterator[None]:
+        """Exclusive, across threads and processes, against every other writer of ``key``."""
+        stripe = hashlib.sha256(key.encode()).digest()[0] % LOCK_STRIPES
+        folder = self.root / ".locks"
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / f"{stripe:02x}", "a+b") as lock:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
             try:
                 yield
