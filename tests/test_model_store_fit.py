@@ -161,8 +161,31 @@ def test_one_series_per_file_is_named_by_the_file_or_by_key(tmp_path: Path) -> N
     assert [s.key for s in read_series([tmp_path / "web-3.csv"], key="host=web-3")] == [
         "host=web-3"
     ]
-    with pytest.raises(TableError, match="--key names the series of one file"):
-        read_series([tmp_path / "web-3.csv", tmp_path / "web-4.csv.gz"], key="x")
+    both = read_series([tmp_path / "web-3.csv", tmp_path / "web-4.csv.gz"], key="x")
+    assert [s.key for s in both] == ["x"] and both[0].timestamps.shape == (100,)  # run_fit
+    # refuses its repeated stamps, as it refuses a request's
+    with pytest.raises(TableError, match="--key names the series the files hold"):
+        read_series([tmp_path / "web-3.csv"], key="x", key_columns=["host"])
+
+
+def test_files_of_one_name_in_several_folders_are_one_series(tmp_path: Path) -> None:
+    """Day folders of one sensor's file (``day=1/web-3.csv``, ``day=2/web-3.csv``) are parts of
+    one series, in time order whatever the order of the files; a row's place in a message
+    names its own file."""
+    times, values = series(100)
+    for day, part in (("day=2", slice(50, 100)), ("day=1", slice(0, 50))):
+        (tmp_path / day).mkdir()
+        frame = pd.DataFrame({"timestamp": times[part], "value": values[part]})
+        frame.to_csv(tmp_path / day / "web-3.csv", index=False)
+    (tmp_path / "day=3").mkdir()
+    (tmp_path / "day=3" / "web-3.csv").write_text("timestamp,value\n,1\n")
+    paths = [tmp_path / "day=2" / "web-3.csv", tmp_path / "day=1" / "web-3.csv"]
+    (found,) = read_series(paths)
+    assert found.key == "web-3" and found.problem is None
+    assert found.timestamps.tolist() == times.tolist()
+    np.testing.assert_array_equal(found.values, values)
+    (broken,) = read_series([*paths, tmp_path / "day=3" / "web-3.csv"])
+    assert broken.problem == "day=3/web-3.csv line 2: no timestamp"
 
 
 def test_a_file_that_cannot_give_series_stops_the_command_before_anything_is_pushed(
@@ -176,7 +199,7 @@ def test_a_file_that_cannot_give_series_stops_the_command_before_anything_is_pus
         store, "fit", str(good), str(bad), "--algorithm", "ksigma", "--key-columns", "host"
     )
     assert done.returncode == 1
-    assert "bad.csv has no column 'timestamp'" in one_line_error(done)
+    assert "bad.csv has no column 'timestamp' (it has host, time, value)" in one_line_error(done)
     assert store.store.pointers() == []
     other = models(store, "fit", str(tmp_path / "data.xlsx"), "--algorithm", "ksigma")
     assert other.returncode == 1 and "not a table this reads" in one_line_error(other)

@@ -14,7 +14,9 @@ def add_batch_parser(commands: Any) -> None:
     batch = commands.add_parser(
         "batch",
         help="fit or score every series of a folder of CSV/Parquet files on a Dask cluster",
-        description="One Dask task per input file (read by the worker that runs it). fit pushes "
+        description="Dask tasks over the input files, each read by the worker that runs it; "
+        "files holding parts of one series (one name in several folders, or a long table's "
+        "parts sharing a key) are read together by one task. fit pushes "
         "a model per series to the model store; detect scores each series with its stored model "
         "(or statelessly, for an algorithm that is not trainable) and writes the anomalies. A "
         "failing series is recorded and never stops the others; exit 1 if any failed, after "

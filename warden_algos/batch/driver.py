@@ -1,9 +1,11 @@
-"""The driver of a batch run: the Dask cluster, one task per input file, progress and summary.
+"""The driver of a batch run: the Dask cluster, tasks of input groups, progress and summary.
 
 ``--workers N`` starts an embedded ``LocalCluster`` of N single-threaded worker processes (the
 algorithms are CPU work in Python: processes, not threads, use the cores); ``--scheduler
 tcp://HOST:PORT`` uses a running cluster whose workers have the same warden-algos installed. The
-driver holds the list of file names and the outcomes, never a series: workers read their files.
+driver holds the list of file names and the outcomes, never a series: workers read their files
+(and, for a long table of several files, first each file's keys, so that files sharing a series
+are one group: ``groups``).
 A worker that dies mid-task loses nothing but time: Dask runs the task again on another worker,
 and since results are written atomically under names of the input's content, the second run
 writes the same files, once each.
@@ -83,6 +85,40 @@ def cluster(workers: int | None, scheduler: str | None) -> Iterator[Any]:
         yield client
 
 
+def plan(
+    files: Sequence[str], job: JobSpec, client: Any, workers: int, console: Any
+) -> list[list[str]]:
+    """The groups of inputs that hold whole series (see ``groups``): by name, or, for a long
+    table in several files, by the keys the workers find in each file."""
+    from . import groups
+    from .task import keys_of
+
+    if not job.key_columns:
+        found = groups.by_name(files)
+    elif len(files) == 1:
+        found = [list(files)]
+    else:
+        size = chunk_size(len(files), workers)
+        chunks = [list(files[i : i + size]) for i in range(0, len(files), size)]
+        keys: list[Any] = []
+        for digests in client.gather(client.map(keys_of, chunks, job=job, pure=False)):
+            keys += digests
+        found = groups.by_keys(files, keys)
+    largest = max(len(group) for group in found)
+    if largest > 1:
+        console.print(
+            f"{len(files)} files hold {len(found)} groups of whole series (the largest "
+            f"{largest} files, read by one task)"
+        )
+    if workers > 1 and len(found) == 1 and len(files) > 1:
+        console.print(
+            "[yellow]every file shares series with the others: one task reads them all, so "
+            "the run does not use more than one worker. A table partitioned by series key "
+            "(not by time) runs in parallel.[/yellow]"
+        )
+    return found
+
+
 def run(
     files: Sequence[str],
     job: JobSpec,
@@ -96,6 +132,7 @@ def run(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from .groups import tasks
     from .task import run_files
 
     started = time.perf_counter()
@@ -105,9 +142,9 @@ def run(
     with cluster(workers, scheduler) as client:
         console.print(f"dashboard: {client.dashboard_link}")
         at_start = set(client.scheduler_info()["workers"])
+        found = plan(files, job, client, len(at_start), console)
         size = files_per_task or chunk_size(len(files), len(at_start))
-        chunks = [list(files[i : i + size]) for i in range(0, len(files), size)]
-        futures = client.map(run_files, chunks, job=job, pure=False, retries=2)
+        futures = client.map(run_files, tasks(found, size), job=job, pure=False, retries=2)
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
         with Progress(*columns, console=console, disable=not progress) as bar:
             task = bar.add_task("files", total=len(files))
@@ -125,14 +162,20 @@ def run(
                         anomalies += one.anomalies
                 bar.update(
                     task,
-                    advance=len(done),
+                    advance=sum(outcome.inputs for outcome in done),
                     description=f"series ok {ok}, failed {failed}, skipped {skipped}",
                 )
                 future.release()
         lost = len(at_start - set(client.scheduler_info()["workers"]))
         workers_peak = client.run(peak_rss_mib)
     failures = [
-        {"file": outcome.file, "key": one.key, "code": one.code, "message": one.message}
+        {
+            "file": outcome.file,
+            "together_with": list(outcome.together_with),
+            "key": one.key,
+            "code": one.code,
+            "message": one.message,
+        }
         for outcome in sorted(outcomes, key=lambda item: item.file)
         for one in outcome.series
         if one.status == "failed"

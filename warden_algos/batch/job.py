@@ -73,11 +73,17 @@ class SeriesOutcome(NamedTuple):
 
 
 class FileOutcome(NamedTuple):
-    """One input file's task: its series' outcomes, and whether it was done before."""
+    """One group of input files (most often one file): its series' outcomes, and whether it
+    was done before."""
 
-    file: str
+    file: str  # the group's first input
     run_key: str | None
     skipped: bool
     series: list[SeriesOutcome]
-    error: str | None = None  # the file itself could not be read: every series in it unknown
+    error: str | None = None  # an input could not be read: every series in the group unknown
     anomalies_file: str | None = None
+    together_with: tuple[str, ...] = ()  # the group's other inputs (parts of the same series)
+
+    @property
+    def inputs(self) -> int:
+        return 1 + len(self.together_with)

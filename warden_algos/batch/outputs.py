@@ -5,6 +5,8 @@ Layout, under the output::
 
     anomalies/<input file name>-<run key>.parquet|csv   the detections of one input file
     done/fit|detect/<input file name>-<run key>.json    its outcomes, written last
+
+(a group of inputs holding parts of the same series is named ``<first input>+<others>``).
     summary-fit.json, summary-detect.json               the last run's summary
 
 ``run key`` names the input's bytes and the job (``job.run_key``): a re-run that finds the
@@ -60,7 +62,7 @@ def read_done(place: Place, relative: str) -> FileOutcome | None:
         series = [SeriesOutcome(**item) for item in record["series"]]
         return FileOutcome(
             record["file"], record["run_key"], True, series, record.get("error"),
-            record.get("anomalies_file"),
+            record.get("anomalies_file"), tuple(record.get("together_with", ())),
         )  # fmt: skip
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         return None
@@ -73,6 +75,7 @@ def write_done(place: Place, relative: str, outcome: FileOutcome) -> None:
         "series": [item.as_json() for item in outcome.series],
         "error": outcome.error,
         "anomalies_file": outcome.anomalies_file,
+        "together_with": list(outcome.together_with),
     }
     place.objects.put(place.key(relative), orjson.dumps(record, option=orjson.OPT_INDENT_2))
 

@@ -1,8 +1,10 @@
-"""One input file on a worker: read it, fit or score each of its series, write the results.
+"""One group of input files on a worker: read it, fit or score each of its series, write the
+results.
 
-A file is one task: its series are read only here, never by the driver. Each series goes through
-the path a request takes (``run_fit``, ``run_detect_next``, ``run_detect``), so it is checked as
-one sent on the wire and fails with the same codes; one series' failure is its outcome alone.
+A group is the files that hold parts of the same series (``groups``; most often one file). Its
+series are read only here, never by the driver. Each series goes through the path a request
+takes (``run_fit``, ``run_detect_next``, ``run_detect``), so it is checked as one sent on the
+wire and fails with the same codes; one series' failure is its outcome alone.
 """
 
 from __future__ import annotations
@@ -10,8 +12,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -96,47 +98,99 @@ def _local_copy(source: str, endpoint_url: str | None) -> Iterator[tuple[Path, s
         raise ModelStoreError(f"{source} is over {MAX_INPUT_BYTES >> 20} MiB: refused") from None
     if found is None:
         raise ModelStoreError(f"{source} is gone (removed since it was listed)")
+    parts = key.split("/")
+    folder = parts[-2] if len(parts) > 1 and parts[-2] else "input"
     with tempfile.TemporaryDirectory(prefix="warden-batch-") as scratch:
-        path = Path(scratch) / (key.rsplit("/", 1)[-1] or "input")
+        # under its own folder's name too: a message about one of several same-named objects
+        # (day folders of one sensor's file) names it as ``day=2/web-3.csv``
+        path = Path(scratch) / folder / (parts[-1] or "input")
+        path.parent.mkdir()
         path.write_bytes(found[0])
         yield path, hashlib.sha256(found[0]).hexdigest()
 
 
-def run_files(sources: list[str], job: JobSpec) -> list[FileOutcome]:
-    """One Dask task: a group of inputs, each done (or found done) on its own."""
-    return [run_file(source, job) for source in sources]
+@contextmanager
+def _local_copies(sources: Sequence[str], endpoint_url: str | None
+                  ) -> Iterator[list[tuple[Path, str]]]:  # fmt: skip
+    with ExitStack() as stack:
+        yield [stack.enter_context(_local_copy(source, endpoint_url)) for source in sources]
+
+
+def _group_sha256(file_sha256s: Sequence[str]) -> str:
+    """The content of a group: its one file's sha256 (so a file's results keep their name
+    whether it is grouped or not), or a hash of its files' sorted hashes."""
+    if len(file_sha256s) == 1:
+        return file_sha256s[0]
+    return hashlib.sha256("group\n".join(sorted(file_sha256s)).encode()).hexdigest()
+
+
+def source_name(source: str) -> str:
+    return source.rstrip("/").rsplit("/", 1)[-1]
+
+
+def keys_of(sources: list[str], job: JobSpec) -> list[list[bytes] | None]:
+    """One Dask task of the planning pass: per input, the digests of the series keys its rows
+    hold (its key columns only), or None when it cannot be read (it is then a group of its
+    own and fails with its own message when processed)."""
+    from warden_algos.modelstore.records import ModelStoreError
+    from warden_algos.modelstore.tables import read_keys
+
+    from .groups import key_digest
+
+    found: list[list[bytes] | None] = []
+    for source in sources:
+        try:
+            with _local_copy(source, job.endpoint_url) as (path, _):
+                found.append([key_digest(key) for key in read_keys(path, job.key_columns)])
+        except (OSError, ModelStoreError):
+            found.append(None)
+    return found
+
+
+def run_files(groups: list[list[str]], job: JobSpec) -> list[FileOutcome]:
+    """One Dask task: some groups of inputs, each done (or found done) on its own."""
+    return [run_group(group, job) for group in groups]
 
 
 def run_file(source: str, job: JobSpec) -> FileOutcome:
-    """The outcome of one input (a file, or an s3:// object): done before (its record), or
-    done now."""
+    """The outcome of one input file that is a group of its own."""
+    return run_group([source], job)
+
+
+def run_group(sources: Sequence[str], job: JobSpec) -> FileOutcome:
+    """The outcome of a group of inputs (files, or s3:// objects) holding whole series: done
+    before (its record), or done now. Named after its first input."""
     from warden_algos import __version__
     from warden_algos.modelstore.records import ModelStoreError
 
     output = _place(job.output, job.endpoint_url)
-    name = source.rstrip("/").rsplit("/", 1)[-1]
+    names = [source_name(source) for source in sources]
+    name, others = names[0], tuple(names[1:])
+    record_name = name if not others else f"{name}+{len(others)}"
     try:
-        with _local_copy(source, job.endpoint_url) as (path, sha256):
-            key = run_key(sha256, job.fingerprint(__version__))
-            done = done_key(job.mode, name, key)
+        with _local_copies(sources, job.endpoint_url) as copies:
+            key = run_key(_group_sha256([sha for _, sha in copies]), job.fingerprint(__version__))
+            done = done_key(job.mode, record_name, key)
             earlier = read_done(output, done)
             if earlier is not None:
                 return earlier
-            outcome = _process(path, name, key, job, output)
-    except (OSError, ModelStoreError) as error:  # the input cannot be read at all
+            outcome = _process([path for path, _ in copies], record_name, key, job, output)
+    except (OSError, ModelStoreError) as error:  # an input cannot be read at all
         failed = SeriesOutcome(name, "failed", "INVALID_INPUT", str(error))
-        return FileOutcome(name, None, False, [failed], str(error))
+        return FileOutcome(name, None, False, [failed], str(error), together_with=others)
+    outcome = outcome._replace(file=name, together_with=others)
     write_done(output, done, outcome)
     return outcome
 
 
-def _process(path: Path, name: str, key: str, job: JobSpec, output: Place) -> FileOutcome:
+def _process(paths: list[Path], name: str, key: str, job: JobSpec, output: Place
+             ) -> FileOutcome:  # fmt: skip
     from warden_algos.modelstore.records import ModelStoreError
     from warden_algos.modelstore.tables import read_series
 
     try:
         series = read_series(
-            [path],
+            paths,
             timestamp_column=job.timestamp_column,
             value_column=job.value_column,
             key_columns=list(job.key_columns),

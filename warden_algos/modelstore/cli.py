@@ -72,15 +72,16 @@ def add_models_parser(commands: Any) -> None:
         "fit",
         help="fit every series of CSV/Parquet files and push each model",
         description="A long table (--key-columns host,metric: one series per distinct "
-        "combination, across all the files) or one series per file (named --key, or the "
-        "file's name). Timestamps: Unix seconds or ISO 8601; rows in any order; empty values "
+        "combination, across all the files) or one series per file name (files of one name "
+        "in several folders are parts of one series), or one series all the files hold "
+        "(--key). Timestamps: Unix seconds or ISO 8601; rows in any order; empty values "
         "are missing (NaN). Exit 1 if any series failed; the others are pushed all the same.",
     )
     fit.add_argument("files", nargs="+", type=Path, metavar="FILE")
     fit.add_argument("--algorithm", required=True)
     fit.add_argument("--params", help="JSON object (default: {}, the defaults)")
     fit.add_argument("--key-columns", help="comma-separated columns that name a series")
-    fit.add_argument("--key", help="the series key of a one-series file")
+    fit.add_argument("--key", help="the key of the one series the files hold")
     fit.add_argument("--timestamp-column", default="timestamp")
     fit.add_argument("--value-column", default="value")
     fit.add_argument("--why", help="recorded in each series' history (default: the file names)")

@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from .records import ModelStoreError
 
-__all__ = ["TableError", "TableSeries", "read_series"]
+__all__ = ["TableError", "TableSeries", "file_stem", "read_keys", "read_series"]
 
 CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.xz", ".csv.zst", ".tsv")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -51,7 +51,8 @@ def _kind(path: Path) -> str:
     )
 
 
-def _stem(path: Path) -> str:
+def file_stem(path: Path) -> str:
+    """The series key of a file holding one series: its name without the table suffix."""
     name = path.name
     for suffix in (*CSV_SUFFIXES, *PARQUET_SUFFIXES):
         if name.lower().endswith(suffix):
@@ -60,6 +61,7 @@ def _stem(path: Path) -> str:
 
 
 def _read(path: Path, columns: list[str], text_columns: list[str]) -> Any:
+    """The named columns of a file (only those are read), or a TableError naming what it has."""
     import pandas as pd
 
     kind = _kind(path)
@@ -67,24 +69,31 @@ def _read(path: Path, columns: list[str], text_columns: list[str]) -> Any:
         from warden_algos.extras import require
 
         require("data", what="reading Parquet (models fit)")
+    sep = "\t" if path.name.lower().endswith(".tsv") else ","
     try:
         if kind == "parquet":
-            frame = pd.read_parquet(path)
+            import pyarrow.parquet as pq
+
+            has = pq.read_schema(path).names
+            frame = pd.read_parquet(path, columns=[name for name in columns if name in has])
         else:
             frame = pd.read_csv(
                 path,
-                sep="\t" if path.name.lower().endswith(".tsv") else ",",
+                sep=sep,
                 dtype=dict.fromkeys(text_columns, "string"),
                 usecols=lambda name: name in columns,
             )
+            has = list(frame.columns)
     except Exception as error:  # OSError, or a parser's own (pandas' ParserError, pyarrow's)
         first = str(error).splitlines()[0][:300] if str(error) else type(error).__name__
         raise TableError(f"cannot read {path}: {first}") from None
     missing = [name for name in columns if name not in frame.columns]
     if missing:
+        if kind == "csv":
+            has = list(pd.read_csv(path, sep=sep, nrows=0).columns)  # all of them, to say so
         raise TableError(
             f"{path} has no column {', '.join(repr(name) for name in missing)} (it has "
-            f"{', '.join(map(str, frame.columns[:20]))}): name the columns with --key-columns, "
+            f"{', '.join(map(str, has[:20]))}): name the columns with --key-columns, "
             "--timestamp-column and --value-column"
         )
     return frame[columns]
@@ -100,11 +109,12 @@ def read_series(
 ) -> list[TableSeries]:
     """The series in ``paths``: with ``key_columns``, one per distinct combination across all
     the files (key ``host=a,metric=cpu``, dimensions ``["host=a", "metric=cpu"]``); without,
-    one per file, named ``key`` (one file only) or the file's name without its suffix."""
-    import pandas as pd
+    one per file name without its suffix (files of one name in several folders, such as
+    ``day=1/web-3.csv`` and ``day=2/web-3.csv``, are parts of one series), or one series
+    named ``key`` that all the files hold."""
 
-    if key is not None and (key_columns or len(paths) != 1):
-        raise TableError("--key names the series of one file; a long table uses --key-columns")
+    if key is not None and key_columns:
+        raise TableError("--key names the series the files hold; a long table uses --key-columns")
     columns = [*key_columns, timestamp_column, value_column]
     if len(set(columns)) != len(columns):
         raise TableError("the key, timestamp and value columns must be different columns")
@@ -113,21 +123,45 @@ def read_series(
         frame = _read(path, columns, [*key_columns, timestamp_column])
         frames.append(frame.assign(**{_FILE: index, _ROW: np.arange(len(frame))}))
     if not key_columns:
+        parts: dict[str, list[Any]] = {}
+        for path, frame in zip(paths, frames, strict=True):
+            parts.setdefault(key or file_stem(path), []).append(frame)
         return [
-            _series(key or _stem(path), [], frame, paths, timestamp_column, value_column)
-            for path, frame in zip(paths, frames, strict=True)
+            _series(name, [], _joined(pieces), paths, timestamp_column, value_column)
+            for name, pieces in parts.items()
         ]
-    table = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    table = _joined(frames)
     for name in key_columns:
         table[name] = table[name].astype("string").fillna("")
     found = []
     for values, rows in table.groupby(list(key_columns), sort=True, dropna=False):
-        parts = values if isinstance(values, tuple) else (values,)
-        dimensions = [f"{name}={part}" for name, part in zip(key_columns, parts, strict=True)]
+        parts_of_key = values if isinstance(values, tuple) else (values,)
+        dimensions = [
+            f"{name}={part}" for name, part in zip(key_columns, parts_of_key, strict=True)
+        ]
         found.append(
             _series(",".join(dimensions), dimensions, rows, paths, timestamp_column, value_column)
         )
     return found
+
+
+def read_keys(path: Path, key_columns: Sequence[str]) -> list[tuple[str, ...]]:
+    """The distinct series keys of one file of a long table, as ``read_series`` forms them
+    (text, a missing cell as ""), from its key columns alone."""
+    frame = _read(path, list(key_columns), list(key_columns))
+    for name in key_columns:
+        frame[name] = frame[name].astype("string").fillna("")
+    return list(frame.drop_duplicates().itertuples(index=False, name=None))
+
+
+def _folder_name(path: Path) -> str:
+    return "/".join(path.parts[-2:])
+
+
+def _joined(frames: list[Any]) -> Any:
+    import pandas as pd
+
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
 def _series(
@@ -142,7 +176,9 @@ def _series(
         row = rows.iloc[position]
         path = paths[int(row[_FILE])]
         line = int(row[_ROW]) + 1
-        return f"{path.name} line {line + 1}" if _kind(path) == "csv" else f"{path.name} row {line}"
+        # a name several inputs share (day folders of one sensor's file) is named with its folder
+        label = path.name if [p.name for p in paths].count(path.name) == 1 else _folder_name(path)
+        return f"{label} line {line + 1}" if _kind(path) == "csv" else f"{label} row {line}"
 
     try:
         times = _times(rows[timestamp_column], where)
