@@ -51,6 +51,9 @@ GRIDS: dict[str, dict[str, list[Any]]] = {
     "novelty": {"levels": [4.0, 5.0, 6.0], "threshold": [0.375, 0.5, 0.625]},
     "prophet": {"margin": [0.6, 0.7, 0.8]},
     "ensemble": {"threshold": [0.5, 1.0]},
+    "isolation_forest": {"window": [6, 8], "sigmas": [3.0, 4.0, 5.0]},
+    "one_class_svm": {"window": [4, 6], "sigmas": [8.0, 10.0, 12.0]},
+    "autoencoder": {"window": [16, 32], "sigmas": [8.0, 10.0, 12.0]},
 }
 
 console = Console(width=150, stderr=True)
@@ -155,6 +158,11 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--cache-dir", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="with --only: replace those detectors' entries in the written results, keep the rest",
+    )
     args = parser.parse_args()
 
     corpus = load_corpus(args.corpus)
@@ -173,6 +181,12 @@ def main() -> int:
             f"{timed.overall.detections} detections, {timed.wall_s:.2f} s"
         )
     baselines = {name: summary(evaluate_algorithm(name, {}, corpus)) for name in BASELINES}
+    if args.merge:
+        earlier = orjson.loads((args.out / "nab_dev.json").read_bytes())
+        if earlier["corpus"]["fingerprint"] != corpus.fingerprint:
+            print("--merge: the written results are of another corpus", file=sys.stderr)
+            return 2
+        detectors = {**earlier["detectors"], **detectors}
     best = max(detectors, key=lambda n: detectors[n]["nab"]["standard"] or -1e9)
     document = {
         "version": __version__,
@@ -216,7 +230,7 @@ def main() -> int:
             style="bold" if name == best else None,
         )
     Console(width=150).print(table)
-    if args.only:
+    if args.only and not args.merge:
         print("(--only: results not written)", file=sys.stderr)
         return 0
     args.out.mkdir(parents=True, exist_ok=True)

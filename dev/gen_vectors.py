@@ -232,6 +232,41 @@ def state_cases() -> dict[str, dict[str, Any]]:
     }  # fmt: skip
 
 
+#: Small models for the learned detectors' vectors, so that a state stays a few KB in every format.
+LEARNED_VECTOR_PARAMS: dict[str, dict[str, Any]] = {
+    "isolation_forest": {"n_estimators": 8, "max_samples": 64},
+    "one_class_svm": {"max_fit_windows": 128},
+    "autoencoder": {"hidden": 8, "bottleneck": 2, "max_iter": 50, "max_fit_windows": 256},
+}
+
+
+def learned_cases() -> dict[str, dict[str, Any]]:
+    """Each learned detector scoring new points with a state fitted on the first 500 points (the
+    spike at 500 is new). Scoring a fitted model needs numpy only, so the executable and the JVM
+    replay these; fitting needs scikit-learn (the 'learned' extra), here at generation."""
+    from warden_algos.interfaces.run_state import run_fit
+    from warden_algos.registry import Registry
+
+    times, values = daily()
+    registry = Registry.discover()
+    out: dict[str, dict[str, Any]] = {}
+    for name, params in LEARNED_VECTOR_PARAMS.items():
+        algorithm = registry.load(name)(params)
+        history = np.array(values[:500], dtype=np.float64)
+        fitted = run_fit(algorithm, times[:500], history).state
+        payload = DetectPayload([], times[500:], np.array(values[500:]), state=fitted)
+        out[f"{name}_detect_with_state"] = {
+            "request": Request(
+                "detect", name, payload, params, request_id=f"vector-{name}"
+            ),
+            "description": f"{name} scores 100 new points (a spike first) with a model fitted "
+            "on the 500 before them",
+            # exp and tanh come from the platform's libm: last bits may differ elsewhere.
+            "numbers_rtol": NUMBERS_RTOL,
+        }
+    return out
+
+
 def cases() -> dict[str, dict[str, Any]]:
     times = T0 + 60 * np.arange(20, dtype=np.int64)
     times[7] = times[6]
@@ -295,6 +330,7 @@ def cases() -> dict[str, dict[str, Any]]:
         },
         **library_cases(),
         **state_cases(),
+        **learned_cases(),
     }
 
 

@@ -16,7 +16,7 @@ from warden_algos.testing import check_algorithm
 
 REGISTRY = Registry.discover()
 DETECTORS = [n for n in BUILTIN_ALGORITHMS if is_detect(REGISTRY.load(n))]
-HEAVY = ("scipy", "pandas", "prophet", "matplotlib", "cmdstanpy")
+HEAVY = ("scipy", "pandas", "prophet", "matplotlib", "cmdstanpy", "sklearn")
 
 
 @pytest.mark.parametrize("name", [n for n in BUILTIN_ALGORITHMS if n != "prophet"])

@@ -239,7 +239,15 @@ def test_a_tolerant_vector_still_catches_what_matters() -> None:
     ):
         assert list(differences(canonical(wrong), want, 1e-9)), wrong
     tolerant = [v.name for v in ALL if "numbers_rtol" in v.case]
-    assert tolerant == ["prophet_defaults"], "only a case that needs it may be tolerant"
+    # prophet: Stan's optimiser; the learned detectors: numpy's exp, tanh and power dispatch to
+    # SIMD code chosen by the processor (AVX-512 or not), which may differ in the last bit.
+    needs_it = [
+        "autoencoder_detect_with_state",
+        "isolation_forest_detect_with_state",
+        "one_class_svm_detect_with_state",
+        "prophet_defaults",
+    ]
+    assert sorted(tolerant) == needs_it, "only a case that needs it may be tolerant"
 
 
 def describe_difference(format_name: str, got: bytes, expected: bytes) -> str:

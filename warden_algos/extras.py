@@ -20,9 +20,10 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "prophet": ("prophet",),
     "evaluate": ("matplotlib", "scipy"),
     "deploy": ("boto3", "cryptography"),
-    "build": ("PyInstaller", "prophet"),
+    "build": ("PyInstaller", "prophet", "sklearn"),
     "data": ("pyarrow",),
     "batch": ("dask", "distributed", "pyarrow"),
+    "learned": ("sklearn",),
 }
 
 

@@ -1,0 +1,146 @@
+"""A small autoencoder (scikit-learn MLP) on scaled lagged windows: k-sigma reconstruction error."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from warden_algos.interfaces import F64Array, InvalidInput, StateArray
+from warden_algos.interfaces.budget import WorkEstimate
+from warden_algos.learned.detector import LearnedDetector, LearnedParams, LearnedState
+from warden_algos.learned.mlp import (
+    check_autoencoder,
+    fit_autoencoder,
+    reconstructed,
+    reconstruction_errors,
+)
+from warden_algos.learned.scaling import Scale, score_scale
+
+
+class AutoencoderParams(LearnedParams):
+    window: int = Field(
+        16,
+        ge=2,
+        le=256,
+        description="Values in each point's lagged window (the point and the ones before it): "
+        "the shapes the network learns to reproduce span this many points.",
+    )
+    sigmas: float = Field(
+        8.0,
+        gt=0,
+        le=1e6,
+        description="Flag a point when its window's reconstruction error is more than this many "
+        "sigmas above the median error of the training windows.",
+    )
+    hidden: int = Field(32, ge=2, le=512, description="Units of the two outer hidden layers.")
+    bottleneck: int = Field(
+        4,
+        ge=1,
+        le=256,
+        description="Units of the middle layer: what a window must be squeezed through. Fewer "
+        "than the window's features, or the network learns to copy any window.",
+    )
+    max_iter: int = Field(
+        200,
+        ge=1,
+        le=5000,
+        description="Training epochs at most (Adam; stops earlier when the loss stops improving).",
+    )
+    alpha: float = Field(
+        1e-4, ge=0, le=10, description="L2 penalty on the weights (scikit-learn's alpha)."
+    )
+
+    @model_validator(mode="after")
+    def _narrow_middle(self) -> AutoencoderParams:
+        if self.bottleneck > self.hidden:
+            raise ValueError("bottleneck must not be wider than hidden")
+        return self
+
+
+class AutoencoderState(LearnedState):
+    mlp_w0: StateArray = Field(description="Weights, input -> hidden (features x hidden).")
+    mlp_b0: StateArray = Field(description="Biases of the first hidden layer.")
+    mlp_w1: StateArray = Field(description="Weights, hidden -> bottleneck.")
+    mlp_b1: StateArray = Field(description="Biases of the bottleneck.")
+    mlp_w2: StateArray = Field(description="Weights, bottleneck -> hidden.")
+    mlp_b2: StateArray = Field(description="Biases of the second hidden layer.")
+    mlp_w3: StateArray = Field(description="Weights, hidden -> output (hidden x features).")
+    mlp_b3: StateArray = Field(description="Biases of the output.")
+    point_sigma: StateArray = Field(
+        description="Robust sigma of the training windows' residual at their own point, in the "
+        "series' units (one element; empty if not fitted): the band's half-width per sigma."
+    )
+
+
+class Autoencoder(LearnedDetector[AutoencoderParams, AutoencoderState]):
+    """Trains a small autoencoder (scikit-learn's MLPRegressor: window -> ``hidden`` ->
+    ``bottleneck`` -> ``hidden`` -> window, tanh) to reproduce the series' scaled lagged windows
+    and flags the points whose window it reconstructs far worse than the training windows (k-sigma
+    on the reconstruction error). Returns the reconstruction of each point as ``expected``, with
+    ``lower``/``upper`` at ``sigmas`` robust sigmas of the point residual around it.
+
+    Use it for series with recurring local shapes (a batch job's ramp, a sensor's duty cycle)
+    where an anomaly is a shape the history never showed, including one whose values are all in
+    the normal range. It learns what to ignore (noise) from the history itself. Avoid it on short
+    histories (it needs a few hundred windows to learn anything) and when fits must be fast: it is
+    the slowest learned detector to fit (seconds at the defaults), though scoring is three matrix
+    products per point.
+
+    Embedding and scaling as ``one_class_svm``. Score: the mean squared reconstruction error of
+    the window, in scaled units, as a robust z-score against the training windows' errors;
+    flagged above ``sigmas``. The band shows the reconstructed point in the series' units: a
+    point outside it was poorly reconstructed, though a window can also be flagged for its shape
+    while its last point stays inside.
+
+    Trainable: the state is the network's four weight matrices and biases (a few thousand floats),
+    the scaling and the last ``window - 1`` values; ``detect_next`` scores without scikit-learn,
+    the same however the points are chunked. Not causal: a stateless ``detect`` trains on every
+    point it is given. Training is seeded (``seed``).
+    """
+
+    name = "autoencoder"
+    summary = "MLP autoencoder on scaled lagged windows; k-sigma reconstruction error (trainable)."
+    draws_band: ClassVar[bool] = True
+
+    def fit_model(self, rows: F64Array) -> dict[str, Any]:
+        p = self.params
+        return fit_autoencoder(rows, p.hidden, p.bottleneck, p.max_iter, p.alpha, p.seed)
+
+    def check_model(self, state: AutoencoderState, features: int) -> None:
+        p = self.params
+        check_autoencoder(self.model_of(state), features, p.hidden, p.bottleneck)
+        sigma = np.asarray(state.point_sigma)
+        if sigma.shape != (1,) or not (np.isfinite(sigma).all() and sigma[0] > 0):
+            raise InvalidInput("the state's point_sigma is not one positive number", field="state")
+
+    def model_scores(self, model: dict[str, Any], rows: F64Array) -> F64Array:
+        return reconstruction_errors(rows, reconstructed(model, rows))
+
+    def band_fields(self, model: dict[str, Any], rows: F64Array, scale: Scale) -> dict[str, Any]:
+        point = self.params.window - 1  # lag_0, the point itself
+        rebuilt = reconstructed(model, rows)
+        residual = (rows[:, point] - rebuilt[:, point]) * scale.spread[point]
+        _, sigma = score_scale(residual)
+        return {"point_sigma": np.asarray([sigma], dtype=np.float64)}
+
+    def model_band(
+        self, model: dict[str, Any], rows: F64Array, scale: Scale, state: AutoencoderState
+    ) -> dict[str, F64Array]:
+        point = self.params.window - 1
+        with np.errstate(over="ignore", invalid="ignore"):
+            expected = reconstructed(model, rows)[:, point] * scale.spread[point]
+            expected += scale.center[point]
+            half = self.params.sigmas * float(state.point_sigma[0])
+        return {"expected": expected, "lower": expected - half, "upper": expected + half}
+
+    def model_work(self, fit_rows: int, score_rows: int, features: int) -> WorkEstimate:
+        p = self.params
+        weights = 2 * features * p.hidden + 2 * p.hidden * p.bottleneck
+        fit_ops = 6 * p.max_iter * fit_rows * weights
+        score_ops = 4 * (2 * fit_rows + score_rows) * weights
+        return WorkEstimate(
+            peak_bytes=8 * 8192 * (2 * p.hidden + features) * 4 + fit_rows * features * 48,
+            operations=fit_ops + score_ops,
+        )

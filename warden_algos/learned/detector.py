@@ -1,0 +1,304 @@
+"""The trainable detector the learned models share: embed, scale, fit, threshold, stream.
+
+``fit`` embeds the history (``embedding``), keeps at most ``max_fit_windows`` complete rows
+(evenly spaced, so the whole history is represented and nothing random is drawn), scales them
+robustly (``scaling``), fits the model on them, scores them with the model's numpy scorer and
+keeps the median and robust sigma of those scores. The state holds the model's arrays, the
+scaling, that score scale and the last ``window - 1`` values (the next point's lags).
+
+``detect_next`` embeds the new points after the state's tail, scores them and flags those whose
+robust z-score exceeds ``sigmas``; the reported score is that z. The model never changes while
+scoring, so new points get the same scores however they are chunked. ``detect`` (stateless) fits
+on the history it is given and scores it: not causal, since every point helps fit the model
+that scores it.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import Field
+
+from warden_algos.interfaces import (
+    DetectorParams,
+    DetectResult,
+    F64Array,
+    I64Array,
+    InvalidInput,
+)
+from warden_algos.interfaces.budget import InputShape, WorkEstimate
+from warden_algos.interfaces.state import AlgorithmState, StateArray
+from warden_algos.interfaces.streaming import continuing_flags, still_open
+from warden_algos.interfaces.trainable import TrainableDetector
+
+from warden_algos.extras import require
+
+from .embedding import embedded, feature_count, no_history, tail
+from .scaling import Scale, feature_scale, scaled, score_scale
+
+#: A z-score reported for a row the model scores as non-finite (values so large that the scaled
+#: row overflows): the most anomalous a row can be, kept finite for the wire.
+_OFF_THE_SCALE = 1e300
+
+
+class LearnedParams(DetectorParams):
+    """The params every learned detector shares: how a series becomes rows, how much of it
+    trains the model, and where the threshold is."""
+
+    window: int = Field(
+        8,
+        ge=2,
+        le=256,
+        description="Values in each point's lagged window (the point and the ones before it): "
+        "the shapes the model learns span this many points.",
+    )
+    sigmas: float = Field(
+        6.0,
+        gt=0,
+        le=1e6,
+        description="Flag a point when its score is more than this many robust sigmas above the "
+        "median score of the training windows.",
+    )
+    max_fit_windows: int = Field(
+        4096,
+        ge=16,
+        le=100_000,
+        description="At most this many windows train the model, evenly spaced over the "
+        "history: bounds the fit's time and the state's size.",
+    )
+    min_fit_windows: int = Field(
+        64,
+        ge=8,
+        le=100_000,
+        description="Fewer complete windows than this in the history: no model, and no point "
+        "is scored.",
+    )
+    seed: int = Field(
+        0, ge=0, le=2**32 - 1, description="Seed of the model's randomness (fits are repeatable)."
+    )
+
+
+class LearnedState(AlgorithmState):
+    """What every learned detector's state holds besides its model's arrays."""
+
+    fitted: bool = Field(
+        description="Whether a model was fitted (the history had min_fit_windows windows)."
+    )
+    tail: StateArray = Field(
+        description="The last window - 1 values seen (float64, NaN for missing): the lags of "
+        "the next point."
+    )
+    feature_center: StateArray = Field(
+        description="Median of each feature over the training windows (float64; empty if not "
+        "fitted)."
+    )
+    feature_spread: StateArray = Field(
+        description="Robust spread of each feature (IQR / 1.349, float64; empty if not fitted)."
+    )
+    score_scale: StateArray = Field(
+        description="Median and robust sigma of the training windows' scores (float64, two "
+        "elements; empty if not fitted): a point's z is (score - median) / sigma."
+    )
+    open_incident: bool = Field(
+        False, description="Whether the last point seen was flagged (its incident continues)."
+    )
+
+
+LP = TypeVar("LP", bound=LearnedParams)
+LS = TypeVar("LS", bound=LearnedState)
+
+
+class Scored(NamedTuple):
+    """Per-point z-scores of a chunk, which points had a complete window, and the band when the
+    model draws one."""
+
+    z: F64Array
+    complete: npt.NDArray[np.bool_]
+    band: dict[str, F64Array]
+
+
+class LearnedDetector(TrainableDetector[LP, LS], Generic[LP, LS]):
+    """Base of the learned detectors: subclasses say how to fit, check and score their model."""
+
+    causal: ClassVar[bool] = False
+    #: Whether ``model_band`` draws ``expected``/``lower``/``upper``.
+    draws_band: ClassVar[bool] = False
+
+    # -- what a model supplies --------------------------------------------------------------
+
+    @abstractmethod
+    def fit_model(self, rows: F64Array) -> dict[str, Any]:
+        """Fit on scaled complete rows (imports scikit-learn); the model's state arrays."""
+
+    @abstractmethod
+    def check_model(self, state: LS, features: int) -> None:
+        """Refuse model arrays these params cannot have produced (``InvalidInput``)."""
+
+    @abstractmethod
+    def model_scores(self, model: dict[str, Any], rows: F64Array) -> F64Array:
+        """Anomaly scores of scaled complete rows (numpy only): higher is more anomalous."""
+
+    @abstractmethod
+    def model_work(self, fit_rows: int, score_rows: int, features: int) -> WorkEstimate:
+        """Peak bytes and operations of fitting on and scoring that many rows."""
+
+    def model_band(
+        self, model: dict[str, Any], rows: F64Array, scale: Scale, state: LS
+    ) -> dict[str, F64Array] | None:
+        """``expected``/``lower``/``upper`` for scored rows, if the model draws a band."""
+        return None
+
+    def band_fields(self, model: dict[str, Any], rows: F64Array, scale: Scale) -> dict[str, Any]:
+        """Extra state fields computed from the training rows (the band's width)."""
+        return {}
+
+    # -- the detector -----------------------------------------------------------------------
+
+    def model_of(self, state: LS) -> dict[str, Any]:
+        base = set(LearnedState.model_fields)
+        return {name: getattr(state, name) for name in type(state).model_fields if name not in base}
+
+    def empty_model(self) -> dict[str, Any]:
+        fields = {}
+        for name in self.State.model_fields:
+            if name not in LearnedState.model_fields and name in self.State._array_fields:
+                fields[name] = np.empty(0, dtype=np.float64)
+        return fields
+
+    def fit(self, dimensions: list[str], timestamps: I64Array, values: F64Array) -> LS:
+        p = self.params
+        require("learned", what=f"fitting {self.name}")
+        start = no_history(p.window)
+        rows, complete = embedded(values, p.window, start)
+        train = rows[complete]
+        last = tail(values, p.window, start)
+        if train.shape[0] < p.min_fit_windows:
+            return self.new_state(
+                fitted=False,
+                tail=last,
+                feature_center=np.empty(0),
+                feature_spread=np.empty(0),
+                score_scale=np.empty(0),
+                **self.empty_model(),
+            )
+        if train.shape[0] > p.max_fit_windows:
+            keep = np.linspace(0, train.shape[0] - 1, p.max_fit_windows).round().astype(np.intp)
+            train = train[np.unique(keep)]
+        scale = feature_scale(train)
+        x = np.nan_to_num(scaled(train, scale), nan=0.0, posinf=1e150, neginf=-1e150)
+        model = self.fit_model(x)
+        center, sigma = score_scale(self.finite_scores(model, x))
+        return self.new_state(
+            fitted=True,
+            tail=last,
+            feature_center=scale.center,
+            feature_spread=scale.spread,
+            score_scale=np.asarray([center, sigma], dtype=np.float64),
+            **model,
+            **self.band_fields(model, x, scale),
+        )
+
+    def new_state(self, **fields: Any) -> LS:
+        state: LS = self.State.model_validate(fields)  # type: ignore[assignment]
+        return state
+
+    def finite_scores(self, model: dict[str, Any], rows: F64Array) -> F64Array:
+        scores = self.model_scores(model, rows)
+        return np.nan_to_num(scores, nan=_OFF_THE_SCALE, posinf=_OFF_THE_SCALE)
+
+    def detect(self, dimensions: list[str], timestamps: I64Array, values: F64Array) -> DetectResult:
+        state = self.fit(dimensions, timestamps, values)
+        fresh = state.model_copy(update={"tail": no_history(self.params.window)})
+        result, _ = self.detect_next(dimensions, timestamps, values, fresh)
+        return result
+
+    def detect_next(
+        self, dimensions: list[str], timestamps: I64Array, values: F64Array, state: LS
+    ) -> tuple[DetectResult, LS]:
+        p = self.params
+        scored = self.scored(state, values)
+        flagged = scored.complete & (scored.z > p.sigmas)
+        scores = np.where(flagged, scored.z, 0.0)
+        result = continuing_flags(
+            timestamps,
+            flagged,
+            scores,
+            state.open_incident,
+            every_point=p.every_point,
+            **scored.band,
+        )
+        after = state.model_copy(
+            update={
+                "tail": tail(values, p.window, np.asarray(state.tail)),
+                "open_incident": still_open(flagged, state.open_incident),
+            }
+        )
+        return result, after
+
+    def scored(self, state: LS, values: F64Array) -> Scored:
+        p = self.params
+        n = values.shape[0]
+        features = feature_count(p.window)
+        before = np.asarray(state.tail, dtype=np.float64)
+        if before.shape != (p.window - 1,):
+            raise InvalidInput(
+                f"the state's tail holds {before.shape} values, not window - 1 = {p.window - 1}",
+                field="state",
+            )
+        z = np.zeros(n, dtype=np.float64)
+        if not state.fitted:
+            return Scored(z, np.zeros(n, dtype=bool), self.no_band(state, n))
+        self.check_scaling(state, features)
+        self.check_model(state, features)
+        rows, complete = embedded(values, p.window, before)
+        scale = Scale(np.asarray(state.feature_center), np.asarray(state.feature_spread))
+        model = self.model_of(state)
+        x = np.nan_to_num(scaled(rows[complete], scale), nan=0.0, posinf=1e150, neginf=-1e150)
+        center, sigma = (float(v) for v in state.score_scale)
+        with np.errstate(over="ignore", invalid="ignore"):
+            z[complete] = (self.finite_scores(model, x) - center) / sigma
+        z = np.nan_to_num(z, nan=_OFF_THE_SCALE, posinf=_OFF_THE_SCALE, neginf=-_OFF_THE_SCALE)
+        band = self.no_band(state, n)
+        drawn = self.model_band(model, x, scale, state)
+        if drawn is not None:
+            for name, column in drawn.items():
+                band[name][complete] = column
+        return Scored(z, complete, band)
+
+    def no_band(self, state: LS, n: int) -> dict[str, F64Array]:
+        if not self.draws_band:
+            return {}
+        return {name: np.full(n, np.nan) for name in ("expected", "lower", "upper")}
+
+    @staticmethod
+    def check_scaling(state: LearnedState, features: int) -> None:
+        center = np.asarray(state.feature_center)
+        spread = np.asarray(state.feature_spread)
+        score = np.asarray(state.score_scale)
+        if center.shape != (features,) or spread.shape != (features,) or score.shape != (2,):
+            raise InvalidInput(
+                f"the state's scaling does not describe {features} features (window + 2)",
+                field="state",
+            )
+        finite = np.isfinite(center).all() and np.isfinite(spread).all()
+        if not (finite and np.isfinite(score).all() and (spread > 0).all() and score[1] > 0):
+            raise InvalidInput(
+                "the state's scaling holds non-finite or zero spreads", field="state"
+            )
+
+    def estimate(self, shape: InputShape) -> WorkEstimate:
+        """Embedding (a few float64 copies of the rows) plus the model's fit and scoring: a
+        stateless ``detect`` fits on up to ``max_fit_windows`` of its points, then scores all."""
+        p = self.params
+        n = shape.longest
+        features = feature_count(p.window)
+        fit_rows = min(n, p.max_fit_windows)
+        model = self.model_work(fit_rows, n, features)
+        rows_bytes = 8 * n * features
+        return WorkEstimate(
+            peak_bytes=6 * rows_bytes + model.peak_bytes,
+            operations=10 * n * features + model.operations,
+        )

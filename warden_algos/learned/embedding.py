@@ -1,0 +1,76 @@
+"""One series as a table of feature rows, so that a model made for tables can learn its shapes.
+
+Point ``t`` of a series is described by the ``window`` values ending at it (its lagged window,
+oldest first) and two simple features that a tree or kernel otherwise has to assemble from
+several of them:
+
+- ``step``: ``v[t] - v[t-1]``, how far the point jumped from the one before;
+- ``offset``: ``v[t] - mean(window)``, how far the point stands from its own window.
+
+So a row has ``window + 2`` columns (``feature_names`` lists them). The lags are positional: the
+``window`` points that precede in the series, whatever the time between them (a gap in the data is
+not filled). A row whose window holds a missing value has no features (the model gives it no
+score), so a missing point silences ``window`` rows, and the first ``window - 1`` points of a
+series have no full window unless the values before them are given (the state's tail).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+from numpy.lib.stride_tricks import sliding_window_view
+
+from warden_algos.interfaces import F64Array
+
+#: Columns besides the lagged window.
+EXTRA_FEATURES = ("step", "offset")
+
+
+def feature_count(window: int) -> int:
+    return window + len(EXTRA_FEATURES)
+
+
+def feature_names(window: int) -> list[str]:
+    """Column names of an embedded row: ``lag_{k}`` is the value k points before the row's own
+    (``lag_0``), then the extra features."""
+    return [f"lag_{k}" for k in range(window - 1, -1, -1)] + list(EXTRA_FEATURES)
+
+
+def embedded(
+    values: F64Array, window: int, before: F64Array
+) -> tuple[F64Array, npt.NDArray[np.bool_]]:
+    """The rows of ``values`` (one per value) and which are complete.
+
+    ``before`` holds the ``window - 1`` values preceding ``values`` (NaN where the series had not
+    started). Rows that are not complete are NaN. Non-finite values count as missing.
+    """
+    if values.shape[0] == 0:
+        return np.empty((0, feature_count(window))), np.zeros(0, dtype=bool)
+    joined = np.concatenate([np.asarray(before, dtype=np.float64), values])
+    joined[~np.isfinite(joined)] = np.nan
+    lags = sliding_window_view(joined, window)  # (n, window), a view
+    n = lags.shape[0]
+    rows = np.empty((n, feature_count(window)), dtype=np.float64)
+    rows[:, :window] = lags
+    current = lags[:, -1]
+    rows[:, window] = current - lags[:, -2] if window > 1 else 0.0
+    rows[:, window + 1] = current - lags.mean(axis=1)
+    complete: npt.NDArray[np.bool_] = ~np.isnan(rows).any(axis=1)  # type: ignore[assignment]
+    return rows, complete
+
+
+def tail(values: F64Array, window: int, before: F64Array) -> F64Array:
+    """The ``window - 1`` values that precede the point after ``values``: the next call's
+    ``before``."""
+    keep = window - 1
+    if keep == 0:
+        return np.empty(0, dtype=np.float64)
+    joined = np.concatenate([np.asarray(before, dtype=np.float64), values])
+    out = np.array(joined[-keep:], dtype=np.float64, copy=True)
+    out[~np.isfinite(out)] = np.nan
+    return out
+
+
+def no_history(window: int) -> F64Array:
+    """``before`` for the start of a series."""
+    return np.full(window - 1, np.nan)
