@@ -153,7 +153,7 @@ def library_cases() -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for name in (
         "mad", "ewma", "level_shift", "seasonal", "spectral_residual", "novelty", "prophet",
-        "ensemble",
+        "ensemble", "drift",
     ):  # fmt: skip
         out[f"{name}_defaults"] = {
             "request": detect(name, values, {}, timestamps=times, request_id=f"vector-{name}"),
@@ -256,9 +256,7 @@ def learned_cases() -> dict[str, dict[str, Any]]:
         fitted = run_fit(algorithm, times[:500], history).state
         payload = DetectPayload([], times[500:], np.array(values[500:]), state=fitted)
         out[f"{name}_detect_with_state"] = {
-            "request": Request(
-                "detect", name, payload, params, request_id=f"vector-{name}"
-            ),
+            "request": Request("detect", name, payload, params, request_id=f"vector-{name}"),
             "description": f"{name} scores 100 new points (a spike first) with a model fitted "
             "on the 500 before them",
             # exp and tanh come from the platform's libm: last bits may differ elsewhere.

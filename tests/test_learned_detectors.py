@@ -96,7 +96,9 @@ def test_autoencoder_reconstruction_equals_mlp_predict() -> None:
 
     rng = np.random.default_rng(3)
     x = rng.normal(size=(300, 10))
-    net = MLPRegressor(hidden_layer_sizes=(8, 3, 8), activation="tanh", max_iter=400, random_state=0)
+    net = MLPRegressor(
+        hidden_layer_sizes=(8, 3, 8), activation="tanh", max_iter=400, random_state=0
+    )
     net.fit(x, x)
     probe = rng.normal(size=(80, 10))
     ours = reconstructed(mlp_arrays(net), probe)

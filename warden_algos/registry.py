@@ -31,6 +31,7 @@ BUILTIN_ALGORITHMS: dict[str, str] = {
     "isolation_forest": "warden_algos.algorithms.isolation_forest:IsolationForest",
     "one_class_svm": "warden_algos.algorithms.one_class_svm:OneClassSVM",
     "autoencoder": "warden_algos.algorithms.autoencoder:Autoencoder",
+    "drift": "warden_algos.algorithms.drift:Drift",
     "ensemble": "warden_algos.algorithms.ensemble:Ensemble",
     "correlation": "warden_algos.algorithms.correlation:Correlation",
     "adtributor": "warden_algos.algorithms.adtributor:Adtributor",

@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import Field
 
+from warden_algos.extras import require
 from warden_algos.interfaces import (
     DetectorParams,
     DetectResult,
@@ -33,8 +34,6 @@ from warden_algos.interfaces.budget import InputShape, WorkEstimate
 from warden_algos.interfaces.state import AlgorithmState, StateArray
 from warden_algos.interfaces.streaming import continuing_flags, still_open
 from warden_algos.interfaces.trainable import TrainableDetector
-
-from warden_algos.extras import require
 
 from .embedding import embedded, feature_count, no_history, tail
 from .scaling import Scale, feature_scale, scaled, score_scale
