@@ -14,6 +14,12 @@ unfrozen CLI; the onedir and the onefile executables; each for ``version``, ``ks
 points and ``prophet`` on 720 hourly points. Then the serve-mode round trip of the onedir binary,
 where the onedir binary's ksigma start spends its import time (``WARDEN_IMPORTTIME``), artifact
 sizes and, with ``--build``, build times. Ratios are against the floors.
+
+    python benchmarks/startup.py --baseline-dist OLD/dist   # also an earlier build, same rounds
+
+With ``--baseline-dist``, the onedir and onefile executables found there (an earlier commit's
+``warden-algos build --dist``) are launched in the same rounds, and each case's median is also
+given against theirs: what a change of the executable's contents costs at start-up.
 """
 
 from __future__ import annotations
@@ -196,6 +202,9 @@ def main() -> int:
     parser.add_argument("--launches", type=int, default=20)
     parser.add_argument("--build", action="store_true", help="build onedir and onefile first")
     parser.add_argument("--dist", type=Path, default=ROOT / "dist")
+    parser.add_argument(
+        "--baseline-dist", type=Path, default=None, help="an earlier build's dist/ to compare"
+    )
     args = parser.parse_args()
 
     build_times = {mode: build(mode) for mode in ("onedir", "onefile")} if args.build else {}
@@ -204,6 +213,15 @@ def main() -> int:
     runners: dict[str, list[str]] = {"unfrozen CLI": [PY, "-m", "warden_algos"]}
     for label, path in (("onedir", onedir), ("onefile", onefile)):
         if path.is_file():
+            runners[label] = [str(path)]
+    baseline = args.baseline_dist
+    if baseline is not None:
+        for label, path in (
+            ("baseline onedir", baseline / "onedir" / "warden-algos" / "warden-algos"),
+            ("baseline onefile", baseline / "onefile" / "warden-algos"),
+        ):
+            if not path.is_file():
+                raise SystemExit(f"--baseline-dist: no {path}")
             runners[label] = [str(path)]
     cases = {
         "version": (["version"], b""),
@@ -222,7 +240,7 @@ def main() -> int:
         }
         for runner, command in runners.items():
             for case, (argv, stdin) in cases.items():
-                count = few if "prophet" in case or runner == "onefile" else n
+                count = few if "prophet" in case or "onefile" in runner else n
                 plan[f"{runner}: {case}"] = ([*command, *argv], stdin, count)
         samples = interleaved(plan)
     medians = {label: summary(values)[0] for label, values in samples.items()}
@@ -247,6 +265,14 @@ def main() -> int:
             model_ratio = f"{median / medians['numpy, orjson + one pydantic BaseModel']:.2f}x"
         table.add_row(label, f"{median * 1e3:.1f}", f"{p90 * 1e3:.1f}", ratio, model_ratio)
     console.print(table)
+    for mode in ("onedir", "onefile") if baseline is not None else ():
+        for case in cases:
+            now, before = medians[f"{mode}: {case}"], medians[f"baseline {mode}: {case}"]
+            results[f"{mode}: {case} vs baseline"] = now / before
+            console.print(
+                f"{mode} {case}: {now * 1e3:.0f} ms, baseline {before * 1e3:.0f} ms, "
+                f"{now / before:.2f}x"
+            )
     if onedir.is_file():
         median, p90 = summary(serve_round_trip(onedir, cases["ksigma 1k"][1], 200))
         results["onedir serve round trip ksigma 1k"] = {
@@ -264,10 +290,16 @@ def main() -> int:
             + ", ".join(f"{name} {ms:.0f}" for name, ms in breakdown[:10])
             + f"; total {sum(ms for _, ms in breakdown):.0f}"
         )
-    for label, path in (
+    artifacts = [
         ("onedir tarball", next((args.dist / "onedir").glob("*.tar.gz"), None)),
         ("onefile", onefile if onefile.is_file() else None),
-    ):
+    ]
+    if baseline is not None:
+        artifacts += [
+            ("baseline onedir tarball", next((baseline / "onedir").glob("*.tar.gz"), None)),
+            ("baseline onefile", baseline / "onefile" / "warden-algos"),
+        ]
+    for label, path in artifacts:
         if path is not None:
             results[f"{label} MB"] = path.stat().st_size / 1e6
             console.print(f"{label}: {path.stat().st_size / 1e6:.1f} MB ({path.name})")
