@@ -251,6 +251,7 @@ def _registry_or_exit() -> Any:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from warden_algos.interfaces.multivariate import is_multivariate
     from warden_algos.interfaces.trainable import is_trainable
     from warden_algos.registry import RegistryError
 
@@ -265,12 +266,15 @@ def _list(args: argparse.Namespace) -> int:
         except RegistryError as error:
             broken += 1
             print(f"warden-algos: {error}", file=sys.stderr)
-            row.update(interface=None, summary=None, trainable=None, error=str(error))
+            row.update(
+                interface=None, summary=None, trainable=None, multivariate=None, error=str(error)
+            )
         else:
             row.update(
                 interface=algorithm_class.interface,
                 summary=algorithm_class.summary,
                 trainable=is_trainable(algorithm_class),
+                multivariate=is_multivariate(algorithm_class),
             )
         rows.append(row)
     status = 1 if broken else 0
@@ -289,7 +293,10 @@ def _list(args: argparse.Namespace) -> int:
         table.add_column(column)
     for row in rows:
         if row.get("error") is None:
-            shown = {**row, "interface": row["interface"] + (", fit" if row["trainable"] else "")}
+            kinds = [row["interface"]]
+            kinds += ["fit"] if row["trainable"] else []
+            kinds += ["matrix"] if row["multivariate"] else []
+            shown = {**row, "interface": ", ".join(kinds)}
             table.add_row(
                 *(escape(shown[key] or "") for key in ("name", "interface", "summary", "source"))
             )
@@ -313,6 +320,7 @@ def _describe(args: argparse.Namespace) -> int:
     except WardenError as error:
         print(f"warden-algos: {error.message}", file=sys.stderr)
         return 1
+    from warden_algos.interfaces.multivariate import is_multivariate
     from warden_algos.interfaces.trainable import TrainableDetector
 
     method = "detect" if algorithm_class.interface == "detect" else "simple_rca"
@@ -328,6 +336,7 @@ def _describe(args: argparse.Namespace) -> int:
         "params_schema": algorithm_class.params_schema(),
         "trainable": trainable,
         "state": algorithm_class.state_schema() if trainable else None,
+        "multivariate": is_multivariate(algorithm_class),
     }
     import orjson
 
@@ -343,6 +352,11 @@ def _describe(args: argparse.Namespace) -> int:
             f"trainable: fit(dimensions, timestamps, values) -> state (version "
             f"{state['state_version']}: {', '.join(state['fields'])}); detect with a state "
             "scores only new points"
+        )
+    if info["multivariate"]:
+        print(
+            "multivariate: detect_matrix(dimensions, timestamps, matrix, columns) -> detections "
+            "with each column's share (run_detect_matrix; fit_matrix to train on a matrix)"
         )
     if info["description"]:
         print()

@@ -9,7 +9,12 @@ from pydantic import Field, model_validator
 
 from warden_algos.interfaces import F64Array, InvalidInput, StateArray
 from warden_algos.interfaces.budget import WorkEstimate
-from warden_algos.learned.detector import LearnedDetector, LearnedParams, LearnedState
+from warden_algos.learned.detector import (
+    LearnedDetector,
+    LearnedParams,
+    LearnedState,
+    shares_of,
+)
 from warden_algos.learned.mlp import (
     check_autoencoder,
     fit_autoencoder,
@@ -69,8 +74,9 @@ class AutoencoderState(LearnedState):
     mlp_w3: StateArray = Field(description="Weights, hidden -> output (hidden x features).")
     mlp_b3: StateArray = Field(description="Biases of the output.")
     point_sigma: StateArray = Field(
-        description="Robust sigma of the training windows' residual at their own point, in the "
-        "series' units (one element; empty if not fitted): the band's half-width per sigma."
+        description="Sigma of the training windows' residual at their own point, in the series' "
+        "units (one element; one per column for a matrix; empty if not fitted): the band's "
+        "half-width per sigma."
     )
 
 
@@ -112,18 +118,27 @@ class Autoencoder(LearnedDetector[AutoencoderParams, AutoencoderState]):
         p = self.params
         check_autoencoder(self.model_of(state), features, p.hidden, p.bottleneck)
         sigma = np.asarray(state.point_sigma)
-        if sigma.shape != (1,) or not (np.isfinite(sigma).all() and sigma[0] > 0):
-            raise InvalidInput("the state's point_sigma is not one positive number", field="state")
+        wanted = (len(state.columns),) if state.columns else (1,)
+        if sigma.shape != wanted or not (np.isfinite(sigma).all() and (sigma > 0).all()):
+            raise InvalidInput(
+                f"the state's point_sigma is not {wanted[0]} positive number(s)", field="state"
+            )
 
     def model_scores(self, model: dict[str, Any], rows: F64Array) -> F64Array:
         return reconstruction_errors(rows, reconstructed(model, rows))
 
-    def band_fields(self, model: dict[str, Any], rows: F64Array, scale: Scale) -> dict[str, Any]:
-        point = self.params.window - 1  # lag_0, the point itself
+    def band_fields(
+        self, model: dict[str, Any], rows: F64Array, scale: Scale, columns: list[str]
+    ) -> dict[str, Any]:
+        """The residual sigma of the point itself (lag_0) in the series' units, or of each
+        column's value for a matrix."""
+        points = [self.params.window - 1] if not columns else list(range(len(columns)))
         rebuilt = reconstructed(model, rows)
-        residual = (rows[:, point] - rebuilt[:, point]) * scale.spread[point]
-        _, sigma = score_scale(residual)
-        return {"point_sigma": np.asarray([sigma], dtype=np.float64)}
+        sigmas = []
+        for point in points:
+            residual = (rows[:, point] - rebuilt[:, point]) * scale.spread[point]
+            sigmas.append(score_scale(residual)[1])
+        return {"point_sigma": np.asarray(sigmas, dtype=np.float64)}
 
     def model_band(
         self, model: dict[str, Any], rows: F64Array, scale: Scale, state: AutoencoderState
@@ -134,6 +149,21 @@ class Autoencoder(LearnedDetector[AutoencoderParams, AutoencoderState]):
             expected += scale.center[point]
             half = self.params.sigmas * float(state.point_sigma[0])
         return {"expected": expected, "lower": expected - half, "upper": expected + half}
+
+    def column_shares(self, model: dict[str, Any], rows: F64Array, columns: int) -> F64Array:
+        """Each column's share of the row's squared reconstruction error (its value and step)."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            errors = (rows - reconstructed(model, rows)) ** 2
+        return shares_of(errors[:, :columns] + errors[:, columns:])
+
+    def model_expected(
+        self, model: dict[str, Any], rows: F64Array, scale: Scale, columns: int
+    ) -> F64Array:
+        """The reconstruction of each row's values, in the columns' units."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            rebuilt = reconstructed(model, rows)[:, :columns] * scale.spread[:columns]
+            out: F64Array = rebuilt + scale.center[:columns]
+        return out
 
     def model_work(self, fit_rows: int, score_rows: int, features: int) -> WorkEstimate:
         p = self.params

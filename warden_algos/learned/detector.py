@@ -31,11 +31,21 @@ from warden_algos.interfaces import (
     InvalidInput,
 )
 from warden_algos.interfaces.budget import InputShape, WorkEstimate
+from warden_algos.interfaces.errors import IncompatibleState
+from warden_algos.interfaces.multivariate import MultivariateResult, TrainableMultivariate
 from warden_algos.interfaces.state import AlgorithmState, StateArray
 from warden_algos.interfaces.streaming import continuing_flags, still_open
 from warden_algos.interfaces.trainable import TrainableDetector
 
-from .embedding import embedded, feature_count, no_history, tail
+from .embedding import (
+    embedded,
+    feature_count,
+    matrix_embedded,
+    matrix_feature_count,
+    matrix_tail,
+    no_history,
+    tail,
+)
 from .scaling import Scale, feature_scale, scaled, score_scale
 
 #: A z-score reported for a row the model scores as non-finite (values so large that the scaled
@@ -88,7 +98,7 @@ class LearnedState(AlgorithmState):
     )
     tail: StateArray = Field(
         description="The last window - 1 values seen (float64, NaN for missing): the lags of "
-        "the next point."
+        "the next point; for a matrix, its last row (the next row's steps)."
     )
     feature_center: StateArray = Field(
         description="Median of each feature over the training windows (float64; empty if not "
@@ -104,6 +114,10 @@ class LearnedState(AlgorithmState):
     open_incident: bool = Field(
         False, description="Whether the last point seen was flagged (its incident continues)."
     )
+    columns: list[str] = Field(
+        default_factory=list,
+        description="The matrix columns the model was fitted on, in order (empty: one series).",
+    )
 
 
 LP = TypeVar("LP", bound=LearnedParams)
@@ -111,15 +125,24 @@ LS = TypeVar("LS", bound=LearnedState)
 
 
 class Scored(NamedTuple):
-    """Per-point z-scores of a chunk, which points had a complete window, and the band when the
-    model draws one."""
+    """Per-point z-scores of a chunk, which points had a complete row, and those rows scaled."""
 
     z: F64Array
     complete: npt.NDArray[np.bool_]
-    band: dict[str, F64Array]
+    rows: F64Array
 
 
-class LearnedDetector(TrainableDetector[LP, LS], Generic[LP, LS]):
+def shares_of(weights: F64Array) -> F64Array:
+    """Rows of non-negative weights as shares summing to 1 (equal shares where all are 0)."""
+    clipped = np.clip(np.nan_to_num(weights, nan=0.0, posinf=1e300, neginf=0.0), 0.0, 1e300)
+    totals = clipped.sum(axis=1, keepdims=True)
+    equal = np.full_like(clipped, 1.0 / max(1, clipped.shape[1]))
+    with np.errstate(invalid="ignore", over="ignore"):
+        out: F64Array = np.where(totals > 0, clipped / np.where(totals > 0, totals, 1.0), equal)
+    return out
+
+
+class LearnedDetector(TrainableDetector[LP, LS], TrainableMultivariate, Generic[LP, LS]):
     """Base of the learned detectors: subclasses say how to fit, check and score their model."""
 
     causal: ClassVar[bool] = False
@@ -150,7 +173,9 @@ class LearnedDetector(TrainableDetector[LP, LS], Generic[LP, LS]):
         """``expected``/``lower``/``upper`` for scored rows, if the model draws a band."""
         return None
 
-    def band_fields(self, model: dict[str, Any], rows: F64Array, scale: Scale) -> dict[str, Any]:
+    def band_fields(
+        self, model: dict[str, Any], rows: F64Array, scale: Scale, columns: list[str]
+    ) -> dict[str, Any]:
         """Extra state fields computed from the training rows (the band's width)."""
         return {}
 
@@ -169,14 +194,26 @@ class LearnedDetector(TrainableDetector[LP, LS], Generic[LP, LS]):
 
     def fit(self, dimensions: list[str], timestamps: I64Array, values: F64Array) -> LS:
         p = self.params
-        require("learned", what=f"fitting {self.name}")
         start = no_history(p.window)
         rows, complete = embedded(values, p.window, start)
-        train = rows[complete]
-        last = tail(values, p.window, start)
+        return self.fitted_on(rows[complete], tail(values, p.window, start), [])
+
+    def fit_matrix(
+        self, dimensions: list[str], timestamps: I64Array, matrix: F64Array, columns: list[str]
+    ) -> LS:
+        start = np.full(len(columns), np.nan)
+        rows, complete = matrix_embedded(matrix, start)
+        return self.fitted_on(rows[complete], matrix_tail(matrix, start), columns)
+
+    def fitted_on(self, train: F64Array, last: F64Array, columns: list[str]) -> LS:
+        """The state of a model fitted on complete rows ``train`` (none below
+        ``min_fit_windows``), with the tail the next rows continue from."""
+        p = self.params
+        require("learned", what=f"fitting {self.name}")
         if train.shape[0] < p.min_fit_windows:
             return self.new_state(
                 fitted=False,
+                columns=columns,
                 tail=last,
                 feature_center=np.empty(0),
                 feature_spread=np.empty(0),
@@ -192,12 +229,13 @@ class LearnedDetector(TrainableDetector[LP, LS], Generic[LP, LS]):
         center, sigma = score_scale(self.finite_scores(model, x))
         return self.new_state(
             fitted=True,
+            columns=columns,
             tail=last,
             feature_center=scale.center,
             feature_spread=scale.spread,
             score_scale=np.asarray([center, sigma], dtype=np.float64),
             **model,
-            **self.band_fields(model, x, scale),
+            **self.band_fields(model, x, scale, columns),
         )
 
     def new_state(self, **fields: Any) -> LS:
@@ -207,6 +245,8 @@ class LearnedDetector(TrainableDetector[LP, LS], Generic[LP, LS]):
     def finite_scores(self, model: dict[str, Any], rows: F64Array) -> F64Array:
         scores = self.model_scores(model, rows)
         return np.nan_to_num(scores, nan=_OFF_THE_SCALE, posinf=_OFF_THE_SCALE)
+
+    # -- one series ---------------------------------------------------------------------------
 
     def detect(self, dimensions: list[str], timestamps: I64Array, values: F64Array) -> DetectResult:
         state = self.fit(dimensions, timestamps, values)
@@ -218,59 +258,151 @@ class LearnedDetector(TrainableDetector[LP, LS], Generic[LP, LS]):
         self, dimensions: list[str], timestamps: I64Array, values: F64Array, state: LS
     ) -> tuple[DetectResult, LS]:
         p = self.params
-        scored = self.scored(state, values)
-        flagged = scored.complete & (scored.z > p.sigmas)
-        scores = np.where(flagged, scored.z, 0.0)
-        result = continuing_flags(
-            timestamps,
-            flagged,
-            scores,
-            state.open_incident,
-            every_point=p.every_point,
-            **scored.band,
-        )
-        after = state.model_copy(
-            update={
-                "tail": tail(values, p.window, np.asarray(state.tail)),
-                "open_incident": still_open(flagged, state.open_incident),
-            }
-        )
-        return result, after
-
-    def scored(self, state: LS, values: F64Array) -> Scored:
-        p = self.params
-        n = values.shape[0]
-        features = feature_count(p.window)
+        if state.columns:
+            raise IncompatibleState(
+                f"the state was fitted on a matrix of {len(state.columns)} columns: send that "
+                "matrix (columns and matrix), not one series of values",
+                field="state",
+            )
         before = np.asarray(state.tail, dtype=np.float64)
         if before.shape != (p.window - 1,):
             raise InvalidInput(
                 f"the state's tail holds {before.shape} values, not window - 1 = {p.window - 1}",
                 field="state",
             )
+        rows, complete = embedded(values, p.window, before)
+        scored = self.scored(state, rows, complete, feature_count(p.window))
+        flagged = scored.complete & (scored.z > p.sigmas)
+        band = {}
+        if self.draws_band:
+            n = values.shape[0]
+            band = {name: np.full(n, np.nan) for name in ("expected", "lower", "upper")}
+            if state.fitted:
+                model, scale = self.model_of(state), self.scale_of(state)
+                drawn = self.model_band(model, scored.rows, scale, state)
+                for name, column in (drawn or {}).items():
+                    band[name][scored.complete] = column
+        result = continuing_flags(
+            timestamps,
+            flagged,
+            np.where(flagged, scored.z, 0.0),
+            state.open_incident,
+            every_point=p.every_point,
+            **band,
+        )
+        after = state.model_copy(
+            update={
+                "tail": tail(values, p.window, before),
+                "open_incident": still_open(flagged, state.open_incident),
+            }
+        )
+        return result, after
+
+    # -- a matrix of columns -------------------------------------------------------------------
+
+    def detect_matrix(
+        self, dimensions: list[str], timestamps: I64Array, matrix: F64Array, columns: list[str]
+    ) -> MultivariateResult:
+        state = self.fit_matrix(dimensions, timestamps, matrix, columns)
+        fresh = state.model_copy(update={"tail": np.full(len(columns), np.nan)})
+        result, _ = self.detect_matrix_next(dimensions, timestamps, matrix, columns, fresh)
+        return result
+
+    def detect_matrix_next(
+        self,
+        dimensions: list[str],
+        timestamps: I64Array,
+        matrix: F64Array,
+        columns: list[str],
+        state: LS,
+    ) -> tuple[MultivariateResult, LS]:
+        p = self.params
+        if list(state.columns) != list(columns):
+            had = ", ".join(state.columns) if state.columns else "one series (values)"
+            raise IncompatibleState(
+                f"the state was fitted on {had}; the matrix's columns must be the same, in the "
+                "same order",
+                field="state",
+            )
+        m = len(columns)
+        before = np.asarray(state.tail, dtype=np.float64)
+        if before.shape != (m,):
+            raise InvalidInput(f"the state's tail is not one row of {m} values", field="state")
+        rows, complete = matrix_embedded(matrix, before)
+        scored = self.scored(state, rows, complete, matrix_feature_count(m))
+        flagged = scored.complete & (scored.z > p.sigmas)
+        n = matrix.shape[0]
+        shares = np.full((n, m), 1.0 / m)
+        expected = None
+        if state.fitted:
+            model, scale = self.model_of(state), self.scale_of(state)
+            hit = flagged[scored.complete]
+            if hit.any():
+                shares[flagged] = self.column_shares(model, scored.rows[hit], m)
+            rebuilt = self.model_expected(model, scored.rows, scale, m)
+            if rebuilt is not None:
+                expected = np.full((n, m), np.nan)
+                expected[scored.complete] = rebuilt
+        result = MultivariateResult.from_flags(
+            timestamps,
+            flagged,
+            np.where(flagged, scored.z, 0.0),
+            shares,
+            every_point=p.every_point,
+            open_incident=state.open_incident,
+            expected=expected,
+        )
+        after = state.model_copy(
+            update={
+                "tail": matrix_tail(matrix, before),
+                "open_incident": still_open(flagged, state.open_incident),
+            }
+        )
+        return result, after
+
+    def column_shares(self, model: dict[str, Any], rows: F64Array, columns: int) -> F64Array:
+        """Each column's share in each (flagged, scaled) row's score, by occlusion: how much the
+        score drops when the column's features are set to their training median (0 once
+        scaled). A model with a per-feature error overrides it."""
+        base = self.finite_scores(model, rows)
+        drops = np.empty((rows.shape[0], columns))
+        for column in range(columns):
+            occluded = rows.copy()
+            occluded[:, column::columns] = 0.0
+            drops[:, column] = base - self.finite_scores(model, occluded)
+        return shares_of(drops)
+
+    def model_expected(
+        self, model: dict[str, Any], rows: F64Array, scale: Scale, columns: int
+    ) -> F64Array | None:
+        """Each scored row's expected cell values (rows x columns), if the model has them."""
+        return None
+
+    # -- scoring --------------------------------------------------------------------------------
+
+    def scale_of(self, state: LS) -> Scale:
+        return Scale(np.asarray(state.feature_center), np.asarray(state.feature_spread))
+
+    def scored(
+        self, state: LS, rows: F64Array, complete: npt.NDArray[np.bool_], features: int
+    ) -> Scored:
+        """z-scores of embedded rows (0 where not complete or not fitted), and the complete rows
+        scaled."""
+        n = rows.shape[0]
         z = np.zeros(n, dtype=np.float64)
         if not state.fitted:
-            return Scored(z, np.zeros(n, dtype=bool), self.no_band(state, n))
+            none = np.zeros(n, dtype=bool)
+            return Scored(z, none, np.empty((0, features)))
         self.check_scaling(state, features)
         self.check_model(state, features)
-        rows, complete = embedded(values, p.window, before)
-        scale = Scale(np.asarray(state.feature_center), np.asarray(state.feature_spread))
-        model = self.model_of(state)
-        x = np.nan_to_num(scaled(rows[complete], scale), nan=0.0, posinf=1e150, neginf=-1e150)
+        x = np.nan_to_num(
+            scaled(rows[complete], self.scale_of(state)), nan=0.0, posinf=1e150, neginf=-1e150
+        )
         center, sigma = (float(v) for v in state.score_scale)
         with np.errstate(over="ignore", invalid="ignore"):
-            z[complete] = (self.finite_scores(model, x) - center) / sigma
+            z[complete] = (self.finite_scores(self.model_of(state), x) - center) / sigma
         z = np.nan_to_num(z, nan=_OFF_THE_SCALE, posinf=_OFF_THE_SCALE, neginf=-_OFF_THE_SCALE)
-        band = self.no_band(state, n)
-        drawn = self.model_band(model, x, scale, state)
-        if drawn is not None:
-            for name, column in drawn.items():
-                band[name][complete] = column
-        return Scored(z, complete, band)
-
-    def no_band(self, state: LS, n: int) -> dict[str, F64Array]:
-        if not self.draws_band:
-            return {}
-        return {name: np.full(n, np.nan) for name in ("expected", "lower", "upper")}
+        return Scored(z, complete, x)
 
     @staticmethod
     def check_scaling(state: LearnedState, features: int) -> None:
@@ -290,12 +422,20 @@ class LearnedDetector(TrainableDetector[LP, LS], Generic[LP, LS]):
 
     def estimate(self, shape: InputShape) -> WorkEstimate:
         """Embedding (a few float64 copies of the rows) plus the model's fit and scoring: a
-        stateless ``detect`` fits on up to ``max_fit_windows`` of its points, then scores all."""
+        stateless ``detect`` fits on up to ``max_fit_windows`` of its rows, then scores all. A
+        matrix (``series`` columns, ``points`` cells) has a row per timestamp, and each flagged
+        row is scored again once per column for its shares (counted for every row)."""
         p = self.params
-        n = shape.longest
-        features = feature_count(p.window)
+        if shape.series > 1:
+            n = shape.points // shape.series
+            features = matrix_feature_count(shape.series)
+            rescoring = shape.series
+        else:
+            n = shape.longest
+            features = feature_count(p.window)
+            rescoring = 0
         fit_rows = min(n, p.max_fit_windows)
-        model = self.model_work(fit_rows, n, features)
+        model = self.model_work(fit_rows, n * (1 + rescoring), features)
         rows_bytes = 8 * n * features
         return WorkEstimate(
             peak_bytes=6 * rows_bytes + model.peak_bytes,

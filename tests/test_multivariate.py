@@ -1,0 +1,197 @@
+"""Multivariate detection: a matrix of named columns in, detections with each column's share out.
+The input and answer are checked as one series' are; the learned detectors fit and stream a
+matrix, attribute a detection to the column that drove it, and refuse a state of other columns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from warden_algos.algorithms.autoencoder import Autoencoder
+from warden_algos.algorithms.isolation_forest import IsolationForest
+from warden_algos.algorithms.ksigma import KSigma
+from warden_algos.algorithms.one_class_svm import OneClassSVM
+from warden_algos.interfaces import InvalidInput
+from warden_algos.interfaces.errors import AlgorithmFailed, IncompatibleState, UnknownAlgorithm
+from warden_algos.interfaces.multivariate import MultivariateResult, check_matrix_result
+from warden_algos.interfaces.run_matrix import (
+    run_detect_matrix,
+    run_detect_matrix_next,
+    run_fit_matrix,
+)
+from warden_algos.interfaces.run_state import run_detect_next, run_fit
+
+T0 = 1_700_000_000
+COLUMNS = ["inlet", "outlet", "pump"]
+
+
+def machine(n: int = 3000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Three sensors of one machine following one daily cycle (correlated), small noise."""
+    rng = np.random.default_rng(seed)
+    times = T0 + 300 * np.arange(n, dtype=np.int64)
+    cycle = np.sin(np.arange(n) * 2 * np.pi / 288)
+    matrix = np.column_stack([10 + cycle, 5 + 2 * cycle, 3 - cycle]) + rng.normal(0, 0.05, (n, 3))
+    return times, matrix
+
+
+def broken(matrix: np.ndarray) -> np.ndarray:
+    """The outlet stops following the cycle for 20 rows (each value still in its range), and
+    the pump spikes once."""
+    out = matrix.copy()
+    rows = np.arange(2500, 2520)
+    out[rows, 1] = 5 - 2 * np.sin(rows * 2 * np.pi / 288)
+    out[2700, 2] += 1.5
+    return out
+
+
+# -- the contract -------------------------------------------------------------------------------
+
+
+def test_one_detection_per_run_carries_the_shares_of_its_highest_point() -> None:
+    times = np.arange(10, dtype=np.int64)
+    flags = np.zeros(10, dtype=bool)
+    flags[[2, 3, 4, 8]] = True
+    scores = np.array([0, 0, 1.0, 5.0, 2.0, 0, 0, 0, 3.0, 0])
+    shares = np.tile([0.5, 0.5], (10, 1))
+    shares[3] = [0.9, 0.1]
+    shares[8] = [0.2, 0.8]
+    result = MultivariateResult.from_flags(times, flags, scores, shares)
+    assert result.timestamps.tolist() == [2, 8]
+    assert result.scores.tolist() == [5.0, 3.0]
+    assert result.contributions.tolist() == [[0.9, 0.1], [0.2, 0.8]]
+    every = MultivariateResult.from_flags(times, flags, scores, shares, every_point=True)
+    assert every.timestamps.tolist() == [2, 3, 4, 8]
+    continued = MultivariateResult.from_flags(
+        times[2:], flags[2:], scores[2:], shares[2:], open_incident=True
+    )
+    assert continued.timestamps.tolist() == [8]  # the run at the chunk's start was reported
+
+
+@pytest.mark.parametrize(
+    ("columns", "matrix", "field"),
+    [
+        ([], np.zeros((3, 0)), "detect.columns"),
+        (["a", "a"], np.zeros((3, 2)), "detect.columns[1]"),
+        (["a", ""], np.zeros((3, 2)), "detect.columns[1]"),
+        (["a", "b"], np.zeros((3, 3)), "detect.matrix"),
+        (["a", "b"], np.zeros((4, 2)), "detect.matrix"),
+        (["a", "b"], np.array([[1.0, 2.0], [np.inf, 1.0], [0.0, 0.0]]), "detect.matrix[1][0]"),
+        (["a", "b"], [[1.0, 2.0], [1.0], [0.0, 0.0]], "detect.matrix"),
+        ([f"c{i}" for i in range(257)], np.zeros((3, 257)), "detect.columns"),
+    ],
+    ids=["none", "twice", "empty name", "width", "rows", "infinite", "ragged", "too many"],
+)
+def test_a_bad_matrix_is_refused_naming_the_field(
+    columns: list[str], matrix: Any, field: str
+) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        run_detect_matrix(IsolationForest(), np.arange(3) + T0, matrix, columns)
+    assert refused.value.field == field
+
+
+def test_missing_cells_are_allowed_and_silence_their_rows() -> None:
+    times, matrix = machine(1500)
+    matrix[1200:1210, 0] = np.nan
+    matrix[1300, 2] = 50.0
+    result = run_detect_matrix(OneClassSVM(sigmas=6.0), times, matrix, COLUMNS)
+    rows = np.searchsorted(times, result.timestamps).tolist()
+    assert 1300 in rows
+    assert not any(1200 <= r <= 1210 for r in rows)  # a missing cell, or the step after it
+
+
+def test_an_answer_whose_shares_do_not_sum_to_one_is_an_algorithm_failure() -> None:
+    times = np.arange(5, dtype=np.int64)
+    bad = MultivariateResult(times[:1], np.array([1.0]), np.array([[0.5, 0.2]]))
+    with pytest.raises(AlgorithmFailed, match="sum to 1"):
+        check_matrix_result(bad, times, 2)
+    negative = MultivariateResult(times[:1], np.array([1.0]), np.array([[1.5, -0.5]]))
+    with pytest.raises(AlgorithmFailed, match="non-negative"):
+        check_matrix_result(negative, times, 2)
+
+
+def test_a_univariate_detector_says_it_cannot_score_a_matrix() -> None:
+    times, matrix = machine(100)
+    with pytest.raises(UnknownAlgorithm, match="cannot score a matrix"):
+        run_detect_matrix(KSigma(), times, matrix, COLUMNS)
+
+
+# -- the learned detectors on a matrix -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cls", "params"),
+    [(OneClassSVM, {"sigmas": 6.0}), (Autoencoder, {})],
+    ids=["one_class_svm", "autoencoder"],
+)
+def test_a_broken_correlation_and_a_spike_are_found_and_attributed(
+    cls: Any, params: dict[str, Any]
+) -> None:
+    times, matrix = machine()
+    cells = broken(matrix)
+    algorithm = cls(**params)
+    fitted = run_fit_matrix(algorithm, times[:2000], cells[:2000], COLUMNS)
+    result, _ = run_detect_matrix_next(algorithm, times[2000:], cells[2000:], COLUMNS, fitted.state)
+    rows = np.searchsorted(times, result.timestamps)
+    blamed = dict(zip(rows.tolist(), result.contributions.argmax(axis=1).tolist(), strict=True))
+    in_break = [r for r in blamed if 2500 <= r < 2522]
+    assert in_break and all(COLUMNS[blamed[r]] == "outlet" for r in in_break), blamed
+    assert COLUMNS[blamed[2700]] == "pump", blamed
+    np.testing.assert_allclose(result.contributions.sum(axis=1), 1.0)
+
+
+def test_the_forest_attributes_a_gross_spike_to_its_column() -> None:
+    times, matrix = machine(2500)
+    matrix[2300, 0] += 20.0
+    result = run_detect_matrix(IsolationForest(), times, matrix, COLUMNS)
+    rows = np.searchsorted(times, result.timestamps).tolist()
+    assert 2300 in rows
+    assert COLUMNS[int(result.contributions[rows.index(2300)].argmax())] == "inlet"
+
+
+def test_the_autoencoder_returns_its_reconstruction_of_every_cell() -> None:
+    times, matrix = machine(2000)
+    result = run_detect_matrix(Autoencoder(), times, matrix, COLUMNS)
+    assert result.expected is not None and result.expected.shape == matrix.shape
+    assert np.isnan(result.expected[0]).all()  # the first row has no step
+    error = np.abs(result.expected[1:] - matrix[1:])
+    assert np.median(error) < 0.1
+
+
+@pytest.mark.parametrize("cls", [IsolationForest, OneClassSVM, Autoencoder], ids=lambda c: c.name)
+def test_a_matrix_streams_in_chunks_like_one_call(cls: Any) -> None:
+    times, matrix = machine(2600, seed=3)
+    cells = broken(np.vstack([matrix, machine(200, seed=4)[1]]))[:2600]
+    algorithm = cls(every_point=True, sigmas=3.0)  # low: many detections to compare
+    fitted = run_fit_matrix(algorithm, times[:2000], cells[:2000], COLUMNS)
+    whole, _ = run_detect_matrix_next(algorithm, times[2000:], cells[2000:], COLUMNS, fitted.state)
+    state, found, shares = fitted.state, [], []
+    start = 2000
+    rng = np.random.default_rng(0)
+    while start < 2600:
+        end = min(2600, start + int(rng.integers(1, 70)))
+        part, after = run_detect_matrix_next(
+            algorithm, times[start:end], cells[start:end], COLUMNS, state
+        )
+        assert after is not None
+        state = after.state
+        found += part.timestamps.tolist()
+        shares += part.contributions.tolist()
+        start = end
+    assert found == whole.timestamps.tolist() and found
+    assert shares == whole.contributions.tolist()
+
+
+def test_a_state_is_refused_for_other_columns_or_for_one_series() -> None:
+    times, matrix = machine(1200)
+    algorithm = OneClassSVM()
+    fitted = run_fit_matrix(algorithm, times[:1000], matrix[:1000], COLUMNS)
+    later = times[1000:]
+    with pytest.raises(IncompatibleState, match="same order"):
+        run_detect_matrix_next(algorithm, later, matrix[1000:, ::-1], COLUMNS[::-1], fitted.state)
+    with pytest.raises(IncompatibleState, match="not one series"):
+        run_detect_next(algorithm, later, matrix[1000:, 0], fitted.state)
+    single = run_fit(algorithm, times[:1000], matrix[:1000, 0])
+    with pytest.raises(IncompatibleState, match="one series"):
+        run_detect_matrix_next(algorithm, later, matrix[1000:], COLUMNS, single.state)
