@@ -137,3 +137,34 @@ def test_a_crafted_reference_is_refused(changes: dict[str, Any]) -> None:
     with pytest.raises(InvalidInput) as refused:
         run_detect_next(Drift(), times[3000:3100], values[3000:3100], recrafted(blob, **changes))
     assert refused.value.field == "state"
+
+
+def test_fit_then_stream_keeps_an_incident_open_across_the_fit() -> None:
+    """An incident still open at the end of the fitted history continues: the first streamed
+    points do not report it again (the state carries the incident and the cooldown)."""
+    times, values = series(n=3000, change_at=1000, scale=2.0)
+    algorithm = Drift(reference_points=500, window=100, cooldown=288)
+    whole = algorithm.detect([], times, values)
+    for prefix in (1050, 1150, 1250, 1400):
+        fitted = run_fit(algorithm, times[:prefix], values[:prefix])
+        streamed, _ = run_detect_next(algorithm, times[prefix:], values[prefix:], fitted.state)
+        before = whole.timestamps[whole.timestamps < times[prefix]].tolist()
+        assert before + streamed.timestamps.tolist() == whole.timestamps.tolist(), prefix
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"since_flagged": 2**62},
+        {"grid_cdf": np.full(101, 1e308)},
+        {"grid_cdf": np.linspace(1, 0, 101)},
+        {"tail": np.full(287, np.inf)},
+    ],
+    ids=["since flagged", "cdf beyond 1", "cdf decreasing", "infinite tail"],
+)
+def test_crafted_counts_and_shares_are_refused(changes: dict[str, Any]) -> None:
+    times, values = series()
+    blob = run_fit(Drift(), times[:3000], values[:3000]).state
+    with pytest.raises(InvalidInput) as refused:
+        run_detect_next(Drift(), times[3000:3100], values[3000:3100], recrafted(blob, **changes))
+    assert refused.value.field == "state"

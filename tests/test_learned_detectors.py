@@ -389,3 +389,34 @@ def test_a_serve_process_refuses_a_crafted_forest_and_answers_the_next_request(
         assert server.close() == 0
     finally:
         server.close()
+
+
+HUGE_CASES = {
+    "a constant 1e300": lambda: np.full(600, 1e300),
+    "zeros and a 1e160 spike": lambda: np.where(np.arange(600) == 500, 1e160, 0.0),
+    "noise and a 1e80 spike": lambda: np.where(
+        np.arange(600) == 500, 1e80, np.random.default_rng(0).normal(0, 1, 600)
+    ),
+    "noise and a 1e160 spike": lambda: np.where(
+        np.arange(600) == 500, 1e160, np.random.default_rng(0).normal(0, 1, 600)
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(HUGE_CASES))
+@pytest.mark.parametrize("cls", LEARNED, ids=lambda c: c.name)
+def test_huge_values_fit_a_usable_state_or_a_clear_refusal(cls: Any, case: str) -> None:
+    """Values near float64's limit overflow steps, spreads and scores: the fit must still give
+    a state its own checks accept (and a spike is found), never a state the next call refuses."""
+    from warden_algos.interfaces import run_detect
+
+    values = HUGE_CASES[case]()
+    times = T0 + STEP * np.arange(600, dtype=np.int64)
+    algorithm = make(cls)
+    result = run_detect(algorithm, times, values)
+    assert np.isfinite(result.scores).all()
+    if "spike" in case and cls is not IsolationForest:  # the forest is scale-free: no quality
+        assert 500 in np.searchsorted(times, result.timestamps).tolist(), case  # claim here
+    fitted = run_fit(algorithm, times[:550], values[:550])
+    later, _ = run_detect_next(algorithm, times[550:], values[550:], fitted.state)
+    assert np.isfinite(later.scores).all()

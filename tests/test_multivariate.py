@@ -195,3 +195,15 @@ def test_a_state_is_refused_for_other_columns_or_for_one_series() -> None:
     single = run_fit(algorithm, times[:1000], matrix[:1000, 0])
     with pytest.raises(IncompatibleState, match="one series"):
         run_detect_matrix_next(algorithm, later, matrix[1000:], COLUMNS, single.state)
+
+
+def test_a_number_beyond_float64_is_refused_not_a_crash() -> None:
+    with pytest.raises(InvalidInput) as refused:
+        run_detect_matrix(IsolationForest(), [T0, T0 + 1], [[10**400, 1], [1, 2]], ["a", "b"])
+    assert refused.value.field == "detect.matrix"
+
+
+def test_a_one_column_matrix_is_a_matrix() -> None:
+    times, matrix = machine(800)
+    result = run_detect_matrix(OneClassSVM(), times, matrix[:, :1], ["inlet"])
+    assert result.contributions.shape == (result.timestamps.shape[0], 1)

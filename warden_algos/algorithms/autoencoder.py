@@ -24,6 +24,11 @@ from warden_algos.learned.mlp import (
 from warden_algos.learned.scaling import Scale, score_scale
 
 
+def _finite_or_nan(values: F64Array) -> F64Array:
+    out: F64Array = np.where(np.isfinite(values), values, np.nan)
+    return out
+
+
 class AutoencoderParams(LearnedParams):
     window: int = Field(
         16,
@@ -148,7 +153,12 @@ class Autoencoder(LearnedDetector[AutoencoderParams, AutoencoderState]):
             expected = reconstructed(model, rows)[:, point] * scale.spread[point]
             expected += scale.center[point]
             half = self.params.sigmas * float(state.point_sigma[0])
-        return {"expected": expected, "lower": expected - half, "upper": expected + half}
+            lower, upper = expected - half, expected + half
+        # a band edge beyond float64 (a huge point sigma, a huge reconstruction) is no opinion
+        return {
+            name: _finite_or_nan(band)
+            for name, band in (("expected", expected), ("lower", lower), ("upper", upper))
+        }
 
     def column_shares(self, model: dict[str, Any], rows: F64Array, columns: int) -> F64Array:
         """Each column's share of the row's squared reconstruction error (its value and step)."""
@@ -163,7 +173,7 @@ class Autoencoder(LearnedDetector[AutoencoderParams, AutoencoderState]):
         with np.errstate(over="ignore", invalid="ignore"):
             rebuilt = reconstructed(model, rows)[:, :columns] * scale.spread[:columns]
             out: F64Array = rebuilt + scale.center[:columns]
-        return out
+        return _finite_or_nan(out)
 
     def model_work(self, fit_rows: int, score_rows: int, features: int) -> WorkEstimate:
         p = self.params

@@ -98,7 +98,10 @@ class DriftState(AlgorithmState):
         False, description="Whether the last point seen belongs to an incident."
     )
     since_flagged: int = Field(
-        -1, description="Points since the last flagged one (-1: none flagged yet)."
+        -1,
+        ge=-1,
+        description="Points since the last flagged one, at most cooldown + 1 (-1: none "
+        "flagged yet).",
     )
 
 
@@ -144,7 +147,9 @@ class Drift(TrainableDetector[DriftParams, DriftState]):
         return result
 
     def fit(self, dimensions: list[str], timestamps: I64Array, values: F64Array) -> DriftState:
-        return self.advance(self.empty(), values)
+        """The state after streaming the history from nothing: its reference, its tail and an
+        incident it may end in (so that streaming on gives one call's detections)."""
+        return self.detect_next(dimensions, timestamps, values, self.empty())[1]
 
     def detect_next(
         self, dimensions: list[str], timestamps: I64Array, values: F64Array, state: DriftState
@@ -169,6 +174,8 @@ class Drift(TrainableDetector[DriftParams, DriftState]):
         since = state.since_flagged
         if last is not None and last[-1] > -(2**62):
             since = int(n - 1 - last[-1])
+        if since >= 0:
+            since = min(since, p.cooldown + 1)  # beyond the cooldown, the count means nothing
         after = self.advance(state, values)
         return result, after.model_copy(
             update={
@@ -212,16 +219,22 @@ class Drift(TrainableDetector[DriftParams, DriftState]):
         grid = np.asarray(state.grid)
         cdf = np.asarray(state.grid_cdf)
         problem = None
-        if tail.shape != (p.window - 1,):
-            problem = f"its tail holds {tail.shape} values, not window - 1 = {p.window - 1}"
-        elif ref.ndim != 1 or ref.shape[0] >= p.reference_points or np.isnan(ref).any():
+        if tail.shape != (p.window - 1,) or np.isinf(tail).any():
+            problem = f"its tail is not window - 1 = {p.window - 1} values (NaN for missing)"
+        elif ref.ndim != 1 or ref.shape[0] >= p.reference_points or not np.isfinite(ref).all():
             problem = "its reference values are not fewer than reference_points valid values"
+        elif state.since_flagged > p.cooldown + 1:
+            problem = "its count of points since the last flagged one exceeds cooldown + 1"
         elif grid.shape[0] and (grid.shape != (GRID + 1,) or cdf.shape != (GRID + 1,)):
             problem = f"its reference quantiles are not {GRID + 1}"
         elif grid.shape[0] and not (
             np.isfinite(grid).all() and (np.diff(grid) >= 0).all() and np.isfinite(cdf).all()
         ):
             problem = "its reference quantiles are not finite and increasing"
+        elif grid.shape[0] and not (
+            (cdf >= 0).all() and (np.diff(cdf) >= 0).all() and cdf[-1] == 1.0
+        ):
+            problem = "its reference shares are not a cumulative distribution (0 to 1)"
         elif grid.shape[0] == 0 and cdf.shape[0]:
             problem = "it has reference shares without quantiles"
         if problem:
@@ -253,7 +266,7 @@ class Drift(TrainableDetector[DriftParams, DriftState]):
         np.add.at(counts, (rows + 1, column[rows]), 1)
         np.cumsum(counts, axis=0, out=counts)
         ends = np.arange(w, w + n)  # the window of new point i is joined[i : i + w]
-        in_window = np.cumsum(counts[ends] - counts[ends - w], axis=1)
+        in_window = np.cumsum(counts[ends] - counts[ends - w], axis=1, dtype=np.int32)
         total = in_window[:, -1].astype(np.float64)
         share = in_window[:, : GRID + 1] / np.maximum(total, 1.0)[:, None]
         if p.method == "ks":
@@ -271,9 +284,16 @@ class Drift(TrainableDetector[DriftParams, DriftState]):
     def estimate(self, shape: InputShape) -> WorkEstimate:
         """Counts per point and grid quantile (int32, a prefix over the window and the points)
         and the window's shares (float64)."""
-        rows = shape.longest + self.params.window
+        p = self.params
+        rows = shape.longest + p.window
         cells = rows * (GRID + 2)
-        return WorkEstimate(peak_bytes=4 * cells * 3 + 8 * cells * 2, operations=12 * cells)
+        # int32 counts (a prefix, a window difference, its prefix), float64 shares and their
+        # gap to the reference (two live at once), the reference sorted (twice: scored, kept)
+        reference = 8 * p.reference_points * 4
+        return WorkEstimate(
+            peak_bytes=4 * cells * 3 + 8 * cells * 3 + reference,
+            operations=12 * cells + 40 * p.reference_points,
+        )
 
 
 def reference_grid(reference: F64Array) -> tuple[F64Array, F64Array]:

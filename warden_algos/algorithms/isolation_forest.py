@@ -93,8 +93,10 @@ class IsolationForest(LearnedDetector[IsolationForestParams, IsolationForestStat
         return forest_scores(model, rows, max_depth(self.params.max_samples))
 
     def model_work(self, fit_rows: int, score_rows: int, features: int) -> WorkEstimate:
+        # A stored forest may be as large as the params allow, whatever this request's size:
+        # its checks and walks are counted at that size.
         p = self.params
-        samples = min(p.max_samples, max(fit_rows, 2))
+        samples = p.max_samples
         depth = max_depth(samples) + 1
         nodes = p.n_estimators * (2 * samples - 1)
         fit_ops = p.n_estimators * samples * depth * features * 20

@@ -93,8 +93,10 @@ class OneClassSVM(LearnedDetector[OneClassSVMParams, OneClassSVMState]):
     def model_work(self, fit_rows: int, score_rows: int, features: int) -> WorkEstimate:
         # libsvm's SMO: a kernel row per iteration, about as many iterations as rows (cached
         # kernel of at most 200 MB); scoring: one kernel cell per row and support vector.
+        # A stored model may hold up to max_fit_windows support vectors, whatever this request.
+        vectors = self.params.max_fit_windows
         fit_ops = 30 * fit_rows * fit_rows * features
-        score_ops = 6 * (fit_rows + score_rows) * fit_rows * features
+        score_ops = 6 * (fit_rows + score_rows) * vectors * features
         return WorkEstimate(
             peak_bytes=200 * (1 << 20) + (1 << 22) * 8 * 3 + fit_rows * features * 24,
             operations=fit_ops + score_ops,

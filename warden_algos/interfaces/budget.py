@@ -34,6 +34,7 @@ class InputShape(NamedTuple):
     series: int  # series: 1 for detect; the metric of interest plus related metrics for RCA
     longest: int  # points in the longest series
     anomalies: int = 0  # RCA: anomaly times given
+    columns: int = 0  # a multivariate detect: the matrix's columns (points = rows x columns)
 
 
 class WorkEstimate(NamedTuple):

@@ -188,8 +188,12 @@ def check_matrix_result(result: object, timestamps: I64Array, columns: int) -> M
         if (np.abs(shares.sum(axis=1) - 1.0) > SHARE_TOLERANCE).any():
             raise AlgorithmFailed("each detection's contributions must sum to 1")
     expected = result.expected
-    if expected is not None and np.asarray(expected).shape != (timestamps.shape[0], columns):
-        raise AlgorithmFailed("expected must be one value per input cell (rows x columns)")
+    if expected is not None:
+        cells = np.asarray(expected, dtype=np.float64)
+        if cells.shape != (timestamps.shape[0], columns):
+            raise AlgorithmFailed("expected must be one value per input cell (rows x columns)")
+        if np.isinf(cells).any():
+            raise AlgorithmFailed("expected must be finite (NaN where there is no opinion)")
     return MultivariateResult(
         np.ascontiguousarray(ts, dtype=np.int64), scores, shares, result.expected
     )

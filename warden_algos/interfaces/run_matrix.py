@@ -34,7 +34,7 @@ def as_matrix(path: str, data: npt.ArrayLike) -> F64Array:
     """Rows of numbers (None = missing) as a C-ordered float64 matrix."""
     try:
         arr = np.asarray(data)
-    except ValueError:  # ragged rows
+    except (ValueError, OverflowError):  # ragged rows, integers beyond float64
         raise InvalidInput("must be rows of numbers of one length", field=path) from None
     if arr.dtype == object:
         try:
@@ -42,13 +42,16 @@ def as_matrix(path: str, data: npt.ArrayLike) -> F64Array:
                 [[np.nan if cell is None else cell for cell in row] for row in arr.tolist()],
                 dtype=np.float64,
             )
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise InvalidInput("must be rows of numbers of one length", field=path) from None
     if arr.size and not (
         np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
     ):
         raise InvalidInput(f"must hold numbers, got dtype {arr.dtype}", field=path)
-    return np.ascontiguousarray(arr, dtype=np.float64)
+    try:
+        return np.ascontiguousarray(arr, dtype=np.float64)
+    except OverflowError:
+        raise InvalidInput("holds a number beyond float64's range", field=path) from None
 
 
 def _checked(
@@ -66,7 +69,7 @@ def _checked(
 def _shape(matrix: F64Array) -> InputShape:
     """A matrix's budget shape: its cells as points, its columns as series."""
     rows, columns = matrix.shape
-    return InputShape(rows * columns, columns, rows * columns)
+    return InputShape(rows * columns, columns, rows * columns, columns=columns)
 
 
 def _multivariate(algorithm: Any, trainable: bool = False) -> Any:

@@ -209,7 +209,6 @@ class LearnedDetector(TrainableDetector[LP, LS], TrainableMultivariate, Generic[
         """The state of a model fitted on complete rows ``train`` (none below
         ``min_fit_windows``), with the tail the next rows continue from."""
         p = self.params
-        require("learned", what=f"fitting {self.name}")
         if train.shape[0] < p.min_fit_windows:
             return self.new_state(
                 fitted=False,
@@ -220,6 +219,7 @@ class LearnedDetector(TrainableDetector[LP, LS], TrainableMultivariate, Generic[
                 score_scale=np.empty(0),
                 **self.empty_model(),
             )
+        require("learned", what=f"fitting {self.name}")
         if train.shape[0] > p.max_fit_windows:
             keep = np.linspace(0, train.shape[0] - 1, p.max_fit_windows).round().astype(np.intp)
             train = train[np.unique(keep)]
@@ -227,7 +227,7 @@ class LearnedDetector(TrainableDetector[LP, LS], TrainableMultivariate, Generic[
         x = np.nan_to_num(scaled(train, scale), nan=0.0, posinf=1e150, neginf=-1e150)
         model = self.fit_model(x)
         center, sigma = score_scale(self.finite_scores(model, x))
-        return self.new_state(
+        state = self.new_state(
             fitted=True,
             columns=columns,
             tail=last,
@@ -237,6 +237,17 @@ class LearnedDetector(TrainableDetector[LP, LS], TrainableMultivariate, Generic[
             **model,
             **self.band_fields(model, x, scale, columns),
         )
+        features = train.shape[1]
+        try:  # what a later call checks: never hand out a state that would be refused
+            self.check_scaling(state, features)
+            self.check_model(state, features)
+        except InvalidInput:
+            raise InvalidInput(
+                "these values are too large to fit a model on (their spread or the model's "
+                "scores overflow float64): rescale them",
+                field="values",
+            ) from None
+        return state
 
     def new_state(self, **fields: Any) -> LS:
         state: LS = self.State.model_validate(fields)  # type: ignore[assignment]
@@ -318,7 +329,13 @@ class LearnedDetector(TrainableDetector[LP, LS], TrainableMultivariate, Generic[
     ) -> tuple[MultivariateResult, LS]:
         p = self.params
         if list(state.columns) != list(columns):
-            had = ", ".join(state.columns) if state.columns else "one series (values)"
+            had = "one series (values)"
+            if state.columns:
+                shown = ", ".join(name[:40] for name in state.columns[:8])
+                more = len(state.columns) - 8
+                if more > 0:
+                    shown += f", ... {more} more"
+                had = f"{len(state.columns)} columns ({shown})"
             raise IncompatibleState(
                 f"the state was fitted on {had}; the matrix's columns must be the same, in the "
                 "same order",
@@ -426,10 +443,10 @@ class LearnedDetector(TrainableDetector[LP, LS], TrainableMultivariate, Generic[
         matrix (``series`` columns, ``points`` cells) has a row per timestamp, and each flagged
         row is scored again once per column for its shares (counted for every row)."""
         p = self.params
-        if shape.series > 1:
-            n = shape.points // shape.series
-            features = matrix_feature_count(shape.series)
-            rescoring = shape.series
+        if shape.columns:
+            n = shape.points // shape.columns
+            features = matrix_feature_count(shape.columns)
+            rescoring = shape.columns
         else:
             n = shape.longest
             features = feature_count(p.window)

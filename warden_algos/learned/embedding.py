@@ -59,10 +59,22 @@ def embedded(
     rows = np.empty((n, feature_count(window)), dtype=np.float64)
     rows[:, :window] = lags
     current = lags[:, -1]
-    rows[:, window] = current - lags[:, -2] if window > 1 else 0.0
-    rows[:, window + 1] = current - lags.mean(axis=1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        rows[:, window] = current - lags[:, -2] if window > 1 else 0.0
+        rows[:, window + 1] = current - lags.mean(axis=1)
+    _finite_or_missing(rows)
     complete: npt.NDArray[np.bool_] = ~np.isnan(rows).any(axis=1)  # type: ignore[assignment]
     return rows, complete
+
+
+#: Features are kept within this magnitude: a step or mean of values near the float64 limit
+#: overflows, and the row must stay a (very unusual) row rather than become a missing one.
+FEATURE_LIMIT = 1e300
+
+
+def _finite_or_missing(rows: F64Array) -> None:
+    """Clip overflowed features (inf) to +-FEATURE_LIMIT in place; NaN stays missing."""
+    np.clip(rows, -FEATURE_LIMIT, FEATURE_LIMIT, out=rows)
 
 
 def tail(values: F64Array, window: int, before: F64Array) -> F64Array:
@@ -106,6 +118,7 @@ def matrix_embedded(matrix: F64Array, before: F64Array) -> tuple[F64Array, npt.N
     rows[:, :m] = cells
     with np.errstate(over="ignore", invalid="ignore"):
         rows[:, m:] = cells - previous[:n]
+    _finite_or_missing(rows)
     complete: npt.NDArray[np.bool_] = ~np.isnan(rows).any(axis=1)  # type: ignore[assignment]
     return rows, complete
 

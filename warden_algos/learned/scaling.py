@@ -34,19 +34,41 @@ class Scale(NamedTuple):
 
 
 def feature_scale(rows: F64Array) -> Scale:
-    """Per-column median and robust spread of complete ``rows`` (at least one)."""
-    q25, center, q75 = np.percentile(rows, [25.0, 50.0, 75.0], axis=0)
-    spread = (q75 - q25) / _IQR_PER_SIGMA
+    """Per-column median and robust spread of complete ``rows`` (at least one, finite). A
+    column whose IQR is 0 gets its standard deviation, one that does not vary at all (or whose
+    spread overflows) a spread of 1."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        q25, center, q75 = np.percentile(rows, [25.0, 50.0, 75.0], axis=0)
+        spread = (q75 - q25) / _IQR_PER_SIGMA
     flat = ~(spread > 0) | ~np.isfinite(spread)
     if flat.any():
-        std = rows.std(axis=0)
-        spread = np.where(flat, np.where(std > 0, std, 1.0), spread)
+        std = np.array([safe_std(column) for column in rows.T])
+        spread = np.where(flat, np.where((std > 0) & np.isfinite(std), std, 1.0), spread)
     return Scale(np.asarray(center, dtype=np.float64), np.asarray(spread, dtype=np.float64))
 
 
+def safe_std(values: F64Array) -> float:
+    """The standard deviation of finite ``values`` without overflowing on huge ones (computed
+    on the values divided by the largest magnitude, then scaled back; inf only if it is)."""
+    if values.size < 2:
+        return 0.0
+    magnitude = float(np.max(np.abs(values)))
+    if not magnitude > 0 or not np.isfinite(magnitude):
+        return 0.0 if magnitude == 0 else float("inf")
+    with np.errstate(over="ignore"):
+        return float(np.std(values / magnitude)) * magnitude
+
+
+#: Scaled features are clipped to this many spreads: a row that far out is as unusual as a row
+#: can usefully be, and squaring it (kernel distances, reconstruction errors) stays finite.
+SCALED_LIMIT = 1e6
+
+
 def scaled(rows: F64Array, scale: Scale) -> F64Array:
+    """``(rows - center) / spread``, clipped to +-SCALED_LIMIT (NaN stays missing)."""
     with np.errstate(over="ignore", invalid="ignore"):
         out: F64Array = (rows - scale.center) / scale.spread
+    np.clip(out, -SCALED_LIMIT, SCALED_LIMIT, out=out)
     return out
 
 
@@ -57,9 +79,9 @@ def score_scale(scores: F64Array) -> tuple[float, float]:
     the scores' magnitude, so that any row it scores higher stands out."""
     center = float(np.median(scores))
     typical = scores[scores <= np.quantile(scores, _TYPICAL)]
-    sigma = float(typical.std()) if typical.size > 1 else 0.0
-    if not sigma > 0:
-        sigma = float(scores.std())
-    if not sigma > 0:
-        sigma = 1e-12 * max(1.0, abs(center))
+    sigma = safe_std(typical)
+    if not (sigma > 0 and np.isfinite(sigma)):
+        sigma = safe_std(scores)
+    if not (sigma > 0 and np.isfinite(sigma)):
+        sigma = 1e-12 * max(1.0, min(abs(center), 1e300))
     return center, sigma

@@ -29,7 +29,14 @@ def fit_svm(rows: F64Array, nu: float, gamma: float | None) -> dict[str, Any]:
     """Fit scikit-learn's RBF OneClassSVM on scaled ``rows`` and take its arrays."""
     from sklearn.svm import OneClassSVM
 
-    svm = OneClassSVM(kernel="rbf", nu=nu, gamma="scale" if gamma is None else gamma).fit(rows)
+    if gamma is None:  # scikit-learn's "scale", computed without overflowing
+        from .scaling import safe_std
+
+        spread = safe_std(rows.reshape(-1))
+        variance = spread * spread
+        gamma = 1.0 / (rows.shape[1] * variance) if 0 < variance < float("inf") else 1.0
+        gamma = gamma if 0 < gamma < float("inf") else 1.0
+    svm = OneClassSVM(kernel="rbf", nu=nu, gamma=gamma).fit(rows)
     return svm_arrays(svm)
 
 
