@@ -5,6 +5,10 @@ and source timestamp text). Detectors need strictly increasing times, so each se
 the subset of rows it is detected on: a row whose time is not later than every row before it (a
 repeated stamp, a clock stepping back an hour) is left out of detection, never reordered. A left-out
 row can still lie inside a labelled window; it simply cannot be the detection that finds it.
+
+A file with several value columns (``timestamp,<column>,<column>,...[,label]``) is one
+multivariate series: ``matrix`` holds its columns (``values`` the first, for plots), and a
+multivariate detector scores the matrix (``runner``).
 """
 
 from __future__ import annotations
@@ -39,6 +43,9 @@ class LabelledSeries:
     windows: tuple[tuple[int, int], ...]  # (first row, last row), inclusive, sorted
     labels: tuple[int, ...] = ()  # rows of the labelled anomaly instants
     kept_rows: I64Array = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    #: A multivariate file: its value columns (rows x columns) and their names; None otherwise.
+    matrix: F64Array | None = None
+    columns: tuple[str, ...] = ()
 
     @property
     def category(self) -> str:
@@ -94,26 +101,61 @@ def parse_timestamps(texts: list[str], where: str) -> I64Array:
     return stamps.astype(np.int64)
 
 
-def _read_csv(path: Path) -> tuple[list[str], F64Array, list[str] | None, bytes]:
+LABEL_COLUMNS = ("label", "is_anomaly", "anomaly")
+
+
+@dataclass(frozen=True)
+class _Csv:
+    texts: list[str]
+    matrix: F64Array  # rows x value columns
+    columns: list[str]
+    labels: list[str] | None
+    raw: bytes
+
+    @property
+    def values(self) -> F64Array:
+        first: F64Array = np.ascontiguousarray(self.matrix[:, 0])
+        return first
+
+    @property
+    def multivariate(self) -> dict[str, object]:
+        """The LabelledSeries fields of a multivariate file (none for ``timestamp,value``)."""
+        if self.columns == ["value"]:
+            return {}
+        return {"matrix": self.matrix, "columns": tuple(self.columns)}
+
+
+def _read_csv(path: Path) -> _Csv:
     raw = path.read_bytes()
     lines = raw.decode("utf-8-sig").splitlines()  # CRLF and LF alike
     if not lines:
         raise CorpusError(f"{path}: empty file")
-    header = [h.strip().lower() for h in lines[0].split(",")]
-    if header[:2] != ["timestamp", "value"]:
-        raise CorpusError(f"{path}: header must start with 'timestamp,value', got {lines[0]!r}")
+    names = [h.strip() for h in lines[0].split(",")]
+    header = [name.lower() for name in names]
     label_column = None
-    for name in ("label", "is_anomaly", "anomaly"):
+    for name in LABEL_COLUMNS:
         if name in header:
             label_column = header.index(name)
+    value_columns = [i for i in range(1, len(header)) if header[i] not in LABEL_COLUMNS]
+    if header[0] != "timestamp" or not value_columns:
+        raise CorpusError(
+            f"{path}: header must be 'timestamp,value' or 'timestamp,<column>,...' (a label "
+            f"column optional), got {lines[0]!r}"
+        )
+    if len(set(header[i] for i in value_columns)) != len(value_columns):
+        raise CorpusError(f"{path}: a value column is named twice")
     rows = [line.split(",") for line in lines[1:] if line.strip()]
     texts = [row[0].strip() for row in rows]
     try:
-        values = np.array([float(row[1]) for row in rows], dtype=np.float64)
+        matrix = np.array(
+            [[float(row[i]) if row[i].strip() else np.nan for i in value_columns] for row in rows],
+            dtype=np.float64,
+        ).reshape(len(rows), len(value_columns))
     except (ValueError, IndexError) as error:
         raise CorpusError(f"{path}: unreadable value ({error})") from None
     labels = [row[label_column].strip() for row in rows] if label_column is not None else None
-    return texts, values, labels, raw
+    columns = [names[i] for i in value_columns]
+    return _Csv(texts, matrix, columns, labels, raw)
 
 
 def _rows_of(texts: list[str], stamp: str) -> int:
@@ -165,7 +207,8 @@ def load_corpus(path: str | Path) -> Corpus:
         key = csv_path.relative_to(data_dir).as_posix()
         if key not in all_windows:
             raise CorpusError(f"{key}: no entry in labels/combined_windows.json")
-        texts, values, _, raw = _read_csv(csv_path)
+        csv = _read_csv(csv_path)
+        texts, values, raw = csv.texts, csv.values, csv.raw
         digest.update(key.encode() + b"\0" + raw)
         timestamps = parse_timestamps(texts, key)
         windows = tuple(
@@ -181,6 +224,7 @@ def load_corpus(path: str | Path) -> Corpus:
                 windows=windows,
                 labels=labels,
                 kept_rows=increasing_rows(timestamps),
+                **csv.multivariate,  # type: ignore[arg-type]
             )
         )
     if not series:
@@ -189,7 +233,8 @@ def load_corpus(path: str | Path) -> Corpus:
 
 
 def _load_single_csv(path: Path) -> Corpus:
-    texts, values, labels, raw = _read_csv(path)
+    csv = _read_csv(path)
+    texts, values, labels, raw = csv.texts, csv.values, csv.labels, csv.raw
     if labels is None:
         raise CorpusError(f"{path}: a single-file corpus needs a 'label' column (1 = anomaly)")
     try:
@@ -205,6 +250,7 @@ def _load_single_csv(path: Path) -> Corpus:
         windows=tuple(nab_windows(len(values), _first_of_runs(flagged))),
         labels=tuple(flagged),
         kept_rows=increasing_rows(timestamps),
+        **csv.multivariate,  # type: ignore[arg-type]
     )
     digest = hashlib.sha256(path.name.encode() + b"\0" + raw).hexdigest()[:16]
     return Corpus(root=path, series=(series,), fingerprint=digest)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from warden_algos.interfaces import DetectAlgorithm, F64Array, I64Array
+from warden_algos.interfaces import DetectAlgorithm, DetectResult, F64Array, I64Array
 
 from .cache import RunCache, algorithm_fingerprint
 from .corpus import Corpus, LabelledSeries
@@ -95,7 +95,11 @@ def _detect_series(
     values.flags.writeable = False
     started = time.perf_counter()
     try:
-        result = detector.detect([], timestamps, values)
+        if series.matrix is not None:
+            result = _detect_matrix(detector, timestamps, series.matrix[kept], series.columns)
+            keep_band = False  # a matrix has no one band to plot
+        else:
+            result = detector.detect([], timestamps, values)
         positions = np.searchsorted(timestamps, result.timestamps)
         positions = np.clip(positions, 0, max(len(timestamps) - 1, 0))
         if len(timestamps) and not np.array_equal(timestamps[positions], result.timestamps):
@@ -132,6 +136,30 @@ def _detect_series(
         seconds=seconds,
         band=band,
     )
+
+
+def _detect_matrix(
+    detector: DetectAlgorithm[Any], timestamps: I64Array, matrix: F64Array, columns: tuple[str, ...]
+) -> DetectResult:
+    """A multivariate file's detections: a multivariate detector scores the matrix; any other
+    scores each column alone and its detections are merged (a timestamp found in several
+    columns counts once, at its highest score). The merge is the per-column baseline the
+    multivariate detectors are measured against."""
+    from warden_algos.interfaces.multivariate import MultivariateDetector
+
+    cells = np.ascontiguousarray(matrix)
+    cells.flags.writeable = False
+    if isinstance(detector, MultivariateDetector):
+        found = detector.detect_matrix([], timestamps, cells, list(columns))
+        return DetectResult(found.timestamps, found.scores)
+    parts = [detector.detect([], timestamps, np.ascontiguousarray(column)) for column in cells.T]
+    times = np.concatenate([part.timestamps for part in parts])
+    scores = np.concatenate([np.asarray(part.scores, dtype=np.float64) for part in parts])
+    if times.size == 0:
+        return DetectResult(times.astype(np.int64), scores)
+    order = np.lexsort((-scores, times))
+    first = np.r_[True, times[order][1:] != times[order][:-1]]
+    return DetectResult(times[order][first].astype(np.int64), scores[order][first])
 
 
 def evaluate_algorithm(
