@@ -265,6 +265,64 @@ def learned_cases() -> dict[str, dict[str, Any]]:
     return out
 
 
+def machine(n: int = 400, spike_at: int = 350) -> tuple[np.ndarray, np.ndarray]:
+    """Two sensors following one daily cycle (5-minute rows), fixed noise, one missing cell,
+    a spike in the second."""
+    times = T0 + 300 * np.arange(n, dtype=np.int64)
+    cycle = np.sin(2 * np.pi * np.arange(n) / 288)
+    noise = np.random.default_rng(6).normal(0.0, 0.05, (n, 2))
+    matrix = np.round(np.column_stack([10 + cycle, 5 + 2 * cycle]) + noise, 6)
+    matrix[spike_at, 1] += 3.0
+    matrix[200, 0] = np.nan
+    return times, matrix
+
+
+def matrix_cases() -> dict[str, dict[str, Any]]:
+    """Multivariate requests: a matrix of named columns, answered with each detection's column
+    shares; stateless, with a fitted state, and packed."""
+    from warden_algos.interfaces.run_matrix import run_fit_matrix
+    from warden_algos.registry import Registry
+
+    times, matrix = machine()
+    columns = ["inlet", "outlet"]
+    empty = np.empty(0)
+    forest = {"n_estimators": 8, "max_samples": 64, "sigmas": 2.0}
+    model = Registry.discover().load("isolation_forest")(forest)
+    fitted = run_fit_matrix(model, times[:300], matrix[:300], columns).state
+    stateless = DetectPayload([], times, empty, columns=columns, matrix=matrix)
+    streamed = DetectPayload(
+        [], times[300:], empty, state=fitted, columns=columns, matrix=matrix[300:]
+    )
+    return {
+        "one_class_svm_matrix": {
+            "request": Request(
+                "detect", "one_class_svm", stateless, {"sigmas": 6.0},
+                request_id="vector-matrix",
+            ),
+            "description": "one_class_svm on two correlated columns (a missing cell, a spike "
+            "in outlet): detections with each column's share",
+            "numbers_rtol": NUMBERS_RTOL,
+        },
+        "one_class_svm_matrix_packed": {
+            "request": Request(
+                "detect", "one_class_svm", stateless, {"sigmas": 6.0},
+                request_id="vector-matrix-packed", packed_arrays=True,
+            ),
+            "description": "the same matrix packed (rows x columns float64, row-major), "
+            "answered packed",
+            "numbers_rtol": NUMBERS_RTOL,
+        },
+        "isolation_forest_matrix_with_state": {
+            "request": Request(
+                "detect", "isolation_forest", streamed, forest, request_id="vector-matrix-state"
+            ),
+            "description": "isolation_forest scores 100 new rows with a model fitted on the 300 "
+            "rows before them (its state records the columns)",
+            "numbers_rtol": NUMBERS_RTOL,
+        },
+    }  # fmt: skip
+
+
 def cases() -> dict[str, dict[str, Any]]:
     times = T0 + 60 * np.arange(20, dtype=np.int64)
     times[7] = times[6]
@@ -329,6 +387,7 @@ def cases() -> dict[str, dict[str, Any]]:
         **library_cases(),
         **state_cases(),
         **learned_cases(),
+        **matrix_cases(),
     }
 
 

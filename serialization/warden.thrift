@@ -18,6 +18,12 @@
  * carry a state (or name one: by sha256 in a serve process's cache, or a stored model by series
  * key) and then scores only the points after it, and may ask for the updated state back.
  *
+ * Multivariate detection (README "Several columns at once"): instead of values, a detect or fit
+ * payload may carry a matrix of named columns, a row per timestamp (NaN = missing): columns, and
+ * the matrix as rows (list<list<double>>) or packed (matrix_packed: rows x columns doubles,
+ * row-major, little-endian). The answer adds, per detection, each column's share in it
+ * (contributions, rows = detections, in the order of columns), and may add expected_matrix.
+ *
  * Evolution rules (keep old hosts and old executables working):
  *   1. Every field is optional and has a stable id. Never reuse or renumber an id, never change a
  *      field's type; to replace a field, add a new one with a new id and deprecate the old one
@@ -84,6 +90,12 @@ struct DetectPayload {
       its state_sha256 (not the bytes). A later STATE_NOT_FOUND then means the caller must resend
       the last state it holds the bytes of, with every point since. */
   10: optional bool return_state_sha256_only,
+  /** Multivariate (instead of values / values_packed): the matrix's column names, in order. */
+  11: optional list<string> columns,
+  /** The matrix, a row of len(columns) doubles per timestamp (NaN = missing)... */
+  12: optional list<list<double>> matrix,
+  /** ...or packed: rows x columns doubles, row-major, little-endian. */
+  13: optional binary matrix_packed,
 }
 
 /** fit(dimensions, timestamps, values) -> state */
@@ -93,6 +105,10 @@ struct FitPayload {
   3: optional list<double> values,
   4: optional binary timestamps_packed,
   5: optional binary values_packed,
+  /** Multivariate, as in DetectPayload: fit on a matrix of named columns. */
+  6: optional list<string> columns,
+  7: optional list<list<double>> matrix,
+  8: optional binary matrix_packed,
 }
 
 /** simple_rca(metric_of_interest, related_metrics, k, anomalies, params) */
@@ -136,6 +152,14 @@ struct DetectResult {
   /** With return_state: the state after the request's points, and the sha256 (hex) of its bytes. */
   11: optional binary state,
   12: optional string state_sha256,
+  /** Multivariate: per detection, each column's share in it (>= 0, summing to 1), a row per
+      detection in the order of the request's columns; or packed (detections x columns). */
+  13: optional list<list<double>> contributions,
+  14: optional binary contributions_packed,
+  /** Multivariate, when the detector has them: the expected value of every cell (NaN: no
+      opinion), a row per timestamp; or packed (rows x columns). */
+  15: optional list<list<double>> expected_matrix,
+  16: optional binary expected_matrix_packed,
 }
 
 /** The fitted state and what it says about itself. */

@@ -244,7 +244,10 @@ def test_a_tolerant_vector_still_catches_what_matters() -> None:
     needs_it = [
         "autoencoder_detect_with_state",
         "isolation_forest_detect_with_state",
+        "isolation_forest_matrix_with_state",
         "one_class_svm_detect_with_state",
+        "one_class_svm_matrix",
+        "one_class_svm_matrix_packed",
         "prophet_defaults",
     ]
     assert sorted(tolerant) == needs_it, "only a case that needs it may be tolerant"

@@ -26,6 +26,7 @@ from warden_algos.interfaces import (
     run_rca,
 )
 from warden_algos.interfaces.errors import AlgorithmFailed, InternalError, UnknownAlgorithm
+from warden_algos.interfaces.multivariate import MultivariateResult
 from warden_algos.logs import current_request_id
 from warden_algos.registry import Registry
 from warden_algos.wire import (
@@ -64,7 +65,7 @@ def decode(codec: Codec, raw: bytes | bytearray) -> Request:
 
 
 class Executed(NamedTuple):
-    result: DetectResult | RCAResult | FitResult
+    result: DetectResult | MultivariateResult | RCAResult | FitResult
     state: bytes | None = None  # a detect answer's state after its points, when asked for
     state_sha256: str | None = None
 
@@ -117,6 +118,14 @@ def execute(algorithm: Algorithm[Any], request: Request, states: States | None =
             isinstance(payload, DetectPayload) and payload.with_state
         ):
             return _execute_with_state(algorithm, request, states or States())
+        if isinstance(payload, DetectPayload) and payload.matrix is not None:
+            from warden_algos.interfaces.run_matrix import run_detect_matrix
+
+            found = run_detect_matrix(
+                algorithm, payload.timestamps, payload.matrix, payload.columns or [],
+                payload.dimensions,
+            )  # fmt: skip
+            return Executed(found if request.include_band else found._replace(expected=None))
         if isinstance(algorithm, DetectAlgorithm) and isinstance(payload, DetectPayload):
             result = run_detect(algorithm, payload.timestamps, payload.values, payload.dimensions)
             return Executed(result if request.include_band else result.without_band())
@@ -153,7 +162,15 @@ def _execute_with_state(algorithm: Algorithm[Any], request: Request, states: Sta
         )
     payload = request.payload
     if isinstance(payload, FitPayload):
-        fitted = run_fit(algorithm, payload.timestamps, payload.values, payload.dimensions)
+        if payload.matrix is not None:
+            from warden_algos.interfaces.run_matrix import run_fit_matrix
+
+            fitted = run_fit_matrix(
+                algorithm, payload.timestamps, payload.matrix, payload.columns or [],
+                payload.dimensions,
+            )  # fmt: skip
+        else:
+            fitted = run_fit(algorithm, payload.timestamps, payload.values, payload.dimensions)
         states.keep(fitted)
         seen = fitted.info.seen
         return Executed(
@@ -171,15 +188,30 @@ def _execute_with_state(algorithm: Algorithm[Any], request: Request, states: Sta
     if isinstance(given, bytes) and states.cache is not None:
         given = load_state(algorithm, given)  # decoded once here, then kept decoded
         states.keep(given)
-    result, after = run_detect_next(
-        algorithm,
-        payload.timestamps,
-        payload.values,
-        given,
-        payload.dimensions,
-        return_state=payload.return_state,
-    )
-    result = result if request.include_band else result.without_band()
+    result: DetectResult | MultivariateResult
+    if payload.matrix is not None:
+        from warden_algos.interfaces.run_matrix import run_detect_matrix_next
+
+        found, after = run_detect_matrix_next(
+            algorithm,
+            payload.timestamps,
+            payload.matrix,
+            payload.columns or [],
+            given,
+            payload.dimensions,
+            return_state=payload.return_state,
+        )
+        result = found if request.include_band else found._replace(expected=None)
+    else:
+        single, after = run_detect_next(
+            algorithm,
+            payload.timestamps,
+            payload.values,
+            given,
+            payload.dimensions,
+            return_state=payload.return_state,
+        )
+        result = single if request.include_band else single.without_band()
     if after is None:
         return Executed(result)
     states.keep(after)

@@ -17,6 +17,7 @@ from warden_algos.interfaces import (
     TimeSeries,
     WardenError,
 )
+from warden_algos.interfaces.multivariate import MultivariateResult
 
 #: What a request asks for: an algorithm interface, or fitting a trainable detector.
 RequestInterface = Literal["detect", "rca", "fit"]
@@ -35,6 +36,10 @@ class DetectPayload(NamedTuple):
     return_state: bool = False
     #: With return_state, in a process that keeps states: answer only the new state's sha256.
     return_state_sha256_only: bool = False
+    #: Multivariate, instead of values (then empty): the columns' names and the rows x columns
+    #: matrix (NaN = missing).
+    columns: list[str] | None = None
+    matrix: F64Array | None = None
 
     @property
     def with_state(self) -> bool:
@@ -45,6 +50,9 @@ class FitPayload(NamedTuple):
     dimensions: list[str]
     timestamps: I64Array
     values: F64Array
+    #: Multivariate, instead of values (then empty), as in DetectPayload.
+    columns: list[str] | None = None
+    matrix: F64Array | None = None
 
 
 class RCAPayload(NamedTuple):
@@ -92,7 +100,7 @@ class ErrorInfo(NamedTuple):
 
 class Response(NamedTuple):
     request_id: str | None
-    result: DetectResult | RCAResult | FitResult | None = None
+    result: DetectResult | MultivariateResult | RCAResult | FitResult | None = None
     error: ErrorInfo | None = None
     packed_arrays: bool = False
     #: A detect answer's state after its points (when the request asked for it), and its sha256.

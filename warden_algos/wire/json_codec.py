@@ -39,6 +39,7 @@ from warden_algos.interfaces import (
     TimeSeries,
 )
 from warden_algos.interfaces.budget import current_budget
+from warden_algos.interfaces.multivariate import MultivariateResult
 
 from .duplicates import check_no_duplicate_keys
 from .envelope import (
@@ -50,6 +51,7 @@ from .envelope import (
     Request,
     Response,
 )
+from .matrices import from_flat, from_rows
 
 _DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 _PACKED_DTYPES = {"float64": np.dtype("<f8"), "int64": np.dtype("<i8")}
@@ -125,6 +127,64 @@ I64Wire = Annotated[
 ]
 _TAGS = {"list", "packed"}
 
+#: A matrix: rows of numbers (null = missing), or packed (rows x columns float64, row-major).
+#: Shaped in decode_request, where the column count is known.
+MatrixWire = Annotated[
+    Annotated[list[list[Annotated[float, Strict()] | None]], Tag("list")]
+    | Annotated[PackedArray, Tag("packed")],
+    Discriminator(_array_kind),
+]
+ColumnsWire = list[Annotated[str, Strict()]]
+
+
+def _values_or_matrix(payload: Any) -> None:
+    """A detect or fit payload gives values, or columns with a matrix: exactly one of them."""
+    has_values, has_matrix = payload.values is not None, payload.matrix is not None
+    if has_values == has_matrix:
+        raise PydanticCustomError(
+            "values_or_matrix",
+            "give values (one series) or columns and matrix (several), exactly one of them",
+            {},
+        )
+    if has_matrix != (payload.columns is not None):
+        raise PydanticCustomError(
+            "columns_with_matrix", "a matrix needs its columns, and columns need a matrix", {}
+        )
+
+
+def _matrix(value: Any, columns: list[str], path: str) -> F64Array:
+    """The wire matrix as rows x len(columns) float64."""
+    width = len(columns)
+    if isinstance(value, PackedArray):
+        try:
+            flat = _unpack(value, "float64")
+        except PydanticCustomError as error:
+            raise InvalidInput(str(error), field=path) from None
+        return from_flat(flat, width, path)
+    return from_rows(value, width, path)
+
+
+def _input_out(payload: Any, packed: bool) -> dict[str, Any]:
+    """A detect or fit payload's series: its values, or its columns and matrix."""
+    if payload.matrix is None:
+        return {"values": _array_out(payload.values, packed)}
+    return {"columns": list(payload.columns), "matrix": _matrix_out(payload.matrix, packed)}
+
+
+def _width_of(matrix: Any, rows: int) -> int:
+    """Columns of a response matrix of ``rows`` rows (its width is not sent alongside)."""
+    if isinstance(matrix, PackedArray):
+        cells = len(base64.b64decode(matrix.base64)) // 8
+        return cells // rows if rows else 0
+    return len(matrix[0]) if matrix else 0
+
+
+def _matrix_out(matrix: np.ndarray[Any, Any], packed: bool) -> Any:
+    cells = np.ascontiguousarray(matrix, dtype=np.float64)
+    if packed:
+        return _array_out(cells.reshape(-1), True)
+    return cells
+
 
 def _state_bytes(text: str) -> bytes:
     try:
@@ -161,7 +221,16 @@ class WireTimeSeries(_Wire):
 class WireDetect(_Wire):
     dimensions: list[str] = Field(default=[])
     timestamps: I64Wire
-    values: F64Wire
+    values: F64Wire | None = None
+    columns: ColumnsWire | None = Field(
+        default=None,
+        description="Multivariate, instead of values: the matrix's column names, in order.",
+    )
+    matrix: MatrixWire | None = Field(
+        default=None,
+        description="Multivariate: a row of values per timestamp, one per column (null = "
+        "missing), or packed (rows x columns float64, row-major).",
+    )
     state: StateWire | None = Field(
         default=None,
         description="A trained state (base64), as a fit or an earlier detect returned it: only "
@@ -189,6 +258,7 @@ class WireDetect(_Wire):
 
     @model_validator(mode="after")
     def _one_state(self) -> WireDetect:
+        _values_or_matrix(self)
         given = [
             name for name in ("state", "state_sha256", "model") if getattr(self, name) is not None
         ]
@@ -215,7 +285,14 @@ class WireDetect(_Wire):
 class WireFit(_Wire):
     dimensions: list[str] = Field(default=[])
     timestamps: I64Wire
-    values: F64Wire
+    values: F64Wire | None = None
+    columns: ColumnsWire | None = None
+    matrix: MatrixWire | None = None
+
+    @model_validator(mode="after")
+    def _one_input(self) -> WireFit:
+        _values_or_matrix(self)
+        return self
 
 
 class WireRCA(_Wire):
@@ -338,6 +415,21 @@ def check_decode_budget(data: bytes | bytearray) -> None:
         )
 
 
+def _values(values: Any) -> F64Array:
+    """A payload's values (converted by their validator), empty when it carries a matrix."""
+    return np.empty(0) if values is None else values
+
+
+def _matrix_fields(wire: Any, path: str, request_id: str | None) -> dict[str, Any]:
+    if wire.matrix is None:
+        return {}
+    try:
+        return {"columns": list(wire.columns), "matrix": _matrix(wire.matrix, wire.columns, path)}
+    except InvalidInput as error:
+        error.request_id = request_id
+        raise
+
+
 class JsonCodec:
     name = "json"
 
@@ -366,18 +458,20 @@ class JsonCodec:
             payload = DetectPayload(
                 dimensions=wire.detect.dimensions,
                 timestamps=wire.detect.timestamps,  # type: ignore[arg-type]
-                values=wire.detect.values,  # type: ignore[arg-type]
+                values=_values(wire.detect.values),
                 state=wire.detect.state,  # type: ignore[arg-type]  # bytes, by the validator
                 state_sha256=wire.detect.state_sha256,
                 model=wire.detect.model,
                 return_state=wire.detect.return_state,
                 return_state_sha256_only=wire.detect.return_state_sha256_only,
+                **_matrix_fields(wire.detect, "detect.matrix", request_id),
             )
         elif wire.fit is not None:
             payload = FitPayload(
                 dimensions=wire.fit.dimensions,
                 timestamps=wire.fit.timestamps,  # type: ignore[arg-type]
-                values=wire.fit.values,  # type: ignore[arg-type]
+                values=_values(wire.fit.values),
+                **_matrix_fields(wire.fit, "fit.matrix", request_id),
             )
         else:
             assert wire.rca is not None  # guaranteed by _payload_matches_interface
@@ -411,6 +505,20 @@ class JsonCodec:
             if response.error.field is not None:
                 error["field"] = response.error.field
             out["error"] = error
+        elif isinstance(response.result, MultivariateResult):
+            found = response.result
+            multi: dict[str, Any] = {
+                "timestamps": _array_out(found.timestamps, packed),
+                "scores": _array_out(found.scores, packed),
+                "contributions": _matrix_out(found.contributions, packed),
+            }
+            if found.expected is not None:
+                multi["expected_matrix"] = _matrix_out(found.expected, packed)
+            if response.state is not None:
+                multi["state"] = base64.b64encode(response.state).decode()
+            if response.state_sha256 is not None:
+                multi["state_sha256"] = response.state_sha256
+            out["detect"] = multi
         elif isinstance(response.result, DetectResult):
             result = response.result
             detect: dict[str, Any] = {
@@ -458,7 +566,7 @@ class JsonCodec:
             detect: dict[str, Any] = {
                 "dimensions": payload.dimensions,
                 "timestamps": _array_out(payload.timestamps, packed),
-                "values": _array_out(payload.values, packed),
+                **_input_out(payload, packed),
             }
             if payload.state is not None:
                 detect["state"] = base64.b64encode(payload.state).decode()
@@ -474,7 +582,7 @@ class JsonCodec:
             out["fit"] = {
                 "dimensions": payload.dimensions,
                 "timestamps": _array_out(payload.timestamps, packed),
-                "values": _array_out(payload.values, packed),
+                **_input_out(payload, packed),
             }
         else:
             out["rca"] = {
@@ -493,20 +601,33 @@ class JsonCodec:
                 request_id=wire.request_id,
                 error=ErrorInfo(ErrorCode(wire.error.code), wire.error.message, wire.error.field),
             )
-        result: DetectResult | RCAResult | FitResult | None = None
+        result: DetectResult | MultivariateResult | RCAResult | FitResult | None = None
         packed = False
         state: bytes | None = None
         state_sha256: str | None = None
         if wire.detect is not None:
             d = wire.detect
             packed = isinstance(obj["detect"]["timestamps"], dict)
-            result = DetectResult(
-                timestamps=d.timestamps,  # type: ignore[arg-type]
-                scores=d.scores,  # type: ignore[arg-type]
-                expected=d.expected,  # type: ignore[arg-type]
-                lower=d.lower,  # type: ignore[arg-type]
-                upper=d.upper,  # type: ignore[arg-type]
-            )
+            if d.contributions is not None:
+                detections = np.asarray(d.scores).shape[0]
+                width = _width_of(d.contributions, detections)
+                names = [str(i) for i in range(width)]
+                result = MultivariateResult(
+                    timestamps=d.timestamps,  # type: ignore[arg-type]
+                    scores=d.scores,  # type: ignore[arg-type]
+                    contributions=_matrix(d.contributions, names, "detect.contributions"),
+                    expected=None
+                    if d.expected_matrix is None
+                    else _matrix(d.expected_matrix, names, "detect.expected_matrix"),
+                )
+            else:
+                result = DetectResult(
+                    timestamps=d.timestamps,  # type: ignore[arg-type]
+                    scores=d.scores,  # type: ignore[arg-type]
+                    expected=d.expected,  # type: ignore[arg-type]
+                    lower=d.lower,  # type: ignore[arg-type]
+                    upper=d.upper,  # type: ignore[arg-type]
+                )
             state, state_sha256 = d.state, d.state_sha256  # type: ignore[assignment]
         elif wire.rca is not None:
             result = RCAResult(contributions=tuple(wire.rca.contributions.items()))
@@ -550,6 +671,16 @@ class WireDetectResult(_Wire):
     expected: F64Wire | None = None
     lower: F64Wire | None = None
     upper: F64Wire | None = None
+    contributions: MatrixWire | None = Field(
+        default=None,
+        description="Multivariate: per detection, each column's share in it (>= 0, summing to "
+        "1), in the order of the request's columns; packed: detections x columns.",
+    )
+    expected_matrix: MatrixWire | None = Field(
+        default=None,
+        description="Multivariate, when the detector has them: every cell's expected value "
+        "(null: no opinion), a row per timestamp; packed: rows x columns.",
+    )
     state: StateWire | None = Field(
         default=None, description="With return_state: the state after the request's points."
     )

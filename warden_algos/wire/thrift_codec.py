@@ -33,6 +33,7 @@ from warden_algos.interfaces import (
     RCAResult,
     TimeSeries,
 )
+from warden_algos.interfaces.multivariate import MultivariateResult
 
 from .duplicates import check_no_duplicate_keys
 from .envelope import (
@@ -44,6 +45,7 @@ from .envelope import (
     Request,
     Response,
 )
+from .matrices import from_flat, from_rows
 from .thrift_budget import check_thrift_decode_budget
 from .warden_wire import ttypes as wire
 
@@ -105,6 +107,50 @@ def _series(path: str, series: wire.TimeSeries | None) -> TimeSeries:
             required=False,
         ),
     )
+
+
+def _input(path: str, message: Any) -> tuple[F64Array, dict[str, Any]]:
+    """A detect or fit payload's series: (values, {}) or (empty, {columns, matrix})."""
+    has_matrix = message.matrix is not None or message.matrix_packed is not None
+    has_values = message.values is not None or message.values_packed is not None
+    if has_matrix and has_values:
+        raise InvalidInput(
+            "give values (one series) or columns and matrix (several), not both", field=path
+        )
+    if not has_matrix:
+        if message.columns is not None:
+            raise InvalidInput("columns need a matrix", field=f"{path}.columns")
+        return _f64(f"{path}.values", message.values, message.values_packed), {}
+    if message.columns is None:
+        raise InvalidInput("a matrix needs its columns", field=f"{path}.columns")
+    columns = list(message.columns)
+    return np.empty(0), {
+        "columns": columns,
+        "matrix": _matrix(f"{path}.matrix", message.matrix, message.matrix_packed, len(columns)),
+    }
+
+
+def _matrix(
+    path: str, rows: list[list[float]] | None, packed: bytes | None, width: int
+) -> F64Array:
+    """Rows (a list each) or packed row-major doubles, as rows x ``width`` float64."""
+    if rows is not None and packed is not None:
+        raise InvalidInput("set either the list or the packed form, not both", field=path)
+    if packed is not None:
+        flat = _f64(path, None, packed)
+        return from_flat(flat, width, path)
+    assert rows is not None
+    return from_rows(rows, width, path)
+
+
+def _matrix_or_packed(matrix: F64Array | None, packed: bool) -> tuple[Any, Any]:
+    """(rows, packed) of a matrix for the wire: exactly one set (both None for no matrix)."""
+    if matrix is None:
+        return None, None
+    cells = np.ascontiguousarray(matrix, dtype=np.float64)
+    if packed:
+        return None, cells.astype("<f8", copy=False).tobytes()
+    return cells.tolist(), None
 
 
 def _sha256_or_none(path: str, text: str | None) -> str | None:
@@ -272,23 +318,27 @@ class _ThriftCodec:
         payload: DetectPayload | RCAPayload | FitPayload
         if message.detect is not None:
             detect = message.detect
+            values, matrix = _input("detect", detect)
             payload = DetectPayload(
                 dimensions=list(detect.dimensions or []),
                 timestamps=_i64("detect.timestamps", detect.timestamps, detect.timestamps_packed),
-                values=_f64("detect.values", detect.values, detect.values_packed),
+                values=values,
                 state=detect.state,
                 state_sha256=_sha256_or_none("detect.state_sha256", detect.state_sha256),
                 model=_model_or_none(detect.model),
                 return_state=bool(detect.return_state),
                 return_state_sha256_only=bool(detect.return_state_sha256_only),
+                **matrix,
             )
             _check_state_choice(payload)
         elif message.fit is not None:
             fit = message.fit
+            values, matrix = _input("fit", fit)
             payload = FitPayload(
                 dimensions=list(fit.dimensions or []),
                 timestamps=_i64("fit.timestamps", fit.timestamps, fit.timestamps_packed),
-                values=_f64("fit.values", fit.values, fit.values_packed),
+                values=values,
+                **matrix,
             )
         else:
             rca = message.rca
@@ -326,6 +376,24 @@ class _ThriftCodec:
                 code=_CODE_TO_WIRE[response.error.code],
                 message=response.error.message,
                 field=response.error.field,
+            )
+        elif isinstance(response.result, MultivariateResult):
+            found = response.result
+            timestamps, timestamps_packed = _list_or_packed(found.timestamps, packed)
+            scores, scores_packed = _list_or_packed(found.scores, packed)
+            shares, shares_packed = _matrix_or_packed(found.contributions, packed)
+            expected, expected_packed = _matrix_or_packed(found.expected, packed)
+            out.detect = wire.DetectResult(
+                timestamps=timestamps,
+                scores=scores,
+                timestamps_packed=timestamps_packed,
+                scores_packed=scores_packed,
+                state=response.state,
+                state_sha256=response.state_sha256,
+                contributions=shares,
+                contributions_packed=shares_packed,
+                expected_matrix=expected,
+                expected_matrix_packed=expected_packed,
             )
         elif isinstance(response.result, DetectResult):
             result = response.result
@@ -380,7 +448,10 @@ class _ThriftCodec:
         payload = request.payload
         if isinstance(payload, DetectPayload):
             timestamps, timestamps_packed = _list_or_packed(payload.timestamps, packed)
-            values, values_packed = _list_or_packed(payload.values, packed)
+            values, values_packed = _list_or_packed(
+                payload.values if payload.matrix is None else None, packed
+            )
+            rows, rows_packed = _matrix_or_packed(payload.matrix, packed)
             out.detect = wire.DetectPayload(
                 dimensions=list(payload.dimensions),
                 timestamps=timestamps,
@@ -392,16 +463,25 @@ class _ThriftCodec:
                 model=payload.model,
                 return_state=True if payload.return_state else None,
                 return_state_sha256_only=True if payload.return_state_sha256_only else None,
+                columns=None if payload.columns is None else list(payload.columns),
+                matrix=rows,
+                matrix_packed=rows_packed,
             )
         elif isinstance(payload, FitPayload):
             timestamps, timestamps_packed = _list_or_packed(payload.timestamps, packed)
-            values, values_packed = _list_or_packed(payload.values, packed)
+            values, values_packed = _list_or_packed(
+                payload.values if payload.matrix is None else None, packed
+            )
+            rows, rows_packed = _matrix_or_packed(payload.matrix, packed)
             out.fit = wire.FitPayload(
                 dimensions=list(payload.dimensions),
                 timestamps=timestamps,
                 values=values,
                 timestamps_packed=timestamps_packed,
                 values_packed=values_packed,
+                columns=None if payload.columns is None else list(payload.columns),
+                matrix=rows,
+                matrix_packed=rows_packed,
             )
         else:
             anomalies, anomalies_packed = _list_or_packed(payload.anomalies, packed)
@@ -423,7 +503,7 @@ class _ThriftCodec:
                 request_id=message.request_id,
                 error=ErrorInfo(code, message.error.message or "", message.error.field),
             )
-        result: DetectResult | RCAResult | FitResult | None = None
+        result: DetectResult | MultivariateResult | RCAResult | FitResult | None = None
         packed = False
         state: bytes | None = None
         state_sha256: str | None = None
@@ -431,6 +511,38 @@ class _ThriftCodec:
             d = message.detect
             state, state_sha256 = d.state, d.state_sha256
             packed = d.timestamps_packed is not None
+            if d.contributions is not None or d.contributions_packed is not None:
+                scores = _f64("detect.scores", d.scores, d.scores_packed)
+                found = scores.shape[0]
+                if d.contributions is not None:
+                    width = len(d.contributions[0]) if d.contributions else 0
+                else:
+                    cells = len(d.contributions_packed or b"") // 8
+                    width = cells // found if found else 0
+                shares = (
+                    _matrix("detect.contributions", d.contributions, d.contributions_packed, width)
+                    if found
+                    else np.empty((0, 0))
+                )
+                expected = None
+                if d.expected_matrix is not None or d.expected_matrix_packed is not None:
+                    expected = _matrix(
+                        "detect.expected_matrix", d.expected_matrix, d.expected_matrix_packed,
+                        width,
+                    )  # fmt: skip
+                multi = MultivariateResult(
+                    timestamps=_i64("detect.timestamps", d.timestamps, d.timestamps_packed),
+                    scores=scores,
+                    contributions=shares,
+                    expected=expected,
+                )
+                return Response(
+                    request_id=message.request_id,
+                    result=multi,
+                    packed_arrays=packed,
+                    state=state,
+                    state_sha256=state_sha256,
+                )
             result = DetectResult(
                 timestamps=_i64("detect.timestamps", d.timestamps, d.timestamps_packed),
                 scores=_f64("detect.scores", d.scores, d.scores_packed),

@@ -274,6 +274,9 @@ class DetectPayload(object):
      - return_state_sha256_only: With return_state, to a serve process: keep the new state in the process and answer only
     its state_sha256 (not the bytes). A later STATE_NOT_FOUND then means the caller must resend
     the last state it holds the bytes of, with every point since.
+     - columns: Multivariate (instead of values / values_packed): the matrix's column names, in order.
+     - matrix: The matrix, a row of len(columns) doubles per timestamp (NaN = missing)...
+     - matrix_packed: ...or packed: rows x columns doubles, row-major, little-endian.
 
     """
 
@@ -288,10 +291,13 @@ class DetectPayload(object):
         'model',
         'return_state',
         'return_state_sha256_only',
+        'columns',
+        'matrix',
+        'matrix_packed',
     )
 
 
-    def __init__(self, dimensions=None, timestamps=None, values=None, timestamps_packed=None, values_packed=None, state=None, state_sha256=None, model=None, return_state=None, return_state_sha256_only=None,):
+    def __init__(self, dimensions=None, timestamps=None, values=None, timestamps_packed=None, values_packed=None, state=None, state_sha256=None, model=None, return_state=None, return_state_sha256_only=None, columns=None, matrix=None, matrix_packed=None,):
         self.dimensions = dimensions
         self.timestamps = timestamps
         self.values = values
@@ -302,6 +308,9 @@ class DetectPayload(object):
         self.model = model
         self.return_state = return_state
         self.return_state_sha256_only = return_state_sha256_only
+        self.columns = columns
+        self.matrix = matrix
+        self.matrix_packed = matrix_packed
 
     def read(self, iprot):
         if iprot._fast_decode is not None and isinstance(iprot.trans, TTransport.CReadableTransport) and self.thrift_spec is not None:
@@ -377,6 +386,36 @@ class DetectPayload(object):
                     self.return_state_sha256_only = iprot.readBool()
                 else:
                     iprot.skip(ftype)
+            elif fid == 11:
+                if ftype == TType.LIST:
+                    self.columns = []
+                    (_etype58, _size55) = iprot.readListBegin()
+                    for _i59 in range(_size55):
+                        _elem60 = iprot.readString().decode('utf-8', errors='replace') if sys.version_info[0] == 2 else iprot.readString()
+                        self.columns.append(_elem60)
+                    iprot.readListEnd()
+                else:
+                    iprot.skip(ftype)
+            elif fid == 12:
+                if ftype == TType.LIST:
+                    self.matrix = []
+                    (_etype64, _size61) = iprot.readListBegin()
+                    for _i65 in range(_size61):
+                        _elem66 = []
+                        (_etype70, _size67) = iprot.readListBegin()
+                        for _i71 in range(_size67):
+                            _elem72 = iprot.readDouble()
+                            _elem66.append(_elem72)
+                        iprot.readListEnd()
+                        self.matrix.append(_elem66)
+                    iprot.readListEnd()
+                else:
+                    iprot.skip(ftype)
+            elif fid == 13:
+                if ftype == TType.STRING:
+                    self.matrix_packed = iprot.readBinary()
+                else:
+                    iprot.skip(ftype)
             else:
                 iprot.skip(ftype)
             iprot.readFieldEnd()
@@ -390,22 +429,22 @@ class DetectPayload(object):
         if self.dimensions is not None:
             oprot.writeFieldBegin('dimensions', TType.LIST, 1)
             oprot.writeListBegin(TType.STRING, len(self.dimensions))
-            for iter55 in self.dimensions:
-                oprot.writeString(iter55.encode('utf-8') if sys.version_info[0] == 2 else iter55)
+            for iter73 in self.dimensions:
+                oprot.writeString(iter73.encode('utf-8') if sys.version_info[0] == 2 else iter73)
             oprot.writeListEnd()
             oprot.writeFieldEnd()
         if self.timestamps is not None:
             oprot.writeFieldBegin('timestamps', TType.LIST, 2)
             oprot.writeListBegin(TType.I64, len(self.timestamps))
-            for iter56 in self.timestamps:
-                oprot.writeI64(iter56)
+            for iter74 in self.timestamps:
+                oprot.writeI64(iter74)
             oprot.writeListEnd()
             oprot.writeFieldEnd()
         if self.values is not None:
             oprot.writeFieldBegin('values', TType.LIST, 3)
             oprot.writeListBegin(TType.DOUBLE, len(self.values))
-            for iter57 in self.values:
-                oprot.writeDouble(iter57)
+            for iter75 in self.values:
+                oprot.writeDouble(iter75)
             oprot.writeListEnd()
             oprot.writeFieldEnd()
         if self.timestamps_packed is not None:
@@ -435,6 +474,27 @@ class DetectPayload(object):
         if self.return_state_sha256_only is not None:
             oprot.writeFieldBegin('return_state_sha256_only', TType.BOOL, 10)
             oprot.writeBool(self.return_state_sha256_only)
+            oprot.writeFieldEnd()
+        if self.columns is not None:
+            oprot.writeFieldBegin('columns', TType.LIST, 11)
+            oprot.writeListBegin(TType.STRING, len(self.columns))
+            for iter76 in self.columns:
+                oprot.writeString(iter76.encode('utf-8') if sys.version_info[0] == 2 else iter76)
+            oprot.writeListEnd()
+            oprot.writeFieldEnd()
+        if self.matrix is not None:
+            oprot.writeFieldBegin('matrix', TType.LIST, 12)
+            oprot.writeListBegin(TType.LIST, len(self.matrix))
+            for iter77 in self.matrix:
+                oprot.writeListBegin(TType.DOUBLE, len(iter77))
+                for iter78 in iter77:
+                    oprot.writeDouble(iter78)
+                oprot.writeListEnd()
+            oprot.writeListEnd()
+            oprot.writeFieldEnd()
+        if self.matrix_packed is not None:
+            oprot.writeFieldBegin('matrix_packed', TType.STRING, 13)
+            oprot.writeBinary(self.matrix_packed)
             oprot.writeFieldEnd()
         oprot.writeFieldStop()
         oprot.writeStructEnd()
@@ -471,6 +531,9 @@ class FitPayload(object):
      - values
      - timestamps_packed
      - values_packed
+     - columns: Multivariate, as in DetectPayload: fit on a matrix of named columns.
+     - matrix
+     - matrix_packed
 
     """
 
@@ -480,15 +543,21 @@ class FitPayload(object):
         'values',
         'timestamps_packed',
         'values_packed',
+        'columns',
+        'matrix',
+        'matrix_packed',
     )
 
 
-    def __init__(self, dimensions=None, timestamps=None, values=None, timestamps_packed=None, values_packed=None,):
+    def __init__(self, dimensions=None, timestamps=None, values=None, timestamps_packed=None, values_packed=None, columns=None, matrix=None, matrix_packed=None,):
         self.dimensions = dimensions
         self.timestamps = timestamps
         self.values = values
         self.timestamps_packed = timestamps_packed
         self.values_packed = values_packed
+        self.columns = columns
+        self.matrix = matrix
+        self.matrix_packed = matrix_packed
 
     def read(self, iprot):
         if iprot._fast_decode is not None and isinstance(iprot.trans, TTransport.CReadableTransport) and self.thrift_spec is not None:
@@ -502,30 +571,30 @@ class FitPayload(object):
             if fid == 1:
                 if ftype == TType.LIST:
                     self.dimensions = []
-                    (_etype61, _size58) = iprot.readListBegin()
-                    for _i62 in range(_size58):
-                        _elem63 = iprot.readString().decode('utf-8', errors='replace') if sys.version_info[0] == 2 else iprot.readString()
-                        self.dimensions.append(_elem63)
+                    (_etype82, _size79) = iprot.readListBegin()
+                    for _i83 in range(_size79):
+                        _elem84 = iprot.readString().decode('utf-8', errors='replace') if sys.version_info[0] == 2 else iprot.readString()
+                        self.dimensions.append(_elem84)
                     iprot.readListEnd()
                 else:
                     iprot.skip(ftype)
             elif fid == 2:
                 if ftype == TType.LIST:
                     self.timestamps = []
-                    (_etype67, _size64) = iprot.readListBegin()
-                    for _i68 in range(_size64):
-                        _elem69 = iprot.readI64()
-                        self.timestamps.append(_elem69)
+                    (_etype88, _size85) = iprot.readListBegin()
+                    for _i89 in range(_size85):
+                        _elem90 = iprot.readI64()
+                        self.timestamps.append(_elem90)
                     iprot.readListEnd()
                 else:
                     iprot.skip(ftype)
             elif fid == 3:
                 if ftype == TType.LIST:
                     self.values = []
-                    (_etype73, _size70) = iprot.readListBegin()
-                    for _i74 in range(_size70):
-                        _elem75 = iprot.readDouble()
-                        self.values.append(_elem75)
+                    (_etype94, _size91) = iprot.readListBegin()
+                    for _i95 in range(_size91):
+                        _elem96 = iprot.readDouble()
+                        self.values.append(_elem96)
                     iprot.readListEnd()
                 else:
                     iprot.skip(ftype)
@@ -537,6 +606,36 @@ class FitPayload(object):
             elif fid == 5:
                 if ftype == TType.STRING:
                     self.values_packed = iprot.readBinary()
+                else:
+                    iprot.skip(ftype)
+            elif fid == 6:
+                if ftype == TType.LIST:
+                    self.columns = []
+                    (_etype100, _size97) = iprot.readListBegin()
+                    for _i101 in range(_size97):
+                        _elem102 = iprot.readString().decode('utf-8', errors='replace') if sys.version_info[0] == 2 else iprot.readString()
+                        self.columns.append(_elem102)
+                    iprot.readListEnd()
+                else:
+                    iprot.skip(ftype)
+            elif fid == 7:
+                if ftype == TType.LIST:
+                    self.matrix = []
+                    (_etype106, _size103) = iprot.readListBegin()
+                    for _i107 in range(_size103):
+                        _elem108 = []
+                        (_etype112, _size109) = iprot.readListBegin()
+                        for _i113 in range(_size109):
+                            _elem114 = iprot.readDouble()
+                            _elem108.append(_elem114)
+                        iprot.readListEnd()
+                        self.matrix.append(_elem108)
+                    iprot.readListEnd()
+                else:
+                    iprot.skip(ftype)
+            elif fid == 8:
+                if ftype == TType.STRING:
+                    self.matrix_packed = iprot.readBinary()
                 else:
                     iprot.skip(ftype)
             else:
@@ -552,22 +651,22 @@ class FitPayload(object):
         if self.dimensions is not None:
             oprot.writeFieldBegin('dimensions', TType.LIST, 1)
             oprot.writeListBegin(TType.STRING, len(self.dimensions))
-            for iter76 in self.dimensions:
-                oprot.writeString(iter76.encode('utf-8') if sys.version_info[0] == 2 else iter76)
+            for iter115 in self.dimensions:
+                oprot.writeString(iter115.encode('utf-8') if sys.version_info[0] == 2 else iter115)
             oprot.writeListEnd()
             oprot.writeFieldEnd()
         if self.timestamps is not None:
             oprot.writeFieldBegin('timestamps', TType.LIST, 2)
             oprot.writeListBegin(TType.I64, len(self.timestamps))
-            for iter77 in self.timestamps:
-                oprot.writeI64(iter77)
+            for iter116 in self.timestamps:
+                oprot.writeI64(iter116)
             oprot.writeListEnd()
             oprot.writeFieldEnd()
         if self.values is not None:
             oprot.writeFieldBegin('values', TType.LIST, 3)
             oprot.writeListBegin(TType.DOUBLE, len(self.values))
-            for iter78 in self.values:
-                oprot.writeDouble(iter78)
+            for iter117 in self.values:
+                oprot.writeDouble(iter117)
             oprot.writeListEnd()
             oprot.writeFieldEnd()
         if self.timestamps_packed is not None:
@@ -577,6 +676,27 @@ class FitPayload(object):
         if self.values_packed is not None:
             oprot.writeFieldBegin('values_packed', TType.STRING, 5)
             oprot.writeBinary(self.values_packed)
+            oprot.writeFieldEnd()
+        if self.columns is not None:
+            oprot.writeFieldBegin('columns', TType.LIST, 6)
+            oprot.writeListBegin(TType.STRING, len(self.columns))
+            for iter118 in self.columns:
+                oprot.writeString(iter118.encode('utf-8') if sys.version_info[0] == 2 else iter118)
+            oprot.writeListEnd()
+            oprot.writeFieldEnd()
+        if self.matrix is not None:
+            oprot.writeFieldBegin('matrix', TType.LIST, 7)
+            oprot.writeListBegin(TType.LIST, len(self.matrix))
+            for iter119 in self.matrix:
+                oprot.writeListBegin(TType.DOUBLE, len(iter119))
+                for iter120 in iter119:
+                    oprot.writeDouble(iter120)
+                oprot.writeListEnd()
+            oprot.writeListEnd()
+            oprot.writeFieldEnd()
+        if self.matrix_packed is not None:
+            oprot.writeFieldBegin('matrix_packed', TType.STRING, 8)
+            oprot.writeBinary(self.matrix_packed)
             oprot.writeFieldEnd()
         oprot.writeFieldStop()
         oprot.writeStructEnd()
@@ -650,11 +770,11 @@ class RcaPayload(object):
             elif fid == 2:
                 if ftype == TType.LIST:
                     self.related_metrics = []
-                    (_etype82, _size79) = iprot.readListBegin()
-                    for _i83 in range(_size79):
-                        _elem84 = TimeSeries()
-                        _elem84.read(iprot)
-                        self.related_metrics.append(_elem84)
+                    (_etype124, _size121) = iprot.readListBegin()
+                    for _i125 in range(_size121):
+                        _elem126 = TimeSeries()
+                        _elem126.read(iprot)
+                        self.related_metrics.append(_elem126)
                     iprot.readListEnd()
                 else:
                     iprot.skip(ftype)
@@ -666,10 +786,10 @@ class RcaPayload(object):
             elif fid == 4:
                 if ftype == TType.LIST:
                     self.anomalies = []
-                    (_etype88, _size85) = iprot.readListBegin()
-                    for _i89 in range(_size85):
-                        _elem90 = iprot.readI64()
-                        self.anomalies.append(_elem90)
+                    (_etype130, _size127) = iprot.readListBegin()
+                    for _i131 in range(_size127):
+                        _elem132 = iprot.readI64()
+                        self.anomalies.append(_elem132)
                     iprot.readListEnd()
                 else:
                     iprot.skip(ftype)
@@ -695,8 +815,8 @@ class RcaPayload(object):
         if self.related_metrics is not None:
             oprot.writeFieldBegin('related_metrics', TType.LIST, 2)
             oprot.writeListBegin(TType.STRUCT, len(self.related_metrics))
-            for iter91 in self.related_metrics:
-                iter91.write(oprot)
+            for iter133 in self.related_metrics:
+                iter133.write(oprot)
             oprot.writeListEnd()
             oprot.writeFieldEnd()
         if self.k is not None:
@@ -706,8 +826,8 @@ class RcaPayload(object):
         if self.anomalies is not None:
             oprot.writeFieldBegin('anomalies', TType.LIST, 4)
             oprot.writeListBegin(TType.I64, len(self.anomalies))
-            for iter92 in self.anomalies:
-                oprot.writeI64(iter92)
+            for iter134 in self.anomalies:
+                oprot.writeI64(iter134)
             oprot.writeListEnd()
             oprot.writeFieldEnd()
         if self.anomalies_packed is not None:
@@ -933,6 +1053,12 @@ class DetectResult(object):
      - upper_packed
      - state: With return_state: the state after the request's points, and the sha256 (hex) of its bytes.
      - state_sha256
+     - contributions: Multivariate: per detection, each column's share in it (>= 0, summing to 1), a row per
+    detection in the order of the request's columns; or packed (detections x columns).
+     - contributions_packed
+     - expected_matrix: Multivariate, when the detector has them: the expected value of every cell (NaN: no
+    opinion), a row per timestamp; or packed (rows x columns).
+     - expected_matrix_packed
 
     """
 
@@ -949,10 +1075,14 @@ class DetectResult(object):
         'upper_packed',
         'state',
         'state_sha256',
+        'contributions',
+        'contributions_packed',
+        'expected_matrix',
+        'expected_matrix_packed',
     )
 
 
-    def __init__(self, timestamps=None, scores=None, expected=None, lower=None, upper=None, timestamps_packed=None, scores_packed=None, expected_packed=None, lower_packed=None, upper_packed=None, state=None, state_sha256=None,):
+    def __init__(self, timestamps=None, scores=None, expected=None, lower=None, upper=None, timestamps_packed=None, scores_packed=None, expected_packed=None, lower_packed=None, upper_packed=None, state=None, state_sha256=None, contributions=None, contributions_packed=None, expected_matrix=None, expected_matrix_packed=None,):
         self.timestamps = timestamps
         self.scores = scores
         self.expected = expected
@@ -965,6 +1095,10 @@ class DetectResult(object):
         self.upper_packed = upper_packed
         self.state = state
         self.state_sha256 = state_sha256
+        self.contributions = contributions
+        self.contributions_packed = contributions_packed
+        self.expected_matrix = expected_matrix
+        self.expected_matrix_packed = expected_matrix_packed
 
     def read(self, iprot):
         if iprot._fast_decode is not None and isinstance(iprot.trans, TTransport.CReadableTransport) and self.thrift_spec is not None:
@@ -978,50 +1112,50 @@ class DetectResult(object):
             if fid == 1:
                 if ftype == TType.LIST:
                     self.timestamps = []
-                    (_etype96, _size93) = iprot.readListBegin()
-                    for _i97 in range(_size93):
-                        _elem98 = iprot.readI64()
-                        self.timestamps.append(_elem98)
+                    (_etype138, _size135) = iprot.readListBegin()
+                    for _i139 in range(_size135):
+                        _elem140 = iprot.readI64()
+                        self.timestamps.append(_elem140)
                     iprot.readListEnd()
                 else:
                     iprot.skip(ftype)
             elif fid == 2:
                 if ftype == TType.LIST:
                     self.scores = []
-                    (_etype102, _size99) = iprot.readListBegin()
-                    for _i103 in range(_size99):
-                        _elem104 = iprot.readDouble()
-                        self.scores.append(_elem104)
+                    (_etype144, _size141) = iprot.readListBegin()
+                    for _i145 in range(_size141):
+                        _elem146 = iprot.readDouble()
+                        self.scores.append(_elem146)
                     iprot.readListEnd()
                 else:
                     iprot.skip(ftype)
             elif fid == 3:
                 if ftype == TType.LIST:
                     self.expected = []
-                    (_etype108, _size105) = iprot.readListBegin()
-                    for _i109 in range(_size105):
-                        _elem110 = iprot.readDouble()
-                        self.expected.append(_elem110)
+                    (_etype150, _size147) = iprot.readListBegin()
+                    for _i151 in range(_size147):
+                        _elem152 = iprot.readDouble()
+                        self.expected.append(_elem152)
                     iprot.readListEnd()
                 else:
                     iprot.skip(ftype)
             elif fid == 4:
                 if ftype == TType.LIST:
                     self.lower = []
-                    (_etype114, _size111) = iprot.readListBegin()
-                    for _i115 in range(_size111):
-                        _elem116 = iprot.readDouble()
-                        self.lower.append(_elem116)
+                    (_etype156, _size153) = iprot.readListBegin()
+                    for _i157 in range(_size153):
+                        _elem158 = iprot.readDouble()
+                        self.lower.append(_elem158)
                     iprot.readListEnd()
                 else:
                     iprot.skip(ftype)
             elif fid == 5:
                 if ftype == TType.LIST:
                     self.upper = []
-                    (_etype120, _size117) = iprot.readListBegin()
-                    for _i121 in range(_size117):
-                        _elem122 = iprot.readDouble()
-                        self.upper.append(_elem122)
+                    (_etype162, _size159) = iprot.readListBegin()
+                    for _i163 in range(_size159):
+                        _elem164 = iprot.readDouble()
+                        self.upper.append(_elem164)
                     iprot.readListEnd()
                 else:
                     iprot.skip(ftype)
@@ -1060,6 +1194,46 @@ class DetectResult(object):
                     self.state_sha256 = iprot.readString().decode('utf-8', errors='replace') if sys.version_info[0] == 2 else iprot.readString()
                 else:
                     iprot.skip(ftype)
+            elif fid == 13:
+                if ftype == TType.LIST:
+                    self.contributions = []
+                    (_etype168, _size165) = iprot.readListBegin()
+                    for _i169 in range(_size165):
+                        _elem170 = []
+                        (_etype174, _size171) = iprot.readListBegin()
+                        for _i175 in range(_size171):
+                            _elem176 = iprot.readDouble()
+                            _elem170.append(_elem176)
+                        iprot.readListEnd()
+                        self.contributions.append(_elem170)
+                    iprot.readListEnd()
+                else:
+                    iprot.skip(ftype)
+            elif fid == 14:
+                if ftype == TType.STRING:
+                    self.contributions_packed = iprot.readBinary()
+                else:
+                    iprot.skip(ftype)
+            elif fid == 15:
+                if ftype == TType.LIST:
+                    self.expected_matrix = []
+                    (_etype180, _size177) = iprot.readListBegin()
+                    for _i181 in range(_size177):
+                        _elem182 = []
+                        (_etype186, _size183) = iprot.readListBegin()
+                        for _i187 in range(_size183):
+                            _elem188 = iprot.readDouble()
+                            _elem182.append(_elem188)
+                        iprot.readListEnd()
+                        self.expected_matrix.append(_elem182)
+                    iprot.readListEnd()
+                else:
+                    iprot.skip(ftype)
+            elif fid == 16:
+                if ftype == TType.STRING:
+                    self.expected_matrix_packed = iprot.readBinary()
+                else:
+                    iprot.skip(ftype)
             else:
                 iprot.skip(ftype)
             iprot.readFieldEnd()
@@ -1073,36 +1247,36 @@ class DetectResult(object):
         if self.timestamps is not None:
             oprot.writeFieldBegin('timestamps', TType.LIST, 1)
             oprot.writeListBegin(TType.I64, len(self.timestamps))
-            for iter123 in self.timestamps:
-                oprot.writeI64(iter123)
+            for iter189 in self.timestamps:
+                oprot.writeI64(iter189)
             oprot.writeListEnd()
             oprot.writeFieldEnd()
         if self.scores is not None:
             oprot.writeFieldBegin('scores', TType.LIST, 2)
             oprot.writeListBegin(TType.DOUBLE, len(self.scores))
-            for iter124 in self.scores:
-                oprot.writeDouble(iter124)
+            for iter190 in self.scores:
+                oprot.writeDouble(iter190)
             oprot.writeListEnd()
             oprot.writeFieldEnd()
         if self.expected is not None:
             oprot.writeFieldBegin('expected', TType.LIST, 3)
             oprot.writeListBegin(TType.DOUBLE, len(self.expected))
-            for iter125 in self.expected:
-                oprot.writeDouble(iter125)
+            for iter191 in self.expected:
+                oprot.writeDouble(iter191)
             oprot.writeListEnd()
             oprot.writeFieldEnd()
         if self.lower is not None:
             oprot.writeFieldBegin('lower', TType.LIST, 4)
             oprot.writeListBegin(TType.DOUBLE, len(self.lower))
-            for iter126 in self.lower:
-                oprot.writeDouble(iter126)
+            for iter192 in self.lower:
+                oprot.writeDouble(iter192)
             oprot.writeListEnd()
             oprot.writeFieldEnd()
         if self.upper is not None:
             oprot.writeFieldBegin('upper', TType.LIST, 5)
             oprot.writeListBegin(TType.DOUBLE, len(self.upper))
-            for iter127 in self.upper:
-                oprot.writeDouble(iter127)
+            for iter193 in self.upper:
+                oprot.writeDouble(iter193)
             oprot.writeListEnd()
             oprot.writeFieldEnd()
         if self.timestamps_packed is not None:
@@ -1132,6 +1306,34 @@ class DetectResult(object):
         if self.state_sha256 is not None:
             oprot.writeFieldBegin('state_sha256', TType.STRING, 12)
             oprot.writeString(self.state_sha256.encode('utf-8') if sys.version_info[0] == 2 else self.state_sha256)
+            oprot.writeFieldEnd()
+        if self.contributions is not None:
+            oprot.writeFieldBegin('contributions', TType.LIST, 13)
+            oprot.writeListBegin(TType.LIST, len(self.contributions))
+            for iter194 in self.contributions:
+                oprot.writeListBegin(TType.DOUBLE, len(iter194))
+                for iter195 in iter194:
+                    oprot.writeDouble(iter195)
+                oprot.writeListEnd()
+            oprot.writeListEnd()
+            oprot.writeFieldEnd()
+        if self.contributions_packed is not None:
+            oprot.writeFieldBegin('contributions_packed', TType.STRING, 14)
+            oprot.writeBinary(self.contributions_packed)
+            oprot.writeFieldEnd()
+        if self.expected_matrix is not None:
+            oprot.writeFieldBegin('expected_matrix', TType.LIST, 15)
+            oprot.writeListBegin(TType.LIST, len(self.expected_matrix))
+            for iter196 in self.expected_matrix:
+                oprot.writeListBegin(TType.DOUBLE, len(iter196))
+                for iter197 in iter196:
+                    oprot.writeDouble(iter197)
+                oprot.writeListEnd()
+            oprot.writeListEnd()
+            oprot.writeFieldEnd()
+        if self.expected_matrix_packed is not None:
+            oprot.writeFieldBegin('expected_matrix_packed', TType.STRING, 16)
+            oprot.writeBinary(self.expected_matrix_packed)
             oprot.writeFieldEnd()
         oprot.writeFieldStop()
         oprot.writeStructEnd()
@@ -1397,11 +1599,11 @@ class RcaResult(object):
             if fid == 1:
                 if ftype == TType.LIST:
                     self.contributions = []
-                    (_etype131, _size128) = iprot.readListBegin()
-                    for _i132 in range(_size128):
-                        _elem133 = Contribution()
-                        _elem133.read(iprot)
-                        self.contributions.append(_elem133)
+                    (_etype201, _size198) = iprot.readListBegin()
+                    for _i202 in range(_size198):
+                        _elem203 = Contribution()
+                        _elem203.read(iprot)
+                        self.contributions.append(_elem203)
                     iprot.readListEnd()
                 else:
                     iprot.skip(ftype)
@@ -1418,8 +1620,8 @@ class RcaResult(object):
         if self.contributions is not None:
             oprot.writeFieldBegin('contributions', TType.LIST, 1)
             oprot.writeListBegin(TType.STRUCT, len(self.contributions))
-            for iter134 in self.contributions:
-                iter134.write(oprot)
+            for iter204 in self.contributions:
+                iter204.write(oprot)
             oprot.writeListEnd()
             oprot.writeFieldEnd()
         oprot.writeFieldStop()
@@ -1695,6 +1897,9 @@ DetectPayload.thrift_spec = (
     (8, TType.STRING, 'model', 'UTF8', None, ),  # 8
     (9, TType.BOOL, 'return_state', None, None, ),  # 9
     (10, TType.BOOL, 'return_state_sha256_only', None, None, ),  # 10
+    (11, TType.LIST, 'columns', (TType.STRING, 'UTF8', False), None, ),  # 11
+    (12, TType.LIST, 'matrix', (TType.LIST, (TType.DOUBLE, None, False), False), None, ),  # 12
+    (13, TType.STRING, 'matrix_packed', 'BINARY', None, ),  # 13
 )
 all_structs.append(FitPayload)
 FitPayload.thrift_spec = (
@@ -1704,6 +1909,9 @@ FitPayload.thrift_spec = (
     (3, TType.LIST, 'values', (TType.DOUBLE, None, False), None, ),  # 3
     (4, TType.STRING, 'timestamps_packed', 'BINARY', None, ),  # 4
     (5, TType.STRING, 'values_packed', 'BINARY', None, ),  # 5
+    (6, TType.LIST, 'columns', (TType.STRING, 'UTF8', False), None, ),  # 6
+    (7, TType.LIST, 'matrix', (TType.LIST, (TType.DOUBLE, None, False), False), None, ),  # 7
+    (8, TType.STRING, 'matrix_packed', 'BINARY', None, ),  # 8
 )
 all_structs.append(RcaPayload)
 RcaPayload.thrift_spec = (
@@ -1743,6 +1951,10 @@ DetectResult.thrift_spec = (
     (10, TType.STRING, 'upper_packed', 'BINARY', None, ),  # 10
     (11, TType.STRING, 'state', 'BINARY', None, ),  # 11
     (12, TType.STRING, 'state_sha256', 'UTF8', None, ),  # 12
+    (13, TType.LIST, 'contributions', (TType.LIST, (TType.DOUBLE, None, False), False), None, ),  # 13
+    (14, TType.STRING, 'contributions_packed', 'BINARY', None, ),  # 14
+    (15, TType.LIST, 'expected_matrix', (TType.LIST, (TType.DOUBLE, None, False), False), None, ),  # 15
+    (16, TType.STRING, 'expected_matrix_packed', 'BINARY', None, ),  # 16
 )
 all_structs.append(FitResult)
 FitResult.thrift_spec = (

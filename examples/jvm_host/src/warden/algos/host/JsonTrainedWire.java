@@ -51,11 +51,19 @@ final class JsonTrainedWire implements TrainedWire {
 
   private static StringBuilder envelope(
       String interfaceName, String algorithm, String paramsJson, boolean band) {
+    return envelope(interfaceName, algorithm, paramsJson, band, true);
+  }
+
+  /** The request up to its payload; {@code packed}: ask for packed arrays back. */
+  static StringBuilder envelope(
+      String interfaceName, String algorithm, String paramsJson, boolean band, boolean packed) {
     MiniJson.object(MiniJson.parse(paramsJson), "params"); // a JSON object, or refused here
     StringBuilder out = new StringBuilder(256);
     out.append("{\"interface\":\"").append(interfaceName).append("\",\"algorithm\":")
-        .append(MiniJson.quote(algorithm)).append(",\"params\":").append(paramsJson)
-        .append(",\"packed_arrays\":true");
+        .append(MiniJson.quote(algorithm)).append(",\"params\":").append(paramsJson);
+    if (packed) {
+      out.append(",\"packed_arrays\":true");
+    }
     if (!band) {
       out.append(",\"include_band\":false");
     }
@@ -74,7 +82,7 @@ final class JsonTrainedWire implements TrainedWire {
     packed(out, "float64", PackedArrays.pack(values));
   }
 
-  private static void packed(StringBuilder out, String dtype, ByteBuffer bytes) {
+  static void packed(StringBuilder out, String dtype, ByteBuffer bytes) {
     out.append("{\"dtype\":\"").append(dtype).append("\",\"base64\":\"")
         .append(BASE64.encodeToString(bytes.array())).append("\"}");
   }
@@ -123,7 +131,7 @@ final class JsonTrainedWire implements TrainedWire {
    * {@code reader} applied to the answer's {@code key} object when its status is ok; the answer's
    * error as its exception if not; a document of another shape is a broken executable.
    */
-  private static <T> T read(byte[] response, String key, Function<Map<?, ?>, T> reader) {
+  static <T> T read(byte[] response, String key, Function<Map<?, ?>, T> reader) {
     try {
       Map<?, ?> root = MiniJson.object(MiniJson.parse(response), "the response");
       String requestId = root.get("request_id") instanceof String id ? id : null;
@@ -159,7 +167,7 @@ final class JsonTrainedWire implements TrainedWire {
   }
 
   /** A packed array ({@code {"dtype", "base64"}}) or a list of numbers. */
-  private static long[] longs(Object value) {
+  static long[] longs(Object value) {
     if (value instanceof Map<?, ?> packed) {
       return PackedArrays.longs(unpacked(packed, "int64"));
     }
@@ -172,7 +180,7 @@ final class JsonTrainedWire implements TrainedWire {
   }
 
   /** As {@link #longs}, null (JSON's, for a missing value) as NaN; null for an absent band. */
-  private static double[] doubles(Object value) {
+  static double[] doubles(Object value) {
     if (value == null || value == MiniJson.NULL) {
       return null;
     }

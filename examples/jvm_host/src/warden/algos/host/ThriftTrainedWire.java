@@ -55,7 +55,7 @@ final class ThriftTrainedWire implements TrainedWire {
     return format.encode(request);
   }
 
-  private static Request envelope(String interfaceName, String algorithm, String paramsJson) {
+  static Request envelope(String interfaceName, String algorithm, String paramsJson) {
     return new Request()
         .setInterface_name(interfaceName)
         .setAlgorithm(algorithm)
@@ -98,16 +98,16 @@ final class ThriftTrainedWire implements TrainedWire {
         detect.getState_sha256());
   }
 
-  private static long[] longs(List<Long> items) {
+  static long[] longs(List<Long> items) {
     return items == null ? new long[0] : items.stream().mapToLong(Long::longValue).toArray();
   }
 
-  private static double[] orEmpty(double[] items) {
+  static double[] orEmpty(double[] items) {
     return items == null ? new double[0] : items;
   }
 
   /** Packed if set, else the list; null if neither (a band that is absent). */
-  private static double[] doubles(ByteBuffer packed, List<Double> items) {
+  static double[] doubles(ByteBuffer packed, List<Double> items) {
     if (packed != null) {
       return PackedArrays.doubles(packed);
     }

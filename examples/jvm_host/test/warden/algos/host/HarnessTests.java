@@ -8,7 +8,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Base64;
 import java.util.List;
+import java.util.Map;
 import java.util.Random;
 import java.util.TreeMap;
 import java.util.concurrent.ExecutorService;
@@ -60,6 +63,7 @@ public final class HarnessTests {
       case "deadline" -> tests.deadline();
       case "malformed_frame" -> tests.malformedFrame();
       case "huge_request" -> tests.hugeRequest();
+      case "matrix" -> tests.matrix();
       default -> throw new IllegalArgumentException("unknown scenario " + scenario);
     }
     System.out.printf(
@@ -521,6 +525,346 @@ public final class HarnessTests {
     } catch (WardenException e) {
       check(false, "one-shot huge request: " + e.getMessage());
     }
+  }
+
+  // ----------------------------------------------------------------------------------- matrix
+
+  private static final List<String> COLUMNS = List.of("inlet", "outlet", "return");
+  private static final List<String> DIMENSIONS = List.of("host=jvm", "unit=pump");
+  private static final String SVM = "one_class_svm";
+  private static final String SVM_PARAMS = "{\"sigmas\": 6.0}";
+  private static final int MATRIX_ROWS = 1200;
+  private static final int FIT_ROWS = 1000;
+  private static final int SPIKE_ROW = 1100;
+  private static final int SPIKE_COLUMN = 1;
+  private static final long STEP = 300;
+
+  /**
+   * Three correlated columns following one daily sine (a row every 5 minutes), small noise, one
+   * missing cell, and one spike in one column ({@code outlet}) well after the first 1,000 rows.
+   */
+  private static Matrix machine() {
+    Random random = new Random(7);
+    long[] times = new long[MATRIX_ROWS];
+    double[][] rows = new double[MATRIX_ROWS][];
+    for (int i = 0; i < MATRIX_ROWS; i++) {
+      times[i] = T0 + STEP * i;
+      double day = Math.sin(i * 2 * Math.PI / 288);
+      rows[i] =
+          new double[] {
+            10 + day + 0.05 * random.nextGaussian(),
+            5 + 2 * day + 0.05 * random.nextGaussian(),
+            20 - day + 0.05 * random.nextGaussian()
+          };
+    }
+    rows[SPIKE_ROW][SPIKE_COLUMN] += 3.0;
+    rows[1050][0] = Double.NaN;
+    return Matrix.of(times, COLUMNS, rows);
+  }
+
+  /** One way to call: a format, lists or packed, and what that way answered. */
+  private record MatrixRun(
+      String label,
+      MatrixScored stateless,
+      String fitted,
+      MatrixScored streamed,
+      String streamedState,
+      MatrixScored oneCall,
+      String oneCallState) {}
+
+  /**
+   * one_class_svm on a 3-column matrix, in JSON, thrift-binary and thrift-compact, lists and
+   * packed, through a serve worker: a stateless detect of all 1,200 rows; a fit on the first
+   * 1,000, the other 200 streamed with the state (by reference, in chunks and row by row, a
+   * re-delivered run of rows dropped) and the same 200 in one call with the state's bytes; one
+   * one-shot call with the bytes. Every way gives the same detections, scores, contributions and
+   * states; contributions are shares summing to 1 and the spike blames its column; a ragged or
+   * mis-sized matrix, a matrix to ksigma, and a state asked about other columns are structured
+   * errors, after which the same worker answers as before.
+   */
+  private void matrix() {
+    Matrix machine = machine();
+    long spike = T0 + STEP * SPIKE_ROW;
+    List<MatrixRun> runs = new ArrayList<>();
+    for (WireFormat format : WireFormat.values()) {
+      try (WorkerPool pool = new WorkerPool(executable(format), 1, GENEROUS)) {
+        long pid = pool.workerPids().get(0);
+        MatrixDetector packed = MatrixDetector.pooled(pool, GENEROUS);
+        for (MatrixDetector detector : List.of(packed, packed.withLists())) {
+          String label = format.cliName + (detector == packed ? " packed" : " lists");
+          runs.add(matrixRun(label, detector, machine, spike));
+        }
+        matrixErrors(format, pool, packed, machine, runs.get(0));
+        check(pool.workerPids().get(0) == pid, format.cliName + ": one worker throughout");
+        check(pool.replacements() == 0, format.cliName + ": no worker replaced");
+      }
+    }
+    MatrixRun first = runs.get(0);
+    OneShotInvoker invoker = new OneShotInvoker(executable(WireFormat.THRIFT_BINARY));
+    MatrixDetector oneShot = MatrixDetector.oneShot(invoker, GENEROUS).withLists();
+    TrainedModel model = oneShot.fit(SVM, SVM_PARAMS, DIMENSIONS, machine.slice(0, FIT_ROWS));
+    check(model.sha256().equals(first.fitted()), "one-shot thrift-binary: the same fitted state");
+    MatrixScored bytes = oneShot.detect(model, machine.slice(FIT_ROWS, MATRIX_ROWS));
+    sameScored("one-shot thrift-binary lists, one call with the state", bytes, first.oneCall());
+    check(
+        bytes.next().sha256().equals(first.oneCallState()),
+        "one-shot thrift-binary: the same state after");
+    for (MatrixRun run : runs) {
+      String versus = run.label() + " vs " + first.label();
+      sameScored(versus + ", stateless", run.stateless(), first.stateless());
+      sameScored(versus + ", streamed", run.streamed(), first.streamed());
+      sameScored(versus + ", one call with the state", run.oneCall(), first.oneCall());
+      check(run.fitted().equals(first.fitted()), versus + ": another fitted state");
+      check(run.streamedState().equals(first.streamedState()), versus + ": another state after");
+      check(run.oneCallState().equals(first.oneCallState()), versus + ": another one-call state");
+    }
+    sameScored("streamed vs one call", first.streamed(), first.oneCall());
+    check(
+        first.streamedState().equals(first.oneCallState()),
+        "streaming leaves the state one call does");
+    System.out.printf(
+        "matrix: %d ways agree: %d detections stateless, %d streamed, the spike's shares %s%n",
+        runs.size(), first.stateless().anomalies().length, first.streamed().anomalies().length,
+        shares(first.streamed(), spike));
+  }
+
+  private MatrixRun matrixRun(String label, MatrixDetector detector, Matrix machine, long spike) {
+    MatrixScored stateless = detector.detect(SVM, SVM_PARAMS, DIMENSIONS, machine);
+    checkShares(label + " stateless", stateless, machine.rowCount(), spike);
+
+    MatrixStream stream =
+        detector.fitStream(SVM, SVM_PARAMS, DIMENSIONS, machine.slice(0, FIT_ROWS));
+    TrainedModel fitted = stream.model();
+    check(
+        fitted.seen().points() == FIT_ROWS
+            && fitted.seen().end().getAsLong() == T0 + STEP * (FIT_ROWS - 1),
+        label + ": the fit saw " + fitted.seen());
+    // 990..1060 (the first 10 rows re-delivered: dropped), 1060..1090, then row by row around the
+    // spike, then the rest at once
+    List<MatrixScored> parts = new ArrayList<>();
+    parts.add(stream.next(machine.slice(FIT_ROWS - 10, 1060)));
+    parts.add(stream.next(machine.slice(1060, 1090)));
+    for (int row = 1090; row < 1110; row++) {
+      parts.add(stream.next(machine.slice(row, row + 1)));
+    }
+    check(
+        stream.next(machine.slice(1100, 1110)).times().length == 0,
+        label + ": rows the state has seen are not sent again");
+    parts.add(stream.next(machine.slice(1110, MATRIX_ROWS)));
+    MatrixScored streamed = joined(parts);
+    check(
+        streamed.times().length == MATRIX_ROWS - FIT_ROWS,
+        label + ": streamed " + streamed.times().length + " rows");
+    check(
+        stream.stats().calls() == parts.size() && stream.stats().byReference() == parts.size(),
+        label + ": every streamed call named the state: " + stream.stats());
+    checkShares(label + " streamed", streamed, MATRIX_ROWS - FIT_ROWS, spike);
+    TrainedModel after = stream.model();
+    check(after.seen().points() == MATRIX_ROWS, label + ": the state after saw " + after.seen());
+
+    MatrixScored oneCall = detector.detect(fitted, machine.slice(FIT_ROWS, MATRIX_ROWS));
+    checkShares(label + " one call", oneCall, MATRIX_ROWS - FIT_ROWS, spike);
+    return new MatrixRun(
+        label, stateless, fitted.sha256(), streamed, after.sha256(), oneCall,
+        oneCall.next().sha256());
+  }
+
+  /** Every detection's shares: one per column, >= 0, summing to 1; the spike blames its column. */
+  private void checkShares(String label, MatrixScored scored, int rows, long spike) {
+    check(scored.times().length == rows, label + ": " + scored.times().length + " rows scored");
+    check(
+        scored.contributions().length == scored.anomalies().length
+            && scored.scores().length == scored.anomalies().length,
+        label + ": a score and a row of shares per detection");
+    for (int i = 0; i < scored.contributions().length; i++) {
+      double[] shares = scored.contributions()[i];
+      double sum = 0;
+      boolean nonNegative = true;
+      for (double share : shares) {
+        sum += share;
+        nonNegative &= share >= 0;
+      }
+      check(
+          shares.length == COLUMNS.size() && nonNegative && Math.abs(sum - 1) <= 1e-9,
+          label + ": detection " + i + " has shares " + Arrays.toString(shares));
+    }
+    check(
+        !scored.hasExpected() || scored.expected().length == rows,
+        label + ": an expected matrix of another height");
+    int at = scored.detectionAt(spike);
+    check(at >= 0, label + ": the spike is not among " + Arrays.toString(scored.anomalies()));
+    if (at >= 0) {
+      check(
+          scored.blamed(at).equals(COLUMNS.get(SPIKE_COLUMN)),
+          label + ": the spike blames " + scored.blamed(at) + ": " + shares(scored, spike));
+    }
+  }
+
+  /** Bit for bit the same detections, scores and contributions. */
+  private void sameScored(String what, MatrixScored got, MatrixScored want) {
+    check(
+        Arrays.equals(got.anomalies(), want.anomalies()),
+        what + ": detections " + Arrays.toString(got.anomalies()) + " vs "
+            + Arrays.toString(want.anomalies()));
+    check(
+        Arrays.equals(got.scores(), want.scores()),
+        what + ": scores " + Arrays.toString(got.scores()) + " vs "
+            + Arrays.toString(want.scores()));
+    check(
+        Arrays.deepEquals(got.contributions(), want.contributions()),
+        what + ": contributions " + Arrays.deepToString(got.contributions()) + " vs "
+            + Arrays.deepToString(want.contributions()));
+    check(
+        Arrays.deepEquals(got.expected(), want.expected()),
+        what + ": another expected matrix");
+  }
+
+  private static String shares(MatrixScored scored, long time) {
+    int at = scored.detectionAt(time);
+    return at < 0 ? "(none)" : COLUMNS + "=" + Arrays.toString(scored.contributions()[at]);
+  }
+
+  /** The answers of consecutive calls as one. */
+  private static MatrixScored joined(List<MatrixScored> parts) {
+    List<Long> times = new ArrayList<>();
+    List<Long> anomalies = new ArrayList<>();
+    List<Double> scores = new ArrayList<>();
+    List<double[]> shares = new ArrayList<>();
+    List<double[]> expected = new ArrayList<>();
+    boolean band = true;
+    TrainedModel last = null;
+    for (MatrixScored part : parts) {
+      for (long t : part.times()) {
+        times.add(t);
+      }
+      for (int i = 0; i < part.anomalies().length; i++) {
+        anomalies.add(part.anomalies()[i]);
+        scores.add(part.scores()[i]);
+        shares.add(part.contributions()[i]);
+      }
+      band &= part.hasExpected();
+      if (part.hasExpected()) {
+        expected.addAll(List.of(part.expected()));
+      }
+      last = part.next();
+    }
+    return new MatrixScored(
+        times.stream().mapToLong(Long::longValue).toArray(), COLUMNS,
+        anomalies.stream().mapToLong(Long::longValue).toArray(),
+        scores.stream().mapToDouble(Double::doubleValue).toArray(),
+        shares.toArray(double[][]::new), band ? expected.toArray(double[][]::new) : null, last);
+  }
+
+  /**
+   * What the executable refuses, answered as structured errors by the serve worker, which then
+   * answers a good request as before: a ragged matrix and a packed one of another width
+   * (INVALID_INPUT naming the matrix), a matrix to ksigma (UNKNOWN_ALGORITHM, detect and fit),
+   * rows of other columns with a state (INCOMPATIBLE_STATE). Java refuses a ragged matrix itself.
+   */
+  private void matrixErrors(
+      WireFormat format,
+      WorkerPool pool,
+      MatrixDetector detector,
+      Matrix machine,
+      MatrixRun reference) {
+    String name = format.cliName;
+    try {
+      Matrix.of(new long[] {T0, T0 + STEP}, List.of("a", "b"), new double[][] {{1, 2}, {3}});
+      check(false, "Java made a ragged matrix");
+    } catch (IllegalArgumentException e) {
+      check(e.getMessage().startsWith("row 1 has 1 values"), "Java says " + e.getMessage());
+    }
+    try {
+      Matrix.of(new long[] {T0}, List.of("a", "b"), new double[][] {{1, 2}, {3, 4}});
+      check(false, "Java made a matrix of more rows than times");
+    } catch (IllegalArgumentException e) {
+      check(e.getMessage().contains("one row per time"), "Java says " + e.getMessage());
+    }
+    List<byte[]> bad = new ArrayList<>();
+    if (format.isThrift()) {
+      for (boolean packed : new boolean[] {false, true}) {
+        DetectPayload detect =
+            new DetectPayload().setColumns(List.of("a", "b")).setTimestamps(List.of(T0, T0 + STEP));
+        if (packed) {
+          detect.setMatrix_packed(PackedArrays.pack(new double[] {1, 2, 3}));
+        } else {
+          detect.setMatrix(List.of(List.of(1.0, 2.0), List.of(3.0)));
+        }
+        bad.add(
+            format.encode(
+                new Request().setInterface_name("detect").setAlgorithm(SVM).setRequest_id("bad")
+                    .setDetect(detect)));
+      }
+    } else {
+      String head =
+          "{\"interface\":\"detect\",\"algorithm\":\"" + SVM + "\",\"request_id\":\"bad\","
+              + "\"detect\":{\"columns\":[\"a\",\"b\"],\"timestamps\":[" + T0 + ","
+              + (T0 + STEP) + "],";
+      bad.add((head + "\"matrix\":[[1.0,2.0],[3.0]]}}").getBytes(StandardCharsets.UTF_8));
+      String threeCells = Base64.getEncoder().encodeToString(
+          PackedArrays.pack(new double[] {1, 2, 3}).array());
+      bad.add((head + "\"matrix\":{\"dtype\":\"float64\",\"base64\":\"" + threeCells + "\"}}}")
+          .getBytes(StandardCharsets.UTF_8));
+    }
+    for (int i = 0; i < bad.size(); i++) {
+      String what = name + (i == 0 ? " ragged" : " packed of another width");
+      byte[] answer = pool.callRaw(bad.get(i));
+      String[] error = error(format, answer);
+      check(
+          "INVALID_INPUT".equals(error[0])
+              && error[1] != null
+              && error[1].startsWith("detect.matrix"),
+          what + ": answered " + show(format, answer));
+      System.out.println(what + " -> " + error[0] + " " + error[1]);
+    }
+    try {
+      detector.detect("ksigma", "{}", DIMENSIONS, machine);
+      check(false, name + ": ksigma scored a matrix");
+    } catch (WardenException.UnknownAlgorithm e) {
+      check(e.getMessage().contains("cannot score a matrix"), name + ": " + e.getMessage());
+      System.out.println(name + " ksigma detect -> " + e.getMessage());
+    }
+    try {
+      detector.fit("ksigma", "{}", DIMENSIONS, machine);
+      check(false, name + ": ksigma fitted a matrix");
+    } catch (WardenException.UnknownAlgorithm e) {
+      check(e.getMessage().contains("matrix"), name + ": ksigma says " + e.getMessage());
+    }
+    TrainedModel fitted = detector.fit(SVM, SVM_PARAMS, DIMENSIONS, machine.slice(0, FIT_ROWS));
+    Matrix tail = machine.slice(FIT_ROWS, MATRIX_ROWS);
+    try {
+      List<String> others = List.of("inlet", "outlet", "exhaust");
+      detector.detect(fitted, Matrix.of(tail.times(), others, tail.rows()));
+      check(false, name + ": a state scored other columns");
+    } catch (WardenException.IncompatibleState e) {
+      System.out.println(name + " other columns -> " + e.getMessage());
+    }
+    sameScored(
+        name + " after the errors",
+        detector.detect(SVM, SVM_PARAMS, DIMENSIONS, machine),
+        reference.stateless());
+  }
+
+  /** An error answer's code and field (null when absent), in either format. */
+  private static String[] error(WireFormat format, byte[] answer) {
+    if (format.isThrift()) {
+      try {
+        warden.algos.thrift.Error error = format.decode(new Response(), answer).getError();
+        return error == null
+            ? new String[] {null, null}
+            : new String[] {String.valueOf(error.getCode()), error.getField()};
+      } catch (TException e) {
+        return new String[] {null, null};
+      }
+    }
+    Map<?, ?> root = MiniJson.object(MiniJson.parse(answer), "the response");
+    if (!(root.get("error") instanceof Map<?, ?> error)) {
+      return new String[] {null, null};
+    }
+    return new String[] {
+      error.get("code") instanceof String code ? code : null,
+      error.get("field") instanceof String field ? field : null
+    };
   }
 
   private static void sleep(long millis) {
