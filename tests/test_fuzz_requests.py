@@ -15,7 +15,8 @@ import pytest
 from warden_algos.registry import BUILTIN_ALGORITHMS
 
 PROBE = Path(__file__).resolve().parent / "fuzz_probe.py"
-EXAMPLES = {"prophet": 15, "ensemble": 30, "spectral_residual": 25}  # slow ones; 60 for the rest
+#: The slow ones (prophet, the autoencoder's fits); 60 for the rest.
+EXAMPLES = {"prophet": 15, "ensemble": 30, "spectral_residual": 25, "autoencoder": 30}
 WORST_CASE_S = 30.0
 PEAK_RSS_MIB = 2048
 

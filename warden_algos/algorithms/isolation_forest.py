@@ -99,8 +99,10 @@ class IsolationForest(LearnedDetector[IsolationForestParams, IsolationForestStat
         samples = p.max_samples
         depth = max_depth(samples) + 1
         nodes = p.n_estimators * (2 * samples - 1)
-        fit_ops = p.n_estimators * samples * depth * features * 20
-        score_ops = (fit_rows + score_rows) * p.n_estimators * depth * 30
+        # Calibrated on this machine (1,000 trees of 4,096 on 20,000 points: 28.7 s, estimated
+        # 42 s): a node visit of the numpy walk costs some 80 "operations" of fancy indexing.
+        fit_ops = p.n_estimators * samples * depth * features * 40
+        score_ops = (fit_rows + score_rows) * p.n_estimators * depth * 80
         chunk = min(score_rows + fit_rows, 4096 * 32)
         return WorkEstimate(
             peak_bytes=nodes * 64 + chunk * 8 * 8 + fit_rows * features * 16,
