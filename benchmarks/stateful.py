@@ -1,6 +1,6 @@
 """Stateful detectors: what streaming with a fitted state saves over resending the history.
 
-    python benchmarks/stateful.py [--algorithm NAME ...] [--calls N] [--quick]
+    python benchmarks/stateful.py [--algorithm NAME ...] [--calls N] [--quick] [--merge]
 
 For every trainable built-in, a 30-day series at 1-minute resolution (43,200 points: a daily
 cycle, noise, spikes) goes to one long-lived ``serve`` process (JSON frames over pipes, as a host
@@ -23,7 +23,8 @@ The baseline is the stateless call measured in the same process; the ratio state
 is the issue's target (>= 50x). Also: the state's size after the 30 days and after 10 days (a
 streaming detector's state must not grow with history), and the fit time of 1,000 series of
 10,000 points on one core (in-process ``run_fit``; prophet on fewer series, scaled). Results go
-to ``benchmarks/results/stateful.json``.
+to ``benchmarks/results/stateful.json``; with ``--merge``, the named algorithms' rows replace
+theirs in it and the other rows stay.
 """
 
 from __future__ import annotations
@@ -190,6 +191,9 @@ def main() -> None:
     parser.add_argument("--algorithm", action="append", help="default: every trainable built-in")
     parser.add_argument("--calls", type=int, default=300, help="streaming calls per algorithm")
     parser.add_argument("--quick", action="store_true", help="fewer calls and fits")
+    parser.add_argument(
+        "--merge", action="store_true", help="keep the written rows of the other algorithms"
+    )
     args = parser.parse_args()
     names = args.algorithm or trainable_names()
     calls = 30 if args.quick else args.calls
@@ -258,6 +262,8 @@ def main() -> None:
             f"{fit_s:.1f}" + ("" if series == 1000 else f" (from {series})"),
         )
         console.print(table)
+    if args.merge and RESULTS.is_file():
+        results = {**orjson.loads(RESULTS.read_bytes()), **results}
     RESULTS.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2) + b"\n")
     console.print(f"wrote {RESULTS}")
 
