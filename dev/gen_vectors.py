@@ -163,6 +163,16 @@ def library_cases() -> dict[str, dict[str, Any]]:
             # Stan's optimiser takes CPU-dependent paths (SIMD, FMA): the same install gives
             # bands that differ in the last bits on another processor.
             out[f"{name}_defaults"]["numbers_rtol"] = NUMBERS_RTOL
+    for name, params in (("ensemble", {}), ("seasonal", {"periods": [86400]})):
+        out[f"{name}_explanations"] = {
+            "request": detect(
+                name, values, params, timestamps=times, request_id=f"vector-{name}-explained",
+                include_explanations=True,
+            ),
+            "description": f"include_explanations: {name}'s detections each carry an "
+            "explanation (band units, "
+            + ("the members that voted)" if name == "ensemble" else "the seasonal context)"),
+        }  # fmt: skip
     out["adtributor_finds_the_slice"] = {
         "request": sliced_total(),
         "description": "adtributor explains a drop of the total by the country slice DE",
@@ -312,6 +322,15 @@ def matrix_cases() -> dict[str, dict[str, Any]]:
             "answered packed",
             "numbers_rtol": NUMBERS_RTOL,
         },
+        "one_class_svm_matrix_explanations": {
+            "request": Request(
+                "detect", "one_class_svm", stateless, {"sigmas": 6.0},
+                request_id="vector-matrix-explained", include_explanations=True,
+            ),
+            "description": "include_explanations on a matrix: each detection names its top "
+            "columns and their shares",
+            "numbers_rtol": NUMBERS_RTOL,
+        },
         "isolation_forest_matrix_with_state": {
             "request": Request(
                 "detect", "isolation_forest", streamed, forest, request_id="vector-matrix-state"
@@ -341,6 +360,17 @@ def cases() -> dict[str, dict[str, Any]]:
                 request_id="vector-packed",
             ),
             "description": "missing values, arrays packed both ways",
+        },
+        "ksigma_explanations": {
+            "request": detect(
+                "ksigma",
+                wave(60, spike_at=45),
+                {"window": 20, "k": 4.0},
+                include_explanations=True,
+                request_id="vector-explained",
+            ),
+            "description": "include_explanations: the spike's value, expected value, band and "
+            "band units, and a sentence",
         },
         "ksigma_no_band": {
             "request": detect(

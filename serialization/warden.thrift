@@ -24,6 +24,9 @@
  * row-major, little-endian). The answer adds, per detection, each column's share in it
  * (contributions, rows = detections, in the order of columns), and may add expected_matrix.
  *
+ * Explanations: a request with include_explanations = true gets, per detection, an Explanation
+ * (expected vs actual in band units, an ensemble's members, a seasonal context, the top columns).
+ *
  * Evolution rules (keep old hosts and old executables working):
  *   1. Every field is optional and has a stable id. Never reuse or renumber an id, never change a
  *      field's type; to replace a field, add a new one with a new id and deprecate the old one
@@ -136,6 +139,33 @@ struct Request {
   /** The ENVELOPE_VERSION the sender was written against. */
   9: optional i32 envelope_version,
   10: optional FitPayload fit,
+  /** Unset means false: answer one Explanation per detection (DetectResult.explanations). */
+  11: optional bool include_explanations,
+}
+
+/** Why one detection fired (README "Explanations"): every field optional, unset when unknown. */
+struct Explanation {
+  /** The times of the run's most anomalous point and of its last point; its flagged points. */
+  1: optional i64 peak,
+  2: optional i64 end,
+  3: optional i64 points,
+  /** The value at the peak and the band there. */
+  4: optional double actual,
+  5: optional double expected,
+  6: optional double lower,
+  7: optional double upper,
+  /** (actual - expected) in half-widths of the band on that side: 1 at its edge, negative
+      below; without expected, measured from the band's middle. */
+  8: optional double band_units,
+  /** An ensemble's members that flagged a point of the run. */
+  9: optional list<string> members,
+  /** What else the detector knew, e.g. a seasonal model's periods_s and phase_s. */
+  10: optional map<string, string> context,
+  /** Multivariate: the columns that drove it and their shares, largest first. */
+  11: optional list<string> columns,
+  12: optional list<double> shares,
+  /** The same in one sentence. */
+  13: optional string reason,
 }
 
 struct DetectResult {
@@ -160,6 +190,8 @@ struct DetectResult {
       opinion), a row per timestamp; or packed (rows x columns). */
   15: optional list<list<double>> expected_matrix,
   16: optional binary expected_matrix_packed,
+  /** With include_explanations: one per detection, in the order of timestamps. */
+  17: optional list<Explanation> explanations,
 }
 
 /** The fitted state and what it says about itself. */

@@ -52,6 +52,8 @@ AUTHOR_NAMES = {
     "StateArray",
     "run_fit",
     "run_detect_next",
+    "Explanation",
+    "explanations_wanted",
 }
 
 

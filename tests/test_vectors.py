@@ -247,6 +247,7 @@ def test_a_tolerant_vector_still_catches_what_matters() -> None:
         "isolation_forest_matrix_with_state",
         "one_class_svm_detect_with_state",
         "one_class_svm_matrix",
+        "one_class_svm_matrix_explanations",
         "one_class_svm_matrix_packed",
         "prophet_defaults",
     ]

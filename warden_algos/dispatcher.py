@@ -123,11 +123,17 @@ def execute(algorithm: Algorithm[Any], request: Request, states: States | None =
 
             found = run_detect_matrix(
                 algorithm, payload.timestamps, payload.matrix, payload.columns or [],
-                payload.dimensions,
+                payload.dimensions, explain=request.include_explanations,
             )  # fmt: skip
             return Executed(found if request.include_band else found._replace(expected=None))
         if isinstance(algorithm, DetectAlgorithm) and isinstance(payload, DetectPayload):
-            result = run_detect(algorithm, payload.timestamps, payload.values, payload.dimensions)
+            result = run_detect(
+                algorithm,
+                payload.timestamps,
+                payload.values,
+                payload.dimensions,
+                explain=request.include_explanations,
+            )
             return Executed(result if request.include_band else result.without_band())
         if isinstance(algorithm, RCAAlgorithm) and isinstance(payload, RCAPayload):
             return Executed(
@@ -200,6 +206,7 @@ def _execute_with_state(algorithm: Algorithm[Any], request: Request, states: Sta
             given,
             payload.dimensions,
             return_state=payload.return_state,
+            explain=request.include_explanations,
         )
         result = found if request.include_band else found._replace(expected=None)
     else:
@@ -210,6 +217,7 @@ def _execute_with_state(algorithm: Algorithm[Any], request: Request, states: Sta
             given,
             payload.dimensions,
             return_state=payload.return_state,
+            explain=request.include_explanations,
         )
         result = single if request.include_band else single.without_band()
     if after is None:

@@ -5,14 +5,17 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from warden_algos.interfaces import (
     DetectAlgorithm,
     DetectorParams,
     DetectResult,
+    Explanation,
     F64Array,
     I64Array,
+    explanations_wanted,
 )
 
 
@@ -112,6 +115,7 @@ class Ensemble(DetectAlgorithm[EnsembleParams]):
         n = values.shape[0]
         votes = np.zeros(n)
         band: tuple[F64Array | None, F64Array | None, F64Array | None] | None = None
+        voted: list[npt.NDArray[np.bool_]] = []  # per member, its votes: for explanations
         for member in p.members:
             cls = _detector_class(member.algorithm)
             every_point = p.member_reports == "points"
@@ -122,13 +126,16 @@ class Ensemble(DetectAlgorithm[EnsembleParams]):
             positions = np.searchsorted(timestamps, result.timestamps)
             np.add.at(flagged, positions, 1)
             np.add.at(flagged, np.minimum(positions + p.tolerance + 1, n), -1)
-            votes += member.weight * (np.cumsum(flagged[:n]) > 0)
+            member_votes = np.cumsum(flagged[:n]) > 0
+            votes += member.weight * member_votes
+            if explanations_wanted():
+                voted.append(member_votes)
             if band is None and result.has_band:
                 band = (result.expected, result.lower, result.upper)
         share = votes / sum(member.weight for member in p.members)
         is_anomaly = share >= p.threshold - 1e-12
         expected, lower, upper = band if band is not None else (None, None, None)
-        return DetectResult.from_flags(
+        result = DetectResult.from_flags(
             timestamps,
             is_anomaly,
             share,
@@ -137,3 +144,27 @@ class Ensemble(DetectAlgorithm[EnsembleParams]):
             lower=lower,
             upper=upper,
         )
+        return self._with_members(result, timestamps, voted) if voted else result
+
+    def _with_members(
+        self, result: DetectResult, timestamps: I64Array, voted: list[npt.NDArray[np.bool_]]
+    ) -> DetectResult:
+        """Each detection's explanation names the members that voted for a point of its run
+        (``members[i]:algorithm`` when an algorithm is a member twice)."""
+        names = [member.algorithm for member in self.params.members]
+        labels = [
+            f"members[{index}]:{name}" if names.count(name) > 1 else name
+            for index, name in enumerate(names)
+        ]
+        given = result.explanations or tuple(
+            Explanation(peak=int(at), end=int(at), points=1) for at in result.timestamps
+        )
+        explained = []
+        for at, one in zip(result.timestamps, given, strict=True):
+            first = int(np.searchsorted(timestamps, at))
+            last = int(np.searchsorted(timestamps, at if one.end is None else one.end)) + 1
+            members = tuple(
+                label for label, votes in zip(labels, voted, strict=True) if votes[first:last].any()
+            )
+            explained.append(one._replace(members=members))
+        return result._replace(explanations=tuple(explained))

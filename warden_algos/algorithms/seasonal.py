@@ -10,6 +10,7 @@ loaded only when a state is involved) scores new points as the batch call would.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -19,8 +20,10 @@ from pydantic import Field, field_validator
 from warden_algos.interfaces import (
     DetectorParams,
     DetectResult,
+    Explanation,
     F64Array,
     I64Array,
+    explanations_wanted,
 )
 from warden_algos.interfaces.budget import InputShape, WorkEstimate, check_budget
 from warden_algos.interfaces.trainable import TrainableDetector
@@ -431,6 +434,27 @@ def trailing_robust_stats(
     return TrailingStats(out[0, index], out[1, index], out[2, index], out[3, index])
 
 
+def with_seasons(result: DetectResult, periods_s: Sequence[int]) -> DetectResult:
+    """Each detection's seasonal context: the periods removed (``periods_s``, seconds, or
+    ``none``) and where its peak falls in each (``phase_s``: seconds since the cycle began,
+    cycles counted from the Unix epoch, so a daily phase is the UTC time of day)."""
+    explained = []
+    for at, one in zip(
+        result.timestamps,
+        result.explanations or (Explanation(),) * result.timestamps.shape[0],
+        strict=True,
+    ):
+        peak = int(at) if one.peak is None else one.peak
+        context: tuple[tuple[str, str], ...] = (("periods_s", "none"),)
+        if periods_s:
+            context = (
+                ("periods_s", ",".join(str(period) for period in periods_s)),
+                ("phase_s", ",".join(str(peak % period) for period in periods_s)),
+            )
+        explained.append(one._replace(context=one.context + context))
+    return result._replace(explanations=tuple(explained))
+
+
 class Scored(NamedTuple):
     """Per point: flagged (before incidents are grouped), score, and band."""
 
@@ -439,6 +463,8 @@ class Scored(NamedTuple):
     expected: F64Array
     lower: F64Array
     upper: F64Array
+    #: The periods removed, in seconds (batch_scores only: for explanations).
+    periods_s: tuple[int, ...] = ()
 
 
 _LOWEST = float(np.finfo(np.float64).min)
@@ -545,7 +571,10 @@ class Seasonal(TrainableDetector[SeasonalParams, SeasonalState]):
     ) -> tuple[DetectResult, SeasonalState]:
         from . import seasonal_stream
 
-        return seasonal_stream.detect_next(self, state, timestamps, values)
+        result, after = seasonal_stream.detect_next(self, state, timestamps, values)
+        if explanations_wanted() and after.decided:
+            result = with_seasons(result, after.periods)
+        return result, after
 
     def _work(self, points: int, slots: int, periods: int) -> WorkEstimate:
         """Each period's profile is a median over ``cycles`` x (2 ``phase_tolerance`` + 1) grid
@@ -580,7 +609,7 @@ class Seasonal(TrainableDetector[SeasonalParams, SeasonalState]):
         is_anomaly = scored.is_anomaly
         if not p.every_point:
             is_anomaly = incident_mask(timestamps, is_anomaly, p.cooldown)
-        return DetectResult.from_flags(
+        result = DetectResult.from_flags(
             timestamps,
             is_anomaly,
             scored.z,
@@ -589,6 +618,7 @@ class Seasonal(TrainableDetector[SeasonalParams, SeasonalState]):
             lower=scored.lower,
             upper=scored.upper,
         )
+        return with_seasons(result, scored.periods_s) if explanations_wanted() else result
 
     def batch_scores(self, timestamps: I64Array, values: F64Array) -> Scored:
         """Every point's flag (before incidents are grouped), score and band, from the whole
@@ -612,4 +642,7 @@ class Seasonal(TrainableDetector[SeasonalParams, SeasonalState]):
             value_spread = (
                 trailing_robust_stats(x, p.window, 0.75).upper_spread if p.min_scale == 0 else None
             )
-            return score_residuals(p, valid, residual, fitted_at, stats, value_spread, unit, level)
+            scored = score_residuals(
+                p, valid, residual, fitted_at, stats, value_spread, unit, level
+            )
+            return scored._replace(periods_s=tuple(int(period * grid.step) for period in periods))

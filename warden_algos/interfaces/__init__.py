@@ -18,11 +18,12 @@ from .base import (
     RCAAlgorithm,
 )
 from .errors import ErrorCode, InvalidInput, InvalidParams, WardenError
+from .explaining import explanations_wanted
 from .run import run_detect, run_rca
 from .run_state import run_detect_next, run_fit
 from .state import AlgorithmState, StateArray
 from .trainable import TrainableDetector
-from .types import DetectResult, F64Array, I64Array, RCAResult, TimeSeries
+from .types import DetectResult, Explanation, F64Array, I64Array, RCAResult, TimeSeries
 
 __all__ = [
     "Algorithm",
@@ -32,6 +33,7 @@ __all__ = [
     "DetectResult",
     "DetectorParams",
     "ErrorCode",
+    "Explanation",
     "F64Array",
     "I64Array",
     "InvalidInput",
@@ -43,6 +45,7 @@ __all__ = [
     "TimeSeries",
     "TrainableDetector",
     "WardenError",
+    "explanations_wanted",
     "run_detect",
     "run_detect_next",
     "run_fit",

@@ -21,7 +21,9 @@ import numpy as np
 import numpy.typing as npt
 
 from .errors import AlgorithmFailed, InvalidInput
-from .types import F64Array, I64Array
+from .explaining import explanations_wanted
+from .runs import flag_runs
+from .types import Explanation, F64Array, I64Array
 
 #: Columns a request may carry: bounds what per-column work (attribution, scaling) can cost.
 MAX_COLUMNS = 256
@@ -37,13 +39,14 @@ class MultivariateResult(NamedTuple):
     ``timestamps``/``scores`` as in ``DetectResult``. ``contributions``: one row per detection,
     one column per input column, each row non-negative and summing to 1 (which columns drove
     it). ``expected``: optionally, the detector's expected value of every cell (``n x m``, NaN
-    where it has no opinion).
+    where it has no opinion). ``explanations``: as in ``DetectResult``, only when asked for.
     """
 
     timestamps: I64Array
     scores: F64Array
     contributions: F64Array
     expected: F64Array | None = None
+    explanations: tuple[Explanation, ...] | None = None
 
     @classmethod
     def from_flags(
@@ -61,30 +64,21 @@ class MultivariateResult(NamedTuple):
         highest score and carrying the shares of that highest point (or every flagged point with
         ``every_point``). ``point_shares`` needs meaningful rows only where flagged. With
         ``open_incident``, a run at the start continues an earlier chunk's and is not reported."""
-        flagged = np.flatnonzero(is_anomaly)
-        columns = point_shares.shape[1]
-        if flagged.size == 0:
-            empty = np.empty(0, dtype=np.int64)
-            return cls(empty, np.empty(0), np.empty((0, columns)), expected)
-        if every_point:
-            starts, best = flagged, flagged
-        else:
-            first = np.empty(flagged.size, dtype=bool)
-            first[0] = True
-            np.not_equal(flagged[1:], flagged[:-1] + 1, out=first[1:])
-            run_of = np.cumsum(first) - 1
-            scores = point_scores[flagged]
-            # the highest point of each run: sort by (run, -score), take each run's first
-            order = np.lexsort((-scores, run_of))
-            leaders = order[np.r_[True, run_of[order][1:] != run_of[order][:-1]]]
-            starts, best = flagged[first], flagged[leaders]
-            if open_incident and flagged[0] == 0:
-                starts, best = starts[1:], best[1:]
+        runs = flag_runs(is_anomaly, point_scores, every_point=every_point)
+        starts, ends, best = runs
+        if open_incident and starts.size and starts[0] == 0 and not every_point:
+            starts, ends, best = starts[1:], ends[1:], best[1:]
+        explanations = None
+        if explanations_wanted():
+            explanations = Explanation.of_runs(timestamps, starts, ends, best)
         return cls(
             timestamps=np.ascontiguousarray(timestamps[starts], dtype=np.int64),
             scores=np.ascontiguousarray(point_scores[best], dtype=np.float64),
-            contributions=np.ascontiguousarray(point_shares[best], dtype=np.float64),
+            contributions=np.ascontiguousarray(point_shares[best], dtype=np.float64).reshape(
+                -1, point_shares.shape[1]
+            ),
             expected=expected,
+            explanations=explanations,
         )
 
 
@@ -195,5 +189,9 @@ def check_matrix_result(result: object, timestamps: I64Array, columns: int) -> M
         if np.isinf(cells).any():
             raise AlgorithmFailed("expected must be finite (NaN where there is no opinion)")
     return MultivariateResult(
-        np.ascontiguousarray(ts, dtype=np.int64), scores, shares, result.expected
+        np.ascontiguousarray(ts, dtype=np.int64),
+        scores,
+        shares,
+        result.expected,
+        result.explanations,  # checked by interfaces.explain when asked for
     )

@@ -16,6 +16,7 @@ import numpy.typing as npt
 from .base import DetectAlgorithm, RCAAlgorithm
 from .budget import InputShape, check_budget
 from .errors import InvalidInput
+from .explaining import explaining, finish_detect
 from .types import DetectResult, F64Array, I64Array, RCAResult, TimeSeries
 from .validation import (
     check_detect_input,
@@ -61,14 +62,18 @@ def run_detect(
     dimensions: Sequence[str] = (),
     *,
     path: str = "detect",
+    explain: bool = False,
 ) -> DetectResult:
+    """``algorithm.detect`` on checked input, its answer checked; with ``explain``, one
+    ``Explanation`` per detection (``DetectResult.explanations``)."""
     ts = _readonly(as_times(f"{path}.timestamps", timestamps))
     vs = _readonly(as_values(f"{path}.values", values))
     check_detect_input(path, ts, vs)
     n = ts.shape[0]
     check_budget(algorithm.name, algorithm.estimate(InputShape(n, 1, n)))
-    result = algorithm.detect(list(dimensions), ts, vs)
-    return check_detect_result(result, ts)
+    with explaining(explain):
+        result = algorithm.detect(list(dimensions), ts, vs)
+    return finish_detect(check_detect_result(result, ts), ts, vs, explain)
 
 
 def _readonly_series(series: TimeSeries) -> TimeSeries:

@@ -16,6 +16,7 @@ import numpy.typing as npt
 
 from .budget import InputShape, check_budget
 from .errors import InvalidInput, UnknownAlgorithm
+from .explaining import explaining, finish_matrix
 from .multivariate import (
     MultivariateDetector,
     MultivariateResult,
@@ -88,12 +89,14 @@ def run_detect_matrix(
     dimensions: Sequence[str] = (),
     *,
     path: str = "detect",
+    explain: bool = False,
 ) -> MultivariateResult:
     detector = _multivariate(algorithm)
     ts, cells, names = _checked(path, timestamps, matrix, columns)
     check_budget(detector.name, detector.estimate(_shape(cells)))
-    result = detector.detect_matrix(list(dimensions), ts, cells, names)
-    return check_matrix_result(result, ts, len(names))
+    with explaining(explain):
+        result = detector.detect_matrix(list(dimensions), ts, cells, names)
+    return finish_matrix(check_matrix_result(result, ts, len(names)), ts, cells, names, explain)
 
 
 def run_fit_matrix(
@@ -122,6 +125,7 @@ def run_detect_matrix_next(
     *,
     path: str = "detect",
     return_state: bool = True,
+    explain: bool = False,
 ) -> tuple[MultivariateResult, Fitted | None]:
     detector = _multivariate(algorithm, trainable=True)
     canonical = canonical_params(detector.get_params())
@@ -135,8 +139,11 @@ def run_detect_matrix_next(
             field=f"{path}.timestamps[0]",
         )
     check_budget(detector.name, detector.estimate(_shape(cells)))
-    result, after = detector.detect_matrix_next(list(dimensions), ts, cells, names, loaded.typed)
-    checked = check_matrix_result(result, ts, len(names))
+    with explaining(explain):
+        result, after = detector.detect_matrix_next(
+            list(dimensions), ts, cells, names, loaded.typed
+        )
+    checked = finish_matrix(check_matrix_result(result, ts, len(names)), ts, cells, names, explain)
     if not return_state:
         return checked, None
     return checked, _packed(detector, after, info.seen.then(ts), canonical)

@@ -16,6 +16,7 @@ import numpy.typing as npt
 
 from .budget import InputShape, check_budget
 from .errors import AlgorithmFailed, InvalidInput
+from .explaining import explaining, finish_detect
 from .run import _readonly, as_times, as_values
 from .state import (
     AlgorithmState,
@@ -136,9 +137,11 @@ def run_detect_next(
     *,
     path: str = "detect",
     return_state: bool = True,
+    explain: bool = False,
 ) -> tuple[DetectResult, Fitted | None]:
     """Score points that follow ``state`` (bytes a fit or an earlier call returned, or such a
-    state already decoded) and, with ``return_state``, the state after them."""
+    state already decoded) and, with ``return_state``, the state after them; ``explain`` as in
+    ``run_detect``."""
     trainable = _trainable(algorithm)
     canonical = canonical_params(trainable.get_params())
     loaded = _usable(trainable, state, canonical)
@@ -154,8 +157,9 @@ def run_detect_next(
         )
     n = ts.shape[0]
     check_budget(trainable.name, trainable.estimate(InputShape(n, 1, n)))
-    result, after = trainable.detect_next(list(dimensions), ts, vs, loaded.typed)
-    checked = check_detect_result(result, ts)
+    with explaining(explain):
+        result, after = trainable.detect_next(list(dimensions), ts, vs, loaded.typed)
+    checked = finish_detect(check_detect_result(result, ts), ts, vs, explain)
     if not return_state:
         return checked, None
     return checked, _packed(trainable, after, info.seen.then(ts), canonical)

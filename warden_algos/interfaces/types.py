@@ -15,6 +15,9 @@ from typing import NamedTuple, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
+from .explaining import explanations_wanted
+from .runs import flag_runs
+
 I64Array: TypeAlias = npt.NDArray[np.int64]
 F64Array: TypeAlias = npt.NDArray[np.float64]
 
@@ -42,6 +45,52 @@ class TimeSeries(NamedTuple):
         return render_dimensions(self.dimensions)
 
 
+class Explanation(NamedTuple):
+    """Why one detection fired: a short structured reason a person (or an alert template) can read.
+
+    Every field is optional: the SDK fills what it can from the detection's run and the band
+    (``peak`` .. ``band_units``), a detector adds what only it knows (``members`` of an ensemble
+    that voted, ``context`` such as a seasonal model's periods and the peak's phase in them), and a
+    multivariate detection names its top ``columns`` with their shares. ``band_units`` is how far
+    the peak's value is from ``expected``, in units of the band's half-width on that side: 1 is at
+    the band's edge, 3 is three times as far; negative below (with no ``expected``, the band's
+    middle is the reference). ``reason`` is the same in one sentence.
+    """
+
+    #: The run's most anomalous point (its highest score), its last point, and how many it has.
+    peak: int | None = None
+    end: int | None = None
+    points: int | None = None
+    #: The value at the peak and the band there (None: not known or no opinion).
+    actual: float | None = None
+    expected: float | None = None
+    lower: float | None = None
+    upper: float | None = None
+    band_units: float | None = None
+    #: The members of an ensemble that flagged a point of the run.
+    members: tuple[str, ...] = ()
+    #: What else the detector knew, as sorted ``(name, value)`` pairs (e.g. ``("periods_s",
+    #: "86400,604800")``); ``describe`` documents each detector's names.
+    context: tuple[tuple[str, str], ...] = ()
+    #: Multivariate: the columns that drove it, largest share first (the top ones only).
+    columns: tuple[tuple[str, float], ...] = ()
+    reason: str = ""
+
+    @classmethod
+    def of_runs(
+        cls,
+        timestamps: I64Array,
+        starts: npt.NDArray[np.intp],
+        ends: npt.NDArray[np.intp],
+        peaks: npt.NDArray[np.intp],
+    ) -> tuple[Explanation, ...]:
+        """The start of every detection's explanation: where its run peaks and ends."""
+        return tuple(
+            cls(peak=int(timestamps[peak]), end=int(timestamps[end]), points=int(end - start + 1))
+            for start, end, peak in zip(starts, ends, peaks, strict=True)
+        )
+
+
 class DetectResult(NamedTuple):
     """What a detect algorithm returns.
 
@@ -49,6 +98,8 @@ class DetectResult(NamedTuple):
     and how anomalous each is (higher is more anomalous, finite). ``expected``/``lower``/``upper``:
     optionally, the algorithm's band for *every* input point (NaN where it has no opinion, e.g.
     during warm-up). Use :meth:`from_mask` to build one from per-point arrays.
+    ``explanations``: one per detection, only when the caller asked for them (see
+    ``interfaces.explaining``); the SDK completes what the detector leaves out.
     """
 
     timestamps: I64Array
@@ -56,6 +107,7 @@ class DetectResult(NamedTuple):
     expected: F64Array | None = None
     lower: F64Array | None = None
     upper: F64Array | None = None
+    explanations: tuple[Explanation, ...] | None = None
 
     @classmethod
     def from_mask(
@@ -95,25 +147,17 @@ class DetectResult(NamedTuple):
             return cls.from_mask(
                 timestamps, is_anomaly, point_scores, expected=expected, lower=lower, upper=upper
             )
-        flagged = np.flatnonzero(is_anomaly)
-        if flagged.size == 0:
-            starts = flagged
-            scores = np.empty(0, dtype=np.float64)
-        else:
-            first_of_run = np.empty(flagged.size, dtype=bool)
-            first_of_run[0] = True
-            np.not_equal(flagged[1:], flagged[:-1] + 1, out=first_of_run[1:])
-            run_index = np.flatnonzero(first_of_run)
-            starts = flagged[run_index]
-            scores = np.fmax.reduceat(
-                np.asarray(point_scores, dtype=np.float64)[flagged], run_index
-            )
+        runs = flag_runs(is_anomaly, point_scores)
+        explanations = Explanation.of_runs(timestamps, *runs) if explanations_wanted() else None
         return cls(
-            timestamps=np.ascontiguousarray(timestamps[starts], dtype=np.int64),
-            scores=np.ascontiguousarray(scores, dtype=np.float64),
+            timestamps=np.ascontiguousarray(timestamps[runs.starts], dtype=np.int64),
+            scores=np.ascontiguousarray(
+                np.asarray(point_scores, dtype=np.float64)[runs.peaks], dtype=np.float64
+            ),
             expected=expected,
             lower=lower,
             upper=upper,
+            explanations=explanations,
         )
 
     @property
@@ -121,7 +165,7 @@ class DetectResult(NamedTuple):
         return self.expected is not None or self.lower is not None or self.upper is not None
 
     def without_band(self) -> DetectResult:
-        return DetectResult(timestamps=self.timestamps, scores=self.scores)
+        return DetectResult(self.timestamps, self.scores, explanations=self.explanations)
 
 
 class RCAResult(NamedTuple):

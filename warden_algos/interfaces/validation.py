@@ -146,6 +146,7 @@ def check_detect_result(result: object, timestamps: I64Array) -> DetectResult:
         timestamps=ts.astype(np.int64, copy=False),
         scores=scores.astype(np.float64, copy=False),
         **band,
+        explanations=result.explanations,  # checked by interfaces.explain when asked for
     )
 
 

@@ -86,6 +86,8 @@ class Request(NamedTuple):
     include_band: bool = True
     #: The host sent, and wants back, arrays as packed little-endian bytes rather than number lists.
     packed_arrays: bool = False
+    #: The host wants each detection's explanation (off by default: the hot path stays fast).
+    include_explanations: bool = False
 
 
 class ErrorInfo(NamedTuple):

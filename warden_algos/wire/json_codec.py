@@ -51,6 +51,7 @@ from .envelope import (
     Request,
     Response,
 )
+from .explanations import from_fields, to_fields
 from .matrices import from_flat, from_rows
 
 _DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
@@ -311,6 +312,11 @@ class WireRequest(_Wire):
     request_id: str | None = Field(default=None, max_length=512)
     include_band: bool = True
     packed_arrays: bool = False
+    include_explanations: bool = Field(
+        default=False,
+        description="Answer one explanation per detection (detect.explanations): off by "
+        "default, so the hot path does not pay for it.",
+    )
     detect: WireDetect | None = None
     rca: WireRCA | None = None
     fit: WireFit | None = None
@@ -489,6 +495,7 @@ class JsonCodec:
             request_id=wire.request_id,
             include_band=wire.include_band,
             packed_arrays=wire.packed_arrays,
+            include_explanations=wire.include_explanations,
         )
 
     def encode_response(self, response: Response) -> bytes:
@@ -514,6 +521,8 @@ class JsonCodec:
             }
             if found.expected is not None:
                 multi["expected_matrix"] = _matrix_out(found.expected, packed)
+            if found.explanations is not None:
+                multi["explanations"] = [to_fields(one) for one in found.explanations]
             if response.state is not None:
                 multi["state"] = base64.b64encode(response.state).decode()
             if response.state_sha256 is not None:
@@ -529,6 +538,8 @@ class JsonCodec:
                 band = getattr(result, name)
                 if band is not None:
                     detect[name] = _array_out(band, packed)
+            if result.explanations is not None:
+                detect["explanations"] = [to_fields(one) for one in result.explanations]
             if response.state is not None:
                 detect["state"] = base64.b64encode(response.state).decode()
             if response.state_sha256 is not None:
@@ -561,6 +572,8 @@ class JsonCodec:
             out["include_band"] = False
         if packed:
             out["packed_arrays"] = True
+        if request.include_explanations:
+            out["include_explanations"] = True
         payload = request.payload
         if isinstance(payload, DetectPayload):
             detect: dict[str, Any] = {
@@ -608,6 +621,9 @@ class JsonCodec:
         if wire.detect is not None:
             d = wire.detect
             packed = isinstance(obj["detect"]["timestamps"], dict)
+            explanations = None
+            if d.explanations is not None:
+                explanations = tuple(from_fields(one.model_dump()) for one in d.explanations)
             if d.contributions is not None:
                 detections = np.asarray(d.scores).shape[0]
                 width = _width_of(d.contributions, detections)
@@ -619,6 +635,7 @@ class JsonCodec:
                     expected=None
                     if d.expected_matrix is None
                     else _matrix(d.expected_matrix, names, "detect.expected_matrix"),
+                    explanations=explanations,
                 )
             else:
                 result = DetectResult(
@@ -627,6 +644,7 @@ class JsonCodec:
                     expected=d.expected,  # type: ignore[arg-type]
                     lower=d.lower,  # type: ignore[arg-type]
                     upper=d.upper,  # type: ignore[arg-type]
+                    explanations=explanations,
                 )
             state, state_sha256 = d.state, d.state_sha256  # type: ignore[assignment]
         elif wire.rca is not None:
@@ -665,6 +683,30 @@ class WireError(_Wire):
     field: str | None = None
 
 
+class WireExplanation(_Wire):
+    """Why one detection fired (README "Explanations"); unknown numbers are left out."""
+
+    peak: int | None = Field(default=None, description="Time of the run's most anomalous point.")
+    end: int | None = Field(default=None, description="Time of the run's last point.")
+    points: int | None = Field(default=None, description="Flagged points in the run.")
+    actual: float | None = Field(default=None, description="The value at the peak.")
+    expected: float | None = Field(default=None, description="The expected value there.")
+    lower: float | None = None
+    upper: float | None = None
+    band_units: float | None = Field(
+        default=None,
+        description="(actual - expected) in half-widths of the band on that side: 1 at its edge, "
+        "negative below; without expected, from the band's middle.",
+    )
+    members: list[str] = Field(default=[], description="An ensemble's members that flagged it.")
+    context: dict[str, str] = Field(
+        default={}, description="What else the detector knew, e.g. a seasonal model's periods."
+    )
+    columns: list[str] = Field(default=[], description="Multivariate: the top columns...")
+    shares: list[float] = Field(default=[], description="...and their shares, largest first.")
+    reason: str = Field(default="", description="The same in one sentence.")
+
+
 class WireDetectResult(_Wire):
     timestamps: I64Wire
     scores: F64Wire
@@ -680,6 +722,10 @@ class WireDetectResult(_Wire):
         default=None,
         description="Multivariate, when the detector has them: every cell's expected value "
         "(null: no opinion), a row per timestamp; packed: rows x columns.",
+    )
+    explanations: list[WireExplanation] | None = Field(
+        default=None,
+        description="With include_explanations: one per detection, in the order of timestamps.",
     )
     state: StateWire | None = Field(
         default=None, description="With return_state: the state after the request's points."

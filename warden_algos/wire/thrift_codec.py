@@ -34,6 +34,7 @@ from warden_algos.interfaces import (
     TimeSeries,
 )
 from warden_algos.interfaces.multivariate import MultivariateResult
+from warden_algos.interfaces.types import Explanation
 
 from .duplicates import check_no_duplicate_keys
 from .envelope import (
@@ -45,6 +46,7 @@ from .envelope import (
     Request,
     Response,
 )
+from .explanations import FIELDS, from_fields, to_fields
 from .matrices import from_flat, from_rows
 from .thrift_budget import check_thrift_decode_budget
 from .warden_wire import ttypes as wire
@@ -248,6 +250,22 @@ def _binary_bytes(struct: Any, depth: int = 0) -> int:
     return total
 
 
+def _explanations_out(
+    explanations: tuple[Explanation, ...] | None,
+) -> list[wire.Explanation] | None:
+    if explanations is None:
+        return None
+    return [wire.Explanation(**to_fields(one)) for one in explanations]
+
+
+def _explanations_in(
+    explanations: list[wire.Explanation] | None,
+) -> tuple[Explanation, ...] | None:
+    if explanations is None:
+        return None
+    return tuple(from_fields({name: getattr(one, name) for name in FIELDS}) for one in explanations)
+
+
 class _ThriftCodec:
     name: Literal["thrift-binary", "thrift-compact"]
     _factory: AcceleratedFactory
@@ -366,6 +384,7 @@ class _ThriftCodec:
             request_id=message.request_id,
             include_band=message.include_band is not False,
             packed_arrays=bool(message.packed_arrays),
+            include_explanations=bool(message.include_explanations),
         )
 
     def encode_response(self, response: Response) -> bytes:
@@ -394,6 +413,7 @@ class _ThriftCodec:
                 contributions_packed=shares_packed,
                 expected_matrix=expected,
                 expected_matrix_packed=expected_packed,
+                explanations=_explanations_out(found.explanations),
             )
         elif isinstance(response.result, DetectResult):
             result = response.result
@@ -415,6 +435,7 @@ class _ThriftCodec:
                 upper_packed=upper_packed,
                 state=response.state,
                 state_sha256=response.state_sha256,
+                explanations=_explanations_out(result.explanations),
             )
         elif isinstance(response.result, FitResult):
             fitted = response.result
@@ -444,6 +465,7 @@ class _ThriftCodec:
             request_id=request.request_id,
             include_band=None if request.include_band else False,
             packed_arrays=True if packed else None,
+            include_explanations=True if request.include_explanations else None,
         )
         payload = request.payload
         if isinstance(payload, DetectPayload):
@@ -535,6 +557,7 @@ class _ThriftCodec:
                     scores=scores,
                     contributions=shares,
                     expected=expected,
+                    explanations=_explanations_in(d.explanations),
                 )
                 return Response(
                     request_id=message.request_id,
@@ -551,6 +574,7 @@ class _ThriftCodec:
                 ),
                 lower=_array("detect.lower", d.lower, d.lower_packed, "float64", required=False),
                 upper=_array("detect.upper", d.upper, d.upper_packed, "float64", required=False),
+                explanations=_explanations_in(d.explanations),
             )
         elif message.rca is not None:
             result = RCAResult(

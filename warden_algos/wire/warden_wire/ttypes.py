@@ -872,6 +872,7 @@ class Request(object):
      - rca
      - envelope_version: The ENVELOPE_VERSION the sender was written against.
      - fit
+     - include_explanations: Unset means false: answer one Explanation per detection (DetectResult.explanations).
 
     """
 
@@ -886,10 +887,11 @@ class Request(object):
         'rca',
         'envelope_version',
         'fit',
+        'include_explanations',
     )
 
 
-    def __init__(self, interface_name=None, algorithm=None, params_json=None, request_id=None, include_band=None, packed_arrays=None, detect=None, rca=None, envelope_version=None, fit=None,):
+    def __init__(self, interface_name=None, algorithm=None, params_json=None, request_id=None, include_band=None, packed_arrays=None, detect=None, rca=None, envelope_version=None, fit=None, include_explanations=None,):
         self.interface_name = interface_name
         self.algorithm = algorithm
         self.params_json = params_json
@@ -900,6 +902,7 @@ class Request(object):
         self.rca = rca
         self.envelope_version = envelope_version
         self.fit = fit
+        self.include_explanations = include_explanations
 
     def read(self, iprot):
         if iprot._fast_decode is not None and isinstance(iprot.trans, TTransport.CReadableTransport) and self.thrift_spec is not None:
@@ -963,6 +966,11 @@ class Request(object):
                     self.fit.read(iprot)
                 else:
                     iprot.skip(ftype)
+            elif fid == 11:
+                if ftype == TType.BOOL:
+                    self.include_explanations = iprot.readBool()
+                else:
+                    iprot.skip(ftype)
             else:
                 iprot.skip(ftype)
             iprot.readFieldEnd()
@@ -1013,6 +1021,259 @@ class Request(object):
             oprot.writeFieldBegin('fit', TType.STRUCT, 10)
             self.fit.write(oprot)
             oprot.writeFieldEnd()
+        if self.include_explanations is not None:
+            oprot.writeFieldBegin('include_explanations', TType.BOOL, 11)
+            oprot.writeBool(self.include_explanations)
+            oprot.writeFieldEnd()
+        oprot.writeFieldStop()
+        oprot.writeStructEnd()
+
+    def validate(self):
+        return
+
+    def __repr__(self):
+        L = ['%s=%r' % (key, getattr(self, key))
+             for key in self.__slots__]
+        return '%s(%s)' % (self.__class__.__name__, ', '.join(L))
+
+    def __eq__(self, other):
+        if not isinstance(other, self.__class__):
+            return False
+        for attr in self.__slots__:
+            my_val = getattr(self, attr)
+            other_val = getattr(other, attr)
+            if my_val != other_val:
+                return False
+        return True
+
+    def __ne__(self, other):
+        return not (self == other)
+
+
+class Explanation(object):
+    """
+    Why one detection fired (README "Explanations"): every field optional, unset when unknown.
+
+    Attributes:
+     - peak: The times of the run's most anomalous point and of its last point; its flagged points.
+     - end
+     - points
+     - actual: The value at the peak and the band there.
+     - expected
+     - lower
+     - upper
+     - band_units: (actual - expected) in half-widths of the band on that side: 1 at its edge, negative
+    below; without expected, measured from the band's middle.
+     - members: An ensemble's members that flagged a point of the run.
+     - context: What else the detector knew, e.g. a seasonal model's periods_s and phase_s.
+     - columns: Multivariate: the columns that drove it and their shares, largest first.
+     - shares
+     - reason: The same in one sentence.
+
+    """
+
+    __slots__ = (
+        'peak',
+        'end',
+        'points',
+        'actual',
+        'expected',
+        'lower',
+        'upper',
+        'band_units',
+        'members',
+        'context',
+        'columns',
+        'shares',
+        'reason',
+    )
+
+
+    def __init__(self, peak=None, end=None, points=None, actual=None, expected=None, lower=None, upper=None, band_units=None, members=None, context=None, columns=None, shares=None, reason=None,):
+        self.peak = peak
+        self.end = end
+        self.points = points
+        self.actual = actual
+        self.expected = expected
+        self.lower = lower
+        self.upper = upper
+        self.band_units = band_units
+        self.members = members
+        self.context = context
+        self.columns = columns
+        self.shares = shares
+        self.reason = reason
+
+    def read(self, iprot):
+        if iprot._fast_decode is not None and isinstance(iprot.trans, TTransport.CReadableTransport) and self.thrift_spec is not None:
+            iprot._fast_decode(self, iprot, [self.__class__, self.thrift_spec])
+            return
+        iprot.readStructBegin()
+        while True:
+            (fname, ftype, fid) = iprot.readFieldBegin()
+            if ftype == TType.STOP:
+                break
+            if fid == 1:
+                if ftype == TType.I64:
+                    self.peak = iprot.readI64()
+                else:
+                    iprot.skip(ftype)
+            elif fid == 2:
+                if ftype == TType.I64:
+                    self.end = iprot.readI64()
+                else:
+                    iprot.skip(ftype)
+            elif fid == 3:
+                if ftype == TType.I64:
+                    self.points = iprot.readI64()
+                else:
+                    iprot.skip(ftype)
+            elif fid == 4:
+                if ftype == TType.DOUBLE:
+                    self.actual = iprot.readDouble()
+                else:
+                    iprot.skip(ftype)
+            elif fid == 5:
+                if ftype == TType.DOUBLE:
+                    self.expected = iprot.readDouble()
+                else:
+                    iprot.skip(ftype)
+            elif fid == 6:
+                if ftype == TType.DOUBLE:
+                    self.lower = iprot.readDouble()
+                else:
+                    iprot.skip(ftype)
+            elif fid == 7:
+                if ftype == TType.DOUBLE:
+                    self.upper = iprot.readDouble()
+                else:
+                    iprot.skip(ftype)
+            elif fid == 8:
+                if ftype == TType.DOUBLE:
+                    self.band_units = iprot.readDouble()
+                else:
+                    iprot.skip(ftype)
+            elif fid == 9:
+                if ftype == TType.LIST:
+                    self.members = []
+                    (_etype138, _size135) = iprot.readListBegin()
+                    for _i139 in range(_size135):
+                        _elem140 = iprot.readString().decode('utf-8', errors='replace') if sys.version_info[0] == 2 else iprot.readString()
+                        self.members.append(_elem140)
+                    iprot.readListEnd()
+                else:
+                    iprot.skip(ftype)
+            elif fid == 10:
+                if ftype == TType.MAP:
+                    self.context = {}
+                    (_ktype142, _vtype143, _size141) = iprot.readMapBegin()
+                    for _i145 in range(_size141):
+                        _key146 = iprot.readString().decode('utf-8', errors='replace') if sys.version_info[0] == 2 else iprot.readString()
+                        _val147 = iprot.readString().decode('utf-8', errors='replace') if sys.version_info[0] == 2 else iprot.readString()
+                        self.context[_key146] = _val147
+                    iprot.readMapEnd()
+                else:
+                    iprot.skip(ftype)
+            elif fid == 11:
+                if ftype == TType.LIST:
+                    self.columns = []
+                    (_etype151, _size148) = iprot.readListBegin()
+                    for _i152 in range(_size148):
+                        _elem153 = iprot.readString().decode('utf-8', errors='replace') if sys.version_info[0] == 2 else iprot.readString()
+                        self.columns.append(_elem153)
+                    iprot.readListEnd()
+                else:
+                    iprot.skip(ftype)
+            elif fid == 12:
+                if ftype == TType.LIST:
+                    self.shares = []
+                    (_etype157, _size154) = iprot.readListBegin()
+                    for _i158 in range(_size154):
+                        _elem159 = iprot.readDouble()
+                        self.shares.append(_elem159)
+                    iprot.readListEnd()
+                else:
+                    iprot.skip(ftype)
+            elif fid == 13:
+                if ftype == TType.STRING:
+                    self.reason = iprot.readString().decode('utf-8', errors='replace') if sys.version_info[0] == 2 else iprot.readString()
+                else:
+                    iprot.skip(ftype)
+            else:
+                iprot.skip(ftype)
+            iprot.readFieldEnd()
+        iprot.readStructEnd()
+
+    def write(self, oprot):
+        if oprot._fast_encode is not None and self.thrift_spec is not None:
+            oprot.trans.write(oprot._fast_encode(self, [self.__class__, self.thrift_spec]))
+            return
+        oprot.writeStructBegin('Explanation')
+        if self.peak is not None:
+            oprot.writeFieldBegin('peak', TType.I64, 1)
+            oprot.writeI64(self.peak)
+            oprot.writeFieldEnd()
+        if self.end is not None:
+            oprot.writeFieldBegin('end', TType.I64, 2)
+            oprot.writeI64(self.end)
+            oprot.writeFieldEnd()
+        if self.points is not None:
+            oprot.writeFieldBegin('points', TType.I64, 3)
+            oprot.writeI64(self.points)
+            oprot.writeFieldEnd()
+        if self.actual is not None:
+            oprot.writeFieldBegin('actual', TType.DOUBLE, 4)
+            oprot.writeDouble(self.actual)
+            oprot.writeFieldEnd()
+        if self.expected is not None:
+            oprot.writeFieldBegin('expected', TType.DOUBLE, 5)
+            oprot.writeDouble(self.expected)
+            oprot.writeFieldEnd()
+        if self.lower is not None:
+            oprot.writeFieldBegin('lower', TType.DOUBLE, 6)
+            oprot.writeDouble(self.lower)
+            oprot.writeFieldEnd()
+        if self.upper is not None:
+            oprot.writeFieldBegin('upper', TType.DOUBLE, 7)
+            oprot.writeDouble(self.upper)
+            oprot.writeFieldEnd()
+        if self.band_units is not None:
+            oprot.writeFieldBegin('band_units', TType.DOUBLE, 8)
+            oprot.writeDouble(self.band_units)
+            oprot.writeFieldEnd()
+        if self.members is not None:
+            oprot.writeFieldBegin('members', TType.LIST, 9)
+            oprot.writeListBegin(TType.STRING, len(self.members))
+            for iter160 in self.members:
+                oprot.writeString(iter160.encode('utf-8') if sys.version_info[0] == 2 else iter160)
+            oprot.writeListEnd()
+            oprot.writeFieldEnd()
+        if self.context is not None:
+            oprot.writeFieldBegin('context', TType.MAP, 10)
+            oprot.writeMapBegin(TType.STRING, TType.STRING, len(self.context))
+            for kiter161, viter162 in self.context.items():
+                oprot.writeString(kiter161.encode('utf-8') if sys.version_info[0] == 2 else kiter161)
+                oprot.writeString(viter162.encode('utf-8') if sys.version_info[0] == 2 else viter162)
+            oprot.writeMapEnd()
+            oprot.writeFieldEnd()
+        if self.columns is not None:
+            oprot.writeFieldBegin('columns', TType.LIST, 11)
+            oprot.writeListBegin(TType.STRING, len(self.columns))
+            for iter163 in self.columns:
+                oprot.writeString(iter163.encode('utf-8') if sys.version_info[0] == 2 else iter163)
+            oprot.writeListEnd()
+            oprot.writeFieldEnd()
+        if self.shares is not None:
+            oprot.writeFieldBegin('shares', TType.LIST, 12)
+            oprot.writeListBegin(TType.DOUBLE, len(self.shares))
+            for iter164 in self.shares:
+                oprot.writeDouble(iter164)
+            oprot.writeListEnd()
+            oprot.writeFieldEnd()
+        if self.reason is not None:
+            oprot.writeFieldBegin('reason', TType.STRING, 13)
+            oprot.writeString(self.reason.encode('utf-8') if sys.version_info[0] == 2 else self.reason)
+            oprot.writeFieldEnd()
         oprot.writeFieldStop()
         oprot.writeStructEnd()
 
@@ -1059,6 +1320,7 @@ class DetectResult(object):
      - expected_matrix: Multivariate, when the detector has them: the expected value of every cell (NaN: no
     opinion), a row per timestamp; or packed (rows x columns).
      - expected_matrix_packed
+     - explanations: With include_explanations: one per detection, in the order of timestamps.
 
     """
 
@@ -1079,10 +1341,11 @@ class DetectResult(object):
         'contributions_packed',
         'expected_matrix',
         'expected_matrix_packed',
+        'explanations',
     )
 
 
-    def __init__(self, timestamps=None, scores=None, expected=None, lower=None, upper=None, timestamps_packed=None, scores_packed=None, expected_packed=None, lower_packed=None, upper_packed=None, state=None, state_sha256=None, contributions=None, contributions_packed=None, expected_matrix=None, expected_matrix_packed=None,):
+    def __init__(self, timestamps=None, scores=None, expected=None, lower=None, upper=None, timestamps_packed=None, scores_packed=None, expected_packed=None, lower_packed=None, upper_packed=None, state=None, state_sha256=None, contributions=None, contributions_packed=None, expected_matrix=None, expected_matrix_packed=None, explanations=None,):
         self.timestamps = timestamps
         self.scores = scores
         self.expected = expected
@@ -1099,6 +1362,7 @@ class DetectResult(object):
         self.contributions_packed = contributions_packed
         self.expected_matrix = expected_matrix
         self.expected_matrix_packed = expected_matrix_packed
+        self.explanations = explanations
 
     def read(self, iprot):
         if iprot._fast_decode is not None and isinstance(iprot.trans, TTransport.CReadableTransport) and self.thrift_spec is not None:
@@ -1112,50 +1376,50 @@ class DetectResult(object):
             if fid == 1:
                 if ftype == TType.LIST:
                     self.timestamps = []
-                    (_etype138, _size135) = iprot.readListBegin()
-                    for _i139 in range(_size135):
-                        _elem140 = iprot.readI64()
-                        self.timestamps.append(_elem140)
+                    (_etype168, _size165) = iprot.readListBegin()
+                    for _i169 in range(_size165):
+                        _elem170 = iprot.readI64()
+                        self.timestamps.append(_elem170)
                     iprot.readListEnd()
                 else:
                     iprot.skip(ftype)
             elif fid == 2:
                 if ftype == TType.LIST:
                     self.scores = []
-                    (_etype144, _size141) = iprot.readListBegin()
-                    for _i145 in range(_size141):
-                        _elem146 = iprot.readDouble()
-                        self.scores.append(_elem146)
+                    (_etype174, _size171) = iprot.readListBegin()
+                    for _i175 in range(_size171):
+                        _elem176 = iprot.readDouble()
+                        self.scores.append(_elem176)
                     iprot.readListEnd()
                 else:
                     iprot.skip(ftype)
             elif fid == 3:
                 if ftype == TType.LIST:
                     self.expected = []
-                    (_etype150, _size147) = iprot.readListBegin()
-                    for _i151 in range(_size147):
-                        _elem152 = iprot.readDouble()
-                        self.expected.append(_elem152)
+                    (_etype180, _size177) = iprot.readListBegin()
+                    for _i181 in range(_size177):
+                        _elem182 = iprot.readDouble()
+                        self.expected.append(_elem182)
                     iprot.readListEnd()
                 else:
                     iprot.skip(ftype)
             elif fid == 4:
                 if ftype == TType.LIST:
                     self.lower = []
-                    (_etype156, _size153) = iprot.readListBegin()
-                    for _i157 in range(_size153):
-                        _elem158 = iprot.readDouble()
-                        self.lower.append(_elem158)
+                    (_etype186, _size183) = iprot.readListBegin()
+                    for _i187 in range(_size183):
+                        _elem188 = iprot.readDouble()
+                        self.lower.append(_elem188)
                     iprot.readListEnd()
                 else:
                     iprot.skip(ftype)
             elif fid == 5:
                 if ftype == TType.LIST:
                     self.upper = []
-                    (_etype162, _size159) = iprot.readListBegin()
-                    for _i163 in range(_size159):
-                        _elem164 = iprot.readDouble()
-                        self.upper.append(_elem164)
+                    (_etype192, _size189) = iprot.readListBegin()
+                    for _i193 in range(_size189):
+                        _elem194 = iprot.readDouble()
+                        self.upper.append(_elem194)
                     iprot.readListEnd()
                 else:
                     iprot.skip(ftype)
@@ -1197,15 +1461,15 @@ class DetectResult(object):
             elif fid == 13:
                 if ftype == TType.LIST:
                     self.contributions = []
-                    (_etype168, _size165) = iprot.readListBegin()
-                    for _i169 in range(_size165):
-                        _elem170 = []
-                        (_etype174, _size171) = iprot.readListBegin()
-                        for _i175 in range(_size171):
-                            _elem176 = iprot.readDouble()
-                            _elem170.append(_elem176)
+                    (_etype198, _size195) = iprot.readListBegin()
+                    for _i199 in range(_size195):
+                        _elem200 = []
+                        (_etype204, _size201) = iprot.readListBegin()
+                        for _i205 in range(_size201):
+                            _elem206 = iprot.readDouble()
+                            _elem200.append(_elem206)
                         iprot.readListEnd()
-                        self.contributions.append(_elem170)
+                        self.contributions.append(_elem200)
                     iprot.readListEnd()
                 else:
                     iprot.skip(ftype)
@@ -1217,21 +1481,32 @@ class DetectResult(object):
             elif fid == 15:
                 if ftype == TType.LIST:
                     self.expected_matrix = []
-                    (_etype180, _size177) = iprot.readListBegin()
-                    for _i181 in range(_size177):
-                        _elem182 = []
-                        (_etype186, _size183) = iprot.readListBegin()
-                        for _i187 in range(_size183):
-                            _elem188 = iprot.readDouble()
-                            _elem182.append(_elem188)
+                    (_etype210, _size207) = iprot.readListBegin()
+                    for _i211 in range(_size207):
+                        _elem212 = []
+                        (_etype216, _size213) = iprot.readListBegin()
+                        for _i217 in range(_size213):
+                            _elem218 = iprot.readDouble()
+                            _elem212.append(_elem218)
                         iprot.readListEnd()
-                        self.expected_matrix.append(_elem182)
+                        self.expected_matrix.append(_elem212)
                     iprot.readListEnd()
                 else:
                     iprot.skip(ftype)
             elif fid == 16:
                 if ftype == TType.STRING:
                     self.expected_matrix_packed = iprot.readBinary()
+                else:
+                    iprot.skip(ftype)
+            elif fid == 17:
+                if ftype == TType.LIST:
+                    self.explanations = []
+                    (_etype222, _size219) = iprot.readListBegin()
+                    for _i223 in range(_size219):
+                        _elem224 = Explanation()
+                        _elem224.read(iprot)
+                        self.explanations.append(_elem224)
+                    iprot.readListEnd()
                 else:
                     iprot.skip(ftype)
             else:
@@ -1247,36 +1522,36 @@ class DetectResult(object):
         if self.timestamps is not None:
             oprot.writeFieldBegin('timestamps', TType.LIST, 1)
             oprot.writeListBegin(TType.I64, len(self.timestamps))
-            for iter189 in self.timestamps:
-                oprot.writeI64(iter189)
+            for iter225 in self.timestamps:
+                oprot.writeI64(iter225)
             oprot.writeListEnd()
             oprot.writeFieldEnd()
         if self.scores is not None:
             oprot.writeFieldBegin('scores', TType.LIST, 2)
             oprot.writeListBegin(TType.DOUBLE, len(self.scores))
-            for iter190 in self.scores:
-                oprot.writeDouble(iter190)
+            for iter226 in self.scores:
+                oprot.writeDouble(iter226)
             oprot.writeListEnd()
             oprot.writeFieldEnd()
         if self.expected is not None:
             oprot.writeFieldBegin('expected', TType.LIST, 3)
             oprot.writeListBegin(TType.DOUBLE, len(self.expected))
-            for iter191 in self.expected:
-                oprot.writeDouble(iter191)
+            for iter227 in self.expected:
+                oprot.writeDouble(iter227)
             oprot.writeListEnd()
             oprot.writeFieldEnd()
         if self.lower is not None:
             oprot.writeFieldBegin('lower', TType.LIST, 4)
             oprot.writeListBegin(TType.DOUBLE, len(self.lower))
-            for iter192 in self.lower:
-                oprot.writeDouble(iter192)
+            for iter228 in self.lower:
+                oprot.writeDouble(iter228)
             oprot.writeListEnd()
             oprot.writeFieldEnd()
         if self.upper is not None:
             oprot.writeFieldBegin('upper', TType.LIST, 5)
             oprot.writeListBegin(TType.DOUBLE, len(self.upper))
-            for iter193 in self.upper:
-                oprot.writeDouble(iter193)
+            for iter229 in self.upper:
+                oprot.writeDouble(iter229)
             oprot.writeListEnd()
             oprot.writeFieldEnd()
         if self.timestamps_packed is not None:
@@ -1310,10 +1585,10 @@ class DetectResult(object):
         if self.contributions is not None:
             oprot.writeFieldBegin('contributions', TType.LIST, 13)
             oprot.writeListBegin(TType.LIST, len(self.contributions))
-            for iter194 in self.contributions:
-                oprot.writeListBegin(TType.DOUBLE, len(iter194))
-                for iter195 in iter194:
-                    oprot.writeDouble(iter195)
+            for iter230 in self.contributions:
+                oprot.writeListBegin(TType.DOUBLE, len(iter230))
+                for iter231 in iter230:
+                    oprot.writeDouble(iter231)
                 oprot.writeListEnd()
             oprot.writeListEnd()
             oprot.writeFieldEnd()
@@ -1324,16 +1599,23 @@ class DetectResult(object):
         if self.expected_matrix is not None:
             oprot.writeFieldBegin('expected_matrix', TType.LIST, 15)
             oprot.writeListBegin(TType.LIST, len(self.expected_matrix))
-            for iter196 in self.expected_matrix:
-                oprot.writeListBegin(TType.DOUBLE, len(iter196))
-                for iter197 in iter196:
-                    oprot.writeDouble(iter197)
+            for iter232 in self.expected_matrix:
+                oprot.writeListBegin(TType.DOUBLE, len(iter232))
+                for iter233 in iter232:
+                    oprot.writeDouble(iter233)
                 oprot.writeListEnd()
             oprot.writeListEnd()
             oprot.writeFieldEnd()
         if self.expected_matrix_packed is not None:
             oprot.writeFieldBegin('expected_matrix_packed', TType.STRING, 16)
             oprot.writeBinary(self.expected_matrix_packed)
+            oprot.writeFieldEnd()
+        if self.explanations is not None:
+            oprot.writeFieldBegin('explanations', TType.LIST, 17)
+            oprot.writeListBegin(TType.STRUCT, len(self.explanations))
+            for iter234 in self.explanations:
+                iter234.write(oprot)
+            oprot.writeListEnd()
             oprot.writeFieldEnd()
         oprot.writeFieldStop()
         oprot.writeStructEnd()
@@ -1599,11 +1881,11 @@ class RcaResult(object):
             if fid == 1:
                 if ftype == TType.LIST:
                     self.contributions = []
-                    (_etype201, _size198) = iprot.readListBegin()
-                    for _i202 in range(_size198):
-                        _elem203 = Contribution()
-                        _elem203.read(iprot)
-                        self.contributions.append(_elem203)
+                    (_etype238, _size235) = iprot.readListBegin()
+                    for _i239 in range(_size235):
+                        _elem240 = Contribution()
+                        _elem240.read(iprot)
+                        self.contributions.append(_elem240)
                     iprot.readListEnd()
                 else:
                     iprot.skip(ftype)
@@ -1620,8 +1902,8 @@ class RcaResult(object):
         if self.contributions is not None:
             oprot.writeFieldBegin('contributions', TType.LIST, 1)
             oprot.writeListBegin(TType.STRUCT, len(self.contributions))
-            for iter204 in self.contributions:
-                iter204.write(oprot)
+            for iter241 in self.contributions:
+                iter241.write(oprot)
             oprot.writeListEnd()
             oprot.writeFieldEnd()
         oprot.writeFieldStop()
@@ -1935,6 +2217,24 @@ Request.thrift_spec = (
     (8, TType.STRUCT, 'rca', [RcaPayload, None], None, ),  # 8
     (9, TType.I32, 'envelope_version', None, None, ),  # 9
     (10, TType.STRUCT, 'fit', [FitPayload, None], None, ),  # 10
+    (11, TType.BOOL, 'include_explanations', None, None, ),  # 11
+)
+all_structs.append(Explanation)
+Explanation.thrift_spec = (
+    None,  # 0
+    (1, TType.I64, 'peak', None, None, ),  # 1
+    (2, TType.I64, 'end', None, None, ),  # 2
+    (3, TType.I64, 'points', None, None, ),  # 3
+    (4, TType.DOUBLE, 'actual', None, None, ),  # 4
+    (5, TType.DOUBLE, 'expected', None, None, ),  # 5
+    (6, TType.DOUBLE, 'lower', None, None, ),  # 6
+    (7, TType.DOUBLE, 'upper', None, None, ),  # 7
+    (8, TType.DOUBLE, 'band_units', None, None, ),  # 8
+    (9, TType.LIST, 'members', (TType.STRING, 'UTF8', False), None, ),  # 9
+    (10, TType.MAP, 'context', (TType.STRING, 'UTF8', TType.STRING, 'UTF8', False), None, ),  # 10
+    (11, TType.LIST, 'columns', (TType.STRING, 'UTF8', False), None, ),  # 11
+    (12, TType.LIST, 'shares', (TType.DOUBLE, None, False), None, ),  # 12
+    (13, TType.STRING, 'reason', 'UTF8', None, ),  # 13
 )
 all_structs.append(DetectResult)
 DetectResult.thrift_spec = (
@@ -1955,6 +2255,7 @@ DetectResult.thrift_spec = (
     (14, TType.STRING, 'contributions_packed', 'BINARY', None, ),  # 14
     (15, TType.LIST, 'expected_matrix', (TType.LIST, (TType.DOUBLE, None, False), False), None, ),  # 15
     (16, TType.STRING, 'expected_matrix_packed', 'BINARY', None, ),  # 16
+    (17, TType.LIST, 'explanations', (TType.STRUCT, [Explanation, None], False), None, ),  # 17
 )
 all_structs.append(FitResult)
 FitResult.thrift_spec = (
