@@ -318,3 +318,40 @@ def test_the_hot_path_never_loads_the_explanation_code() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     ).stdout.split()
     assert out == ["False", "True"]
+
+
+def _runs_by_hand(flags: list[bool], scores: list[float]) -> tuple[list[int], ...]:
+    starts, ends, peaks = [], [], []
+    i = 0
+    while i < len(flags):
+        if not flags[i]:
+            i += 1
+            continue
+        j = i
+        while j + 1 < len(flags) and flags[j + 1]:
+            j += 1
+        run = np.array(scores[i : j + 1])
+        peak = i if np.isnan(run).all() else i + int(np.nanargmax(run))  # first of ties
+        starts.append(i), ends.append(j), peaks.append(peak)
+        i = j + 1
+    return starts, ends, peaks
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.booleans(),
+            st.one_of(st.floats(allow_infinity=False, width=16), st.sampled_from([1.0, 2.0])),
+        ),
+        max_size=40,
+    )
+)
+def test_runs_start_end_and_peak_where_a_hand_count_says(pairs: list[tuple[bool, float]]) -> None:
+    from warden_algos.interfaces.runs import flag_runs
+
+    flags, scores = [flag for flag, _ in pairs], [score for _, score in pairs]
+    runs = flag_runs(np.array(flags, dtype=bool), np.array(scores, dtype=np.float64))
+    assert (runs.starts.tolist(), runs.ends.tolist(), runs.peaks.tolist()) == _runs_by_hand(
+        flags, scores
+    )

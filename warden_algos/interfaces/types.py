@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .explaining import explanations_wanted
-from .runs import flag_runs
+from .runs import flag_runs, run_highest
 
 I64Array: TypeAlias = npt.NDArray[np.int64]
 F64Array: TypeAlias = npt.NDArray[np.float64]
@@ -147,13 +147,16 @@ class DetectResult(NamedTuple):
             return cls.from_mask(
                 timestamps, is_anomaly, point_scores, expected=expected, lower=lower, upper=upper
             )
-        runs = flag_runs(is_anomaly, point_scores)
-        explanations = Explanation.of_runs(timestamps, *runs) if explanations_wanted() else None
+        explanations = None
+        if explanations_wanted():
+            runs = flag_runs(is_anomaly, point_scores)
+            starts, highest = runs.starts, np.asarray(point_scores, dtype=np.float64)[runs.peaks]
+            explanations = Explanation.of_runs(timestamps, *runs)
+        else:
+            starts, highest = run_highest(is_anomaly, point_scores)
         return cls(
-            timestamps=np.ascontiguousarray(timestamps[runs.starts], dtype=np.int64),
-            scores=np.ascontiguousarray(
-                np.asarray(point_scores, dtype=np.float64)[runs.peaks], dtype=np.float64
-            ),
+            timestamps=np.ascontiguousarray(timestamps[starts], dtype=np.int64),
+            scores=np.ascontiguousarray(highest, dtype=np.float64),
             expected=expected,
             lower=lower,
             upper=upper,
