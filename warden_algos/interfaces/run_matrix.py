@@ -25,7 +25,7 @@ from .multivariate import (
     check_matrix_result,
 )
 from .run import _readonly, as_times
-from .run_state import Fitted, _packed, _usable
+from .run_state import Fitted, _packed, _usable, check_after_state
 from .state import Seen, canonical_params
 from .types import F64Array, I64Array
 from .validation import check_times
@@ -132,12 +132,7 @@ def run_detect_matrix_next(
     loaded = _usable(detector, state, canonical)
     ts, cells, names = _checked(path, timestamps, matrix, columns)
     info = loaded.info
-    if ts.shape[0] and info.seen_end is not None and int(ts[0]) <= info.seen_end:
-        raise InvalidInput(
-            f"the state has seen points up to {info.seen_end}; only later points can be scored "
-            f"with it, but the first given is {int(ts[0])}",
-            field=f"{path}.timestamps[0]",
-        )
+    check_after_state(info.seen_end, ts, path)
     check_budget(detector.name, detector.estimate(_shape(cells)))
     with explaining(explain):
         result, after = detector.detect_matrix_next(

@@ -28,7 +28,7 @@ from .state import (
     matched_state,
 )
 from .trainable import TrainableDetector
-from .types import DetectResult
+from .types import DetectResult, I64Array
 from .validation import check_detect_input, check_detect_result
 
 
@@ -128,6 +128,16 @@ def _usable(
     return load_state(trainable, state.state)  # says precisely why it does not fit
 
 
+def check_after_state(seen_end: int | None, timestamps: I64Array, path: str) -> None:
+    """A state scores only the points after the ones it has seen."""
+    if timestamps.shape[0] and seen_end is not None and int(timestamps[0]) <= seen_end:
+        raise InvalidInput(
+            f"the state has seen points up to {seen_end}; only later points can be scored "
+            f"with it, but the first given is {int(timestamps[0])}",
+            field=f"{path}.timestamps[0]",
+        )
+
+
 def run_detect_next(
     algorithm: Any,
     timestamps: npt.ArrayLike,
@@ -149,12 +159,7 @@ def run_detect_next(
     ts = _readonly(as_times(f"{path}.timestamps", timestamps))
     vs = _readonly(as_values(f"{path}.values", values))
     check_detect_input(path, ts, vs)
-    if ts.shape[0] and info.seen_end is not None and int(ts[0]) <= info.seen_end:
-        raise InvalidInput(
-            f"the state has seen points up to {info.seen_end}; only later points can be scored "
-            f"with it, but the first given is {int(ts[0])}",
-            field=f"{path}.timestamps[0]",
-        )
+    check_after_state(info.seen_end, ts, path)
     n = ts.shape[0]
     check_budget(trainable.name, trainable.estimate(InputShape(n, 1, n)))
     with explaining(explain):

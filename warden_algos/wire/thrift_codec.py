@@ -250,6 +250,26 @@ def _binary_bytes(struct: Any, depth: int = 0) -> int:
     return total
 
 
+def _series_fields(payload: DetectPayload | FitPayload, packed: bool) -> dict[str, Any]:
+    """What a detect and a fit payload share on the wire: the dimensions, the times, and the
+    values or the columns and matrix, each as a list or packed."""
+    timestamps, timestamps_packed = _list_or_packed(payload.timestamps, packed)
+    values, values_packed = _list_or_packed(
+        payload.values if payload.matrix is None else None, packed
+    )
+    rows, rows_packed = _matrix_or_packed(payload.matrix, packed)
+    return {
+        "dimensions": list(payload.dimensions),
+        "timestamps": timestamps,
+        "values": values,
+        "timestamps_packed": timestamps_packed,
+        "values_packed": values_packed,
+        "columns": None if payload.columns is None else list(payload.columns),
+        "matrix": rows,
+        "matrix_packed": rows_packed,
+    }
+
+
 def _explanations_out(
     explanations: tuple[Explanation, ...] | None,
 ) -> list[wire.Explanation] | None:
@@ -469,42 +489,16 @@ class _ThriftCodec:
         )
         payload = request.payload
         if isinstance(payload, DetectPayload):
-            timestamps, timestamps_packed = _list_or_packed(payload.timestamps, packed)
-            values, values_packed = _list_or_packed(
-                payload.values if payload.matrix is None else None, packed
-            )
-            rows, rows_packed = _matrix_or_packed(payload.matrix, packed)
             out.detect = wire.DetectPayload(
-                dimensions=list(payload.dimensions),
-                timestamps=timestamps,
-                values=values,
-                timestamps_packed=timestamps_packed,
-                values_packed=values_packed,
+                **_series_fields(payload, packed),
                 state=payload.state,
                 state_sha256=payload.state_sha256,
                 model=payload.model,
                 return_state=True if payload.return_state else None,
                 return_state_sha256_only=True if payload.return_state_sha256_only else None,
-                columns=None if payload.columns is None else list(payload.columns),
-                matrix=rows,
-                matrix_packed=rows_packed,
             )
         elif isinstance(payload, FitPayload):
-            timestamps, timestamps_packed = _list_or_packed(payload.timestamps, packed)
-            values, values_packed = _list_or_packed(
-                payload.values if payload.matrix is None else None, packed
-            )
-            rows, rows_packed = _matrix_or_packed(payload.matrix, packed)
-            out.fit = wire.FitPayload(
-                dimensions=list(payload.dimensions),
-                timestamps=timestamps,
-                values=values,
-                timestamps_packed=timestamps_packed,
-                values_packed=values_packed,
-                columns=None if payload.columns is None else list(payload.columns),
-                matrix=rows,
-                matrix_packed=rows_packed,
-            )
+            out.fit = wire.FitPayload(**_series_fields(payload, packed))
         else:
             anomalies, anomalies_packed = _list_or_packed(payload.anomalies, packed)
             out.rca = wire.RcaPayload(
