@@ -271,3 +271,48 @@ def test_a_bad_cell_names_its_column_and_parts_must_hold_the_same_columns(tmp_pa
         read_series(paths[1:], value_column="disk")  # one column: as it always said
     with pytest.raises(TableError, match="1 to 256 value columns, not 257"):
         read_series(paths, value_column=[f"c{i}" for i in range(257)])
+
+
+def test_fit_of_several_columns_pushes_a_model_per_column_or_one_of_the_matrix(
+    tmp_path: Path,
+) -> None:
+    """ksigma fits each column alone, under ``<series>,column=<name>`` and with the column as
+    one more dimension; isolation_forest fits one model of the matrix per series."""
+    table, truth = wide_table()
+    path = tmp_path / "wide.csv"
+    table.to_csv(path, index=False)
+    store = local_backend(tmp_path / "store")
+    flags = ["--key-columns", "host", "--timestamp-column", "ts", "--value-columns", "cpu,mem"]
+    done = models(store, "fit", str(path), "--algorithm", "ksigma", *flags, "--json")
+    assert done.returncode == 0, done.stderr.decode()
+    rows = orjson.loads(done.stdout)["series"]
+    assert [(row["key"], row["column"]) for row in rows] == [
+        (f"host={h},column={c}", c) for h in "ab" for c in ("cpu", "mem")
+    ]
+    for host, (times, matrix) in truth.items():
+        for index, name in enumerate(("cpu", "mem")):
+            pointer = store.store.pointer(SeriesId("ksigma", PARAMS_ID, f"{host},column={name}"))
+            fitted = run_fit(KSigma(), times, matrix[:, index], [host, f"column={name}"])
+            assert pointer is not None
+            assert pointer.sha256 == hashlib.sha256(fitted.state).hexdigest()
+    text = models(store, "fit", str(path), "--algorithm", "ksigma", *flags).stdout.decode()
+    assert text.splitlines()[-1] == "4 models of 2 series of ksigma: 0 pushed, 4 current, 0 failed"
+    forest = '{"n_estimators": 10, "max_samples": 32}'
+    done = models(store, "fit", str(path), "--algorithm", "isolation_forest", "--params", forest,
+                  *flags, "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
+    rows = orjson.loads(done.stdout)["series"]
+    assert [(row["key"], row["column"]) for row in rows] == [("host=a", None), ("host=b", None)]
+    from warden_algos.algorithms.isolation_forest import IsolationForest
+    from warden_algos.interfaces.state import decode_state
+
+    forest_id = params_id(IsolationForest(orjson.loads(forest)).get_params())
+    series_id = SeriesId("isolation_forest", forest_id, "host=a")
+    pointer = store.store.pointer(series_id)
+    assert pointer is not None
+    blob, _ = store.store.fetch(series_id, pointer.sha256)
+    assert decode_state(blob).fields["columns"] == ["cpu", "mem"]
+    many = ",".join(f"c{i}" for i in range(257))
+    refused = models(store, "fit", str(path), "--algorithm", "ksigma", "--value-columns", many)
+    assert refused.returncode == 1
+    assert "--value-columns names 257 columns: at most 256" in one_line_error(refused)
