@@ -213,3 +213,106 @@ def test_reading_parquet_without_pyarrow_names_the_data_extra(
     monkeypatch.setitem(sys.modules, "pyarrow", None)  # as if not installed
     with pytest.raises(MissingExtra, match=r"pip install 'warden-algos\[data\]'"):
         read_series([path])
+
+
+# several value columns -----------------------------------------------------------------------
+
+
+def wide_table() -> tuple[pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Two hosts' cpu and mem in one long table, rows shuffled, a missing cell in each; and
+    each host's sorted (times, matrix)."""
+    frames, truth = [], {}
+    for index, host in enumerate(("a", "b")):
+        times, cpu = series(200, seed=index)
+        _, mem = series(200, seed=10 + index)
+        cpu[17] = np.nan
+        truth[f"host={host}"] = (times, np.column_stack([cpu, mem]))
+        frames.append(pd.DataFrame({"host": host, "ts": times, "cpu": cpu, "mem": mem}))
+    table = pd.concat(frames, ignore_index=True)
+    return table.iloc[np.random.default_rng(0).permutation(len(table))], truth
+
+
+def test_several_value_columns_make_each_series_a_matrix(tmp_path: Path) -> None:
+    table, truth = wide_table()
+    path = tmp_path / "wide.csv"
+    table.to_csv(path, index=False)
+    found = read_series([path], timestamp_column="ts", value_column=["mem", "cpu"],
+                        key_columns=["host"])  # fmt: skip
+    for one in found:
+        times, matrix = truth[one.key]
+        assert one.problem is None and one.columns == ("mem", "cpu")
+        assert one.timestamps.tolist() == times.tolist()
+        assert one.matrix is not None
+        np.testing.assert_array_equal(one.matrix, matrix[:, ::-1])  # in the order named
+        np.testing.assert_array_equal(one.values, matrix[:, 1])
+    (single,) = read_series([path], timestamp_column="ts", value_column=["cpu"], key="x")
+    (named,) = read_series([path], timestamp_column="ts", value_column="cpu", key="x")
+    assert single.matrix is None and single.columns == () and named.matrix is None
+    np.testing.assert_array_equal(single.values, named.values)
+
+
+def test_a_bad_cell_names_its_column_and_parts_must_hold_the_same_columns(tmp_path: Path) -> None:
+    for day, rows in (("day=1", "1,1,2\n2,3,4\n"), ("day=2", "3,5,6\n4,7,lots\n")):
+        (tmp_path / day).mkdir()
+        (tmp_path / day / "web-3.csv").write_text("timestamp,cpu,mem\n" + rows)
+    paths = [tmp_path / "day=1" / "web-3.csv", tmp_path / "day=2" / "web-3.csv"]
+    (broken,) = read_series(paths, value_column=["cpu", "mem"])
+    assert broken.problem == "day=2/web-3.csv line 3 column 'mem': value 'lots' is not a number"
+    (tmp_path / "day=2" / "web-3.csv").write_text("timestamp,cpu\n3,5\n")
+    with pytest.raises(TableError) as mixed:
+        read_series(paths, value_column=["cpu", "mem"])
+    assert str(mixed.value) == (
+        "day=2/web-3.csv has no value column 'mem' but day=1/web-3.csv, another part of "
+        "'web-3', has: every part of a series must hold the same value columns"
+    )
+    with pytest.raises(TableError, match=r"has no column 'mem' .*--value-columns$"):
+        read_series(paths[1:], value_column=["cpu", "mem"])
+    with pytest.raises(TableError, match=r"has no column 'disk' .*--value-column$"):
+        read_series(paths[1:], value_column="disk")  # one column: as it always said
+    with pytest.raises(TableError, match="1 to 256 value columns, not 257"):
+        read_series(paths, value_column=[f"c{i}" for i in range(257)])
+
+
+def test_fit_of_several_columns_pushes_a_model_per_column_or_one_of_the_matrix(
+    tmp_path: Path,
+) -> None:
+    """ksigma fits each column alone, under ``<series>,column=<name>`` and with the column as
+    one more dimension; isolation_forest fits one model of the matrix per series."""
+    table, truth = wide_table()
+    path = tmp_path / "wide.csv"
+    table.to_csv(path, index=False)
+    store = local_backend(tmp_path / "store")
+    flags = ["--key-columns", "host", "--timestamp-column", "ts", "--value-columns", "cpu,mem"]
+    done = models(store, "fit", str(path), "--algorithm", "ksigma", *flags, "--json")
+    assert done.returncode == 0, done.stderr.decode()
+    rows = orjson.loads(done.stdout)["series"]
+    assert [(row["key"], row["column"]) for row in rows] == [
+        (f"host={h},column={c}", c) for h in "ab" for c in ("cpu", "mem")
+    ]
+    for host, (times, matrix) in truth.items():
+        for index, name in enumerate(("cpu", "mem")):
+            pointer = store.store.pointer(SeriesId("ksigma", PARAMS_ID, f"{host},column={name}"))
+            fitted = run_fit(KSigma(), times, matrix[:, index], [host, f"column={name}"])
+            assert pointer is not None
+            assert pointer.sha256 == hashlib.sha256(fitted.state).hexdigest()
+    text = models(store, "fit", str(path), "--algorithm", "ksigma", *flags).stdout.decode()
+    assert text.splitlines()[-1] == "4 models of 2 series of ksigma: 0 pushed, 4 current, 0 failed"
+    forest = '{"n_estimators": 10, "max_samples": 32}'
+    done = models(store, "fit", str(path), "--algorithm", "isolation_forest", "--params", forest,
+                  *flags, "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
+    rows = orjson.loads(done.stdout)["series"]
+    assert [(row["key"], row["column"]) for row in rows] == [("host=a", None), ("host=b", None)]
+    from warden_algos.algorithms.isolation_forest import IsolationForest
+    from warden_algos.interfaces.state import decode_state
+
+    forest_id = params_id(IsolationForest(orjson.loads(forest)).get_params())
+    series_id = SeriesId("isolation_forest", forest_id, "host=a")
+    pointer = store.store.pointer(series_id)
+    assert pointer is not None
+    blob, _ = store.store.fetch(series_id, pointer.sha256)
+    assert decode_state(blob).fields["columns"] == ["cpu", "mem"]
+    many = ",".join(f"c{i}" for i in range(257))
+    refused = models(store, "fit", str(path), "--algorithm", "ksigma", "--value-columns", many)
+    assert refused.returncode == 1
+    assert "--value-columns names 257 columns: at most 256" in one_line_error(refused)

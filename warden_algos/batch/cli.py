@@ -11,6 +11,8 @@ from typing import Any
 
 
 def add_batch_parser(commands: Any) -> None:
+    from warden_algos.modelstore.cli import add_value_columns
+
     batch = commands.add_parser(
         "batch",
         help="fit or score every series of a folder of CSV/Parquet files on a Dask cluster",
@@ -43,7 +45,7 @@ def add_batch_parser(commands: Any) -> None:
         action.add_argument("--format", choices=("parquet", "csv"), default="parquet")
         action.add_argument("--key-columns", help="comma-separated columns naming a series")
         action.add_argument("--timestamp-column", default="timestamp")
-        action.add_argument("--value-column", default="value")
+        add_value_columns(action)
         where = action.add_mutually_exclusive_group()
         where.add_argument(
             "--workers", type=int, help="start a LocalCluster of N processes (default: cores)"
@@ -124,6 +126,7 @@ def run_batch(args: argparse.Namespace) -> int:
     from warden_algos.interfaces.trainable import TrainableDetector
     from warden_algos.modelstore.cli import _algorithm, _json_object
     from warden_algos.modelstore.records import ModelStoreError
+    from warden_algos.modelstore.tables import value_columns
 
     from .job import JobSpec, StoreSpec
     from .places import is_s3, open_place
@@ -144,6 +147,7 @@ def run_batch(args: argparse.Namespace) -> int:
             raise ModelStoreError("--workers must be at least 1")
         if args.files_per_task is not None and args.files_per_task < 1:
             raise ModelStoreError("--files-per-task must be at least 1")
+        values = tuple(value_columns(args.value_column, args.value_columns))
         files = _files(args.inputs, args.endpoint_url)
         store = StoreSpec(
             store_dir=None if args.store_dir is None else str(args.store_dir.resolve()),
@@ -165,7 +169,7 @@ def run_batch(args: argparse.Namespace) -> int:
             endpoint_url=args.endpoint_url,
             output_format=args.format,
             timestamp_column=args.timestamp_column,
-            value_column=args.value_column,
+            value_columns=values,
             key_columns=tuple(
                 name.strip() for name in (args.key_columns or "").split(",") if name.strip()
             ),

@@ -175,6 +175,7 @@ def run(
             "key": one.key,
             "code": one.code,
             "message": one.message,
+            **({} if one.column is None else {"column": one.column}),
         }
         for outcome in sorted(outcomes, key=lambda item: item.file)
         for one in outcome.series

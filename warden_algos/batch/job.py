@@ -34,7 +34,8 @@ class JobSpec(NamedTuple):
     endpoint_url: str | None = None  # of s3:// inputs and output (the store has its own)
     output_format: Literal["parquet", "csv"] = "parquet"
     timestamp_column: str = "timestamp"
-    value_column: str = "value"
+    #: One value column (a series as it has always been), or several (each series a matrix).
+    value_columns: tuple[str, ...] = ("value",)
     key_columns: tuple[str, ...] = ()
     since: bool = False  # detect: score after the last scored point, then move the model on
     why: str = "batch"
@@ -47,10 +48,12 @@ class JobSpec(NamedTuple):
             "algorithm": self.algorithm,
             "params": self.params,
             "output_format": self.output_format,
-            "columns": [self.timestamp_column, self.value_column, *self.key_columns],
+            "columns": [self.timestamp_column, *self.value_columns, *self.key_columns],
             "since": self.since,
             "sdk": sdk_version,
         }
+        if len(self.value_columns) > 1:  # which of the columns are values (one: as it was)
+            decisive["value_columns"] = list(self.value_columns)
         return orjson.dumps(decisive, option=orjson.OPT_SORT_KEYS)
 
 
@@ -67,9 +70,13 @@ class SeriesOutcome(NamedTuple):
     points: int = 0  # fitted, or scored
     anomalies: int = 0
     sha256: str | None = None  # the model pushed (fit, detect --since)
+    column: str | None = None  # a per-column model's column (``key`` is then the model's key)
 
     def as_json(self) -> dict[str, Any]:
-        return self._asdict()
+        found = self._asdict()
+        if found["column"] is None:  # a whole series' outcome: as it always was
+            del found["column"]
+        return found
 
 
 class FileOutcome(NamedTuple):

@@ -3,8 +3,11 @@ results.
 
 A group is the files that hold parts of the same series (``groups``; most often one file). Its
 series are read only here, never by the driver. Each series goes through the path a request
-takes (``run_fit``, ``run_detect_next``, ``run_detect``), so it is checked as one sent on the
-wire and fails with the same codes; one series' failure is its outcome alone.
+takes (``run_fit``, ``run_detect_next``, ``run_detect``, or their matrix twins for a series of
+several value columns that the algorithm takes whole), so it is checked as one sent on the wire
+and fails with the same codes; one series' failure is its outcome alone. A series of several
+value columns that the algorithm scores one at a time is one model per column
+(``modelstore.training.units``), each with its own outcome.
 """
 
 from __future__ import annotations
@@ -18,14 +21,13 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import numpy as np
 import orjson
 
 from .job import FileOutcome, JobSpec, SeriesOutcome, StoreSpec, run_key
 from .outputs import (
-    ANOMALY_COLUMNS,
+    Detections,
     anomalies_key,
-    band_at,
+    anomaly_columns,
     done_key,
     read_done,
     write_anomalies,
@@ -192,15 +194,15 @@ def _process(paths: list[Path], name: str, key: str, job: JobSpec, output: Place
         series = read_series(
             paths,
             timestamp_column=job.timestamp_column,
-            value_column=job.value_column,
+            value_column=list(job.value_columns),
             key_columns=list(job.key_columns),
         )
     except ModelStoreError as error:  # unreadable file, a column missing
         failed = SeriesOutcome(name, "failed", "INVALID_INPUT", str(error))
         return FileOutcome(name, key, False, [failed], str(error))
     algorithm = _algorithm(job.algorithm, orjson.dumps(job.params, option=orjson.OPT_SORT_KEYS))
-    rows: dict[str, list[Any]] = {column: [] for column in ANOMALY_COLUMNS}
-    outcomes = [_one(algorithm, one, job, rows, key) for one in series]
+    rows: dict[str, list[Any]] = {column: [] for column in anomaly_columns(job.value_columns)}
+    outcomes = [item for one in series for item in _one(algorithm, one, job, rows, key)]
     anomalies_file = None
     if job.mode == "detect":
         anomalies_file = anomalies_key(name, key, job.output_format)
@@ -210,65 +212,71 @@ def _process(paths: list[Path], name: str, key: str, job: JobSpec, output: Place
 
 def _one(
     algorithm: Any, one: Any, job: JobSpec, rows: dict[str, list[Any]], key: str
-) -> SeriesOutcome:
+) -> list[SeriesOutcome]:
+    """The outcomes of one series: of its one model, or of each column's (``units``)."""
     from warden_algos.interfaces.errors import WardenError
     from warden_algos.modelstore.records import ModelStoreError
+    from warden_algos.modelstore.training import units
 
     if one.problem is not None:
-        return SeriesOutcome(one.key, "failed", "INVALID_INPUT", one.problem)
-    try:
-        if job.mode == "fit":
-            return _fit(algorithm, one, job)
-        return _detect(algorithm, one, job, rows, key)
-    except WardenError as error:
-        return SeriesOutcome(one.key, "failed", error.code.value, str(error))
-    except ModelStoreError as error:
-        return SeriesOutcome(one.key, "failed", STORE_ERROR, str(error))
-    except Exception as error:  # the algorithm's own failure, as a request reports it
-        message = f"{algorithm.name} raised {type(error).__name__}: {error}"
-        return SeriesOutcome(one.key, "failed", "ALGORITHM_FAILED", message)
+        return [SeriesOutcome(one.key, "failed", "INVALID_INPUT", one.problem)]
+    found = []
+    scored = Detections(one.key, one.columns)
+    for unit in units(algorithm, one):
+        try:
+            if job.mode == "fit":
+                outcome = _fit(algorithm, unit, job)
+            else:
+                outcome = _detect(algorithm, unit, job, scored, key)
+        except WardenError as error:
+            outcome = SeriesOutcome(unit.key, "failed", error.code.value, str(error))
+        except ModelStoreError as error:
+            outcome = SeriesOutcome(unit.key, "failed", STORE_ERROR, str(error))
+        except Exception as error:  # the algorithm's own failure, as a request reports it
+            message = f"{algorithm.name} raised {type(error).__name__}: {error}"
+            outcome = SeriesOutcome(unit.key, "failed", "ALGORITHM_FAILED", message)
+        found.append(outcome._replace(column=unit.column))
+    scored.into(rows)
+    return found
 
 
-def _fit(algorithm: Any, one: Any, job: JobSpec) -> SeriesOutcome:
-    from warden_algos.interfaces.run_state import run_fit
+def _fit(algorithm: Any, unit: Any, job: JobSpec) -> SeriesOutcome:
+    from warden_algos.modelstore.training import fit_unit
 
-    fitted = run_fit(algorithm, one.timestamps, one.values, one.dimensions)
+    fitted = fit_unit(algorithm, unit)
     pushed = _store(job.store).push(
         fitted.state,
-        one.key,
+        unit.key,
         why=job.why,
         algorithm=algorithm.name,
         params=algorithm.get_params(),
     )
     return SeriesOutcome(
-        one.key, "ok", points=fitted.info.seen.points, sha256=pushed.pointer.sha256
+        unit.key, "ok", points=fitted.info.seen.points, sha256=pushed.pointer.sha256
     )
 
 
-def _detect(
-    algorithm: Any, one: Any, job: JobSpec, rows: dict[str, list[Any]], key: str
-) -> SeriesOutcome:
-    """Score one series. With ``since`` the model moves on past the points scored, its history
-    naming this task's run key: a task cut short after that move and done again starts from the
-    model before it (the move's ``from_sha256``), so it scores the same points to the same
-    results and its push finds the same state already current."""
-    from warden_algos.interfaces import run_detect
+def _detect(algorithm: Any, unit: Any, job: JobSpec, scored: Detections, key: str
+            ) -> SeriesOutcome:  # fmt: skip
+    """Score one series (or one column of it). With ``since`` the model moves on past the
+    points scored, its history naming this task's run key: a task cut short after that move and
+    done again starts from the model before it (the move's ``from_sha256``), so it scores the
+    same points to the same results and its push finds the same state already current."""
     from warden_algos.interfaces.errors import StateNotFound
-    from warden_algos.interfaces.run_state import run_detect_next
     from warden_algos.interfaces.trainable import TrainableDetector
     from warden_algos.models_folder import params_id
     from warden_algos.modelstore.store import SeriesId
 
-    times, values, pushed = one.timestamps, one.values, None
+    pushed = None
     if not isinstance(algorithm, TrainableDetector):
-        result = run_detect(algorithm, times, values, one.dimensions)
+        result = _scored(algorithm, unit, None, False)
     else:
         store = _store(job.store)
-        series = SeriesId(algorithm.name, params_id(algorithm.get_params()), one.key)
+        series = SeriesId(algorithm.name, params_id(algorithm.get_params()), unit.key)
         pointer = store.pointer(series)
         if pointer is None:
             raise StateNotFound(
-                f"no stored {algorithm.name} model for series {one.key!r} with these params: "
+                f"no stored {algorithm.name} model for series {unit.key!r} with these params: "
                 "batch fit it first",
                 field="model",
             )
@@ -277,25 +285,32 @@ def _detect(
         if job.since and pointer.why.endswith(mark) and pointer.from_sha256 is not None:
             start = pointer.from_sha256  # an earlier attempt of this very task moved it
         blob, info = store.fetch(series, start)
-        if info.seen_end is not None:
-            later = times > info.seen_end  # the model has seen the rest
-            times, values = times[later], values[later]
-        if times.shape[0] == 0:
-            return SeriesOutcome(one.key, "ok", points=0, sha256=start)
-        result, after = run_detect_next(
-            algorithm, times, values, blob, one.dimensions, return_state=job.since
-        )
+        unit = unit.later_than(info.seen_end)  # the model has seen the rest
+        if unit.timestamps.shape[0] == 0:
+            return SeriesOutcome(unit.key, "ok", points=0, sha256=start)
+        result, after = _scored(algorithm, unit, blob, job.since)
         if after is not None:
-            pushed = store.push(after.state, one.key, why=f"{job.why} {mark}").pointer.sha256
-    at = np.searchsorted(times, result.timestamps)
-    for index, stamp, score in zip(at.tolist(), result.timestamps.tolist(), result.scores.tolist(),
-                                   strict=True):  # fmt: skip
-        rows["series_key"].append(one.key)
-        rows["timestamp"].append(stamp)
-        rows["score"].append(score)
-        rows["expected"].append(band_at(result.expected, index))
-        rows["lower"].append(band_at(result.lower, index))
-        rows["upper"].append(band_at(result.upper, index))
+            pushed = store.push(after.state, unit.key, why=f"{job.why} {mark}").pointer.sha256
+    found = scored.add(unit, result)
     return SeriesOutcome(
-        one.key, "ok", points=int(times.shape[0]), anomalies=len(at), sha256=pushed
+        unit.key, "ok", points=int(unit.timestamps.shape[0]), anomalies=found, sha256=pushed
     )
+
+
+def _scored(algorithm: Any, unit: Any, blob: bytes | None, since: bool) -> Any:
+    """``unit`` scored through the path a request takes: statelessly (``blob`` None: the
+    result) or with its model (the result and the state after it, when ``since``)."""
+    from warden_algos.interfaces import run_detect
+    from warden_algos.interfaces.run_matrix import run_detect_matrix, run_detect_matrix_next
+    from warden_algos.interfaces.run_state import run_detect_next
+
+    times, values, dimensions = unit.timestamps, unit.values, unit.dimensions
+    if blob is None:
+        if unit.columns:
+            return run_detect_matrix(algorithm, times, values, unit.columns, dimensions)
+        return run_detect(algorithm, times, values, dimensions)
+    if unit.columns:
+        return run_detect_matrix_next(
+            algorithm, times, values, unit.columns, blob, dimensions, return_state=since
+        )
+    return run_detect_next(algorithm, times, values, blob, dimensions, return_state=since)

@@ -59,6 +59,21 @@ def _add_series(parser: argparse.ArgumentParser, *, why: bool = False) -> None:
         parser.add_argument("--why", required=True, help="recorded in the series' history")
 
 
+def add_value_columns(parser: argparse.ArgumentParser) -> None:
+    """``--value-column NAME`` or ``--value-columns A,B,C``: what ``models fit`` and ``batch``
+    read as each series' values."""
+    values = parser.add_mutually_exclusive_group()
+    values.add_argument("--value-column", default="value", help="the values (default: value)")
+    values.add_argument(
+        "--value-columns",
+        metavar="A,B,...",
+        help="several value columns, comma-separated (at most 256): each series is then a "
+        "matrix of them. An algorithm that fits a matrix (isolation_forest, one_class_svm, "
+        "autoencoder) gets one model per series, its detections each column's share; any other "
+        "gets one model per series and column, keyed '<series key>,column=<name>'",
+    )
+
+
 def add_models_parser(commands: Any) -> None:
     models = commands.add_parser(
         "models",
@@ -83,7 +98,7 @@ def add_models_parser(commands: Any) -> None:
     fit.add_argument("--key-columns", help="comma-separated columns that name a series")
     fit.add_argument("--key", help="the key of the one series the files hold")
     fit.add_argument("--timestamp-column", default="timestamp")
-    fit.add_argument("--value-column", default="value")
+    add_value_columns(fit)
     fit.add_argument("--why", help="recorded in each series' history (default: the file names)")
     push = actions.add_parser("push", help="push a state file as a series' current model")
     push.add_argument("--state", type=Path, required=True, help="a state a fit returned")
@@ -271,7 +286,7 @@ def _fit(args: argparse.Namespace) -> int:
     from warden_algos.interfaces.trainable import TrainableDetector
 
     from .records import ModelStoreError
-    from .tables import read_series
+    from .tables import read_series, value_columns
     from .training import fit_and_push
 
     algorithm = _algorithm(args.algorithm, args.params)
@@ -281,10 +296,11 @@ def _fit(args: argparse.Namespace) -> int:
             "(`warden-algos list` marks the trainable algorithms)"
         )
     keys = [name.strip() for name in (args.key_columns or "").split(",") if name.strip()]
+    columns = value_columns(args.value_column, args.value_columns)
     series = read_series(
         args.files,
         timestamp_column=args.timestamp_column,
-        value_column=args.value_column,
+        value_column=columns[0] if len(columns) == 1 else columns,
         key_columns=keys,
         key=args.key,
     )
@@ -309,6 +325,8 @@ def _fit(args: argparse.Namespace) -> int:
                 "from_sha256": None if outcome.move is None else outcome.move.from_sha256,
             }
         )
+        if len(columns) > 1:  # which column a per-column model is of (None: the whole series)
+            rows[-1]["column"] = outcome.column
         if info is None:
             lines.append(f"FAILED   {outcome.key}: {outcome.error}")
         else:
@@ -317,7 +335,10 @@ def _fit(args: argparse.Namespace) -> int:
                 f"{_span(info.seen_points, info.seen_start, info.seen_end)}"
             )
     summary = ", ".join(f"{counts[status]} {status}" for status in _FIT_STATUSES)
-    lines.append(f"{len(outcomes)} series of {algorithm.name}: {summary}")
+    counted = f"{len(outcomes)} series"
+    if len(outcomes) != len(series):  # per-column models
+        counted = f"{len(outcomes)} models of {len(series)} series"
+    lines.append(f"{counted} of {algorithm.name}: {summary}")
     _emit(args, {"algorithm": algorithm.name, "series": rows, **counts}, "\n".join(lines))
     return 1 if counts["failed"] else 0
 
