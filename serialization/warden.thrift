@@ -147,7 +147,7 @@ struct Request {
 struct Explanation {
   /** The times of the run's most anomalous point and of its last point; its flagged points. */
   1: optional i64 peak,
-  2: optional i64 end,
+  2: optional i64 last,
   3: optional i64 points,
   /** The value at the peak and the band there. */
   4: optional double actual,

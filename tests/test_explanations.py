@@ -85,8 +85,8 @@ def test_every_detector_explains_each_detection_and_nothing_else_changes(
     assert explained.explanations is not None
     assert len(explained.explanations) == explained.timestamps.size
     for at, one in zip(explained.timestamps.tolist(), explained.explanations, strict=True):
-        assert one.peak is not None and one.end is not None and one.points is not None
-        assert at <= one.peak <= one.end
+        assert one.peak is not None and one.last is not None and one.points is not None
+        assert at <= one.peak <= one.last
         position = int(np.searchsorted(times, one.peak))
         assert times[position] == one.peak
         assert one.actual == pytest.approx(values[position])
@@ -116,7 +116,7 @@ def test_a_run_peaks_at_its_most_anomalous_point(series: tuple[I64Array, F64Arra
     values = values.copy()
     values[1700:1703] = [70.0, 40.0, 65.0]  # the middle point is the deepest
     result = run_detect(KSigma({"window": 60, "k": 3.0}), times, values, explain=True)
-    dips = [one for one in result.explanations or () if one.end == int(times[1702])]
+    dips = [one for one in result.explanations or () if one.last == int(times[1702])]
     assert len(dips) == 1 and dips[0].points == 3
     assert dips[0].peak == int(times[1701])
     assert dips[0].band_units is not None and dips[0].band_units < -1
@@ -137,7 +137,7 @@ def test_an_ensemble_names_the_members_that_voted(series: tuple[I64Array, F64Arr
     spike = next(
         one
         for one in result.explanations
-        if (one.peak or 0) - 1800 <= times[1500] <= (one.end or 0)
+        if (one.peak or 0) - 1800 <= times[1500] <= (one.last or 0)
     )
     assert "ksigma" in spike.members
     for one in by_peak.values():

@@ -112,6 +112,9 @@ def test_every_vector_round_trips_from_java(
     # 3 formats x (one-shot + 2 pooled) per vector, plus the Thrift round trips: all counted
     (count,) = (line.split()[1] for line in done.stdout.splitlines() if line.startswith("vectors:"))
     assert int(count) >= 3 * 3 * len(members)
+    # the host's Explanation reads the stored answers' explanations alike from every format
+    explained = sum(b'"explanations":' in v.response("json") for v in members)
+    assert f"vectors with explanations, read alike from every format: {explained}\n" in done.stdout
 
 
 def test_four_threads_share_the_pool(classpath: str) -> None:

@@ -157,12 +157,12 @@ class Ensemble(DetectAlgorithm[EnsembleParams]):
             for index, name in enumerate(names)
         ]
         given = result.explanations or tuple(
-            Explanation(peak=int(at), end=int(at), points=1) for at in result.timestamps
+            Explanation(peak=int(at), last=int(at), points=1) for at in result.timestamps
         )
         explained = []
         for at, one in zip(result.timestamps, given, strict=True):
             first = int(np.searchsorted(timestamps, at))
-            last = int(np.searchsorted(timestamps, at if one.end is None else one.end)) + 1
+            last = int(np.searchsorted(timestamps, at if one.last is None else one.last)) + 1
             members = tuple(
                 label for label, votes in zip(labels, voted, strict=True) if votes[first:last].any()
             )

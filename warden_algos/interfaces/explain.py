@@ -86,7 +86,7 @@ def _checked(given: Explanation, index: int) -> Explanation:
             numbers[name] = None if value is None else _number(value)
         except (TypeError, ValueError):
             raise AlgorithmFailed(f"explanations[{index}].{name} must be a number") from None
-    for name in ("peak", "end", "points"):
+    for name in ("peak", "last", "points"):
         value = getattr(given, name)
         if value is not None and (
             isinstance(value, bool) or not isinstance(value, int | np.integer)
@@ -181,7 +181,7 @@ def _completed(
         raise AlgorithmFailed(f"an explanation's peak {peak} is not one of the input timestamps")
     one = one._replace(
         peak=peak,
-        end=at if one.end is None else one.end,
+        last=at if one.last is None else one.last,
         points=1 if one.points is None else one.points,
         **{
             name: value(position)

@@ -59,7 +59,7 @@ class Explanation(NamedTuple):
 
     #: The run's most anomalous point (its highest score), its last point, and how many it has.
     peak: int | None = None
-    end: int | None = None
+    last: int | None = None
     points: int | None = None
     #: The value at the peak and the band there (None: not known or no opinion).
     actual: float | None = None
@@ -86,7 +86,7 @@ class Explanation(NamedTuple):
     ) -> tuple[Explanation, ...]:
         """The start of every detection's explanation: where its run peaks and ends."""
         return tuple(
-            cls(peak=int(timestamps[peak]), end=int(timestamps[end]), points=int(end - start + 1))
+            cls(peak=int(timestamps[peak]), last=int(timestamps[end]), points=int(end - start + 1))
             for start, end, peak in zip(starts, ends, peaks, strict=True)
         )
 

@@ -13,7 +13,7 @@ from typing import Any
 from warden_algos.interfaces.types import Explanation
 
 #: The optional scalar fields, in wire order.
-SCALARS = ("peak", "end", "points", "actual", "expected", "lower", "upper", "band_units")
+SCALARS = ("peak", "last", "points", "actual", "expected", "lower", "upper", "band_units")
 #: Every field, in wire order.
 FIELDS = (*SCALARS, "members", "context", "columns", "shares", "reason")
 

@@ -687,7 +687,7 @@ class WireExplanation(_Wire):
     """Why one detection fired (README "Explanations"); unknown numbers are left out."""
 
     peak: int | None = Field(default=None, description="Time of the run's most anomalous point.")
-    end: int | None = Field(default=None, description="Time of the run's last point.")
+    last: int | None = Field(default=None, description="Time of the run's last point.")
     points: int | None = Field(default=None, description="Flagged points in the run.")
     actual: float | None = Field(default=None, description="The value at the peak.")
     expected: float | None = Field(default=None, description="The expected value there.")

@@ -1056,7 +1056,7 @@ class Explanation(object):
 
     Attributes:
      - peak: The times of the run's most anomalous point and of its last point; its flagged points.
-     - end
+     - last
      - points
      - actual: The value at the peak and the band there.
      - expected
@@ -1074,7 +1074,7 @@ class Explanation(object):
 
     __slots__ = (
         'peak',
-        'end',
+        'last',
         'points',
         'actual',
         'expected',
@@ -1089,9 +1089,9 @@ class Explanation(object):
     )
 
 
-    def __init__(self, peak=None, end=None, points=None, actual=None, expected=None, lower=None, upper=None, band_units=None, members=None, context=None, columns=None, shares=None, reason=None,):
+    def __init__(self, peak=None, last=None, points=None, actual=None, expected=None, lower=None, upper=None, band_units=None, members=None, context=None, columns=None, shares=None, reason=None,):
         self.peak = peak
-        self.end = end
+        self.last = last
         self.points = points
         self.actual = actual
         self.expected = expected
@@ -1120,7 +1120,7 @@ class Explanation(object):
                     iprot.skip(ftype)
             elif fid == 2:
                 if ftype == TType.I64:
-                    self.end = iprot.readI64()
+                    self.last = iprot.readI64()
                 else:
                     iprot.skip(ftype)
             elif fid == 3:
@@ -1213,9 +1213,9 @@ class Explanation(object):
             oprot.writeFieldBegin('peak', TType.I64, 1)
             oprot.writeI64(self.peak)
             oprot.writeFieldEnd()
-        if self.end is not None:
-            oprot.writeFieldBegin('end', TType.I64, 2)
-            oprot.writeI64(self.end)
+        if self.last is not None:
+            oprot.writeFieldBegin('last', TType.I64, 2)
+            oprot.writeI64(self.last)
             oprot.writeFieldEnd()
         if self.points is not None:
             oprot.writeFieldBegin('points', TType.I64, 3)
@@ -2223,7 +2223,7 @@ all_structs.append(Explanation)
 Explanation.thrift_spec = (
     None,  # 0
     (1, TType.I64, 'peak', None, None, ),  # 1
-    (2, TType.I64, 'end', None, None, ),  # 2
+    (2, TType.I64, 'last', None, None, ),  # 2
     (3, TType.I64, 'points', None, None, ),  # 3
     (4, TType.DOUBLE, 'actual', None, None, ),  # 4
     (5, TType.DOUBLE, 'expected', None, None, ),  # 5

@@ -16,15 +16,18 @@ final class JsonMatrixWire implements MatrixWire {
   private static final Base64.Decoder UNBASE64 = Base64.getDecoder();
 
   private final boolean packed;
+  private final boolean explain;
 
-  JsonMatrixWire(boolean packed) {
+  JsonMatrixWire(boolean packed, boolean explain) {
     this.packed = packed;
+    this.explain = explain;
   }
 
   @Override
   public byte[] detectRequest(
       String algorithm, String paramsJson, List<String> dimensions, Matrix matrix, boolean band) {
-    StringBuilder out = JsonTrainedWire.envelope("detect", algorithm, paramsJson, band, packed);
+    StringBuilder out =
+        JsonTrainedWire.envelope("detect", algorithm, paramsJson, band, packed, explain);
     out.append(",\"detect\":{");
     rows(out, dimensions, matrix);
     return out.append("}}").toString().getBytes(StandardCharsets.UTF_8);
@@ -33,7 +36,8 @@ final class JsonMatrixWire implements MatrixWire {
   @Override
   public byte[] fitRequest(
       String algorithm, String paramsJson, List<String> dimensions, Matrix matrix) {
-    StringBuilder out = JsonTrainedWire.envelope("fit", algorithm, paramsJson, true, packed);
+    StringBuilder out =
+        JsonTrainedWire.envelope("fit", algorithm, paramsJson, true, packed, false);
     out.append(",\"fit\":{");
     rows(out, dimensions, matrix);
     return out.append("}}").toString().getBytes(StandardCharsets.UTF_8);
@@ -42,7 +46,8 @@ final class JsonMatrixWire implements MatrixWire {
   @Override
   public byte[] detectRequest(TrainedModel model, String sha256, Matrix rows, boolean band) {
     StringBuilder out =
-        JsonTrainedWire.envelope("detect", model.algorithm(), model.paramsJson(), band, packed);
+        JsonTrainedWire.envelope(
+            "detect", model.algorithm(), model.paramsJson(), band, packed, explain);
     out.append(",\"detect\":{");
     rows(out, model.dimensions(), rows);
     if (sha256 != null) {
@@ -110,7 +115,8 @@ final class JsonMatrixWire implements MatrixWire {
               state == null || state == MiniJson.NULL
                   ? null
                   : UNBASE64.decode(MiniJson.string(detect, "state")),
-              detect.get("state_sha256") instanceof String sha256 ? sha256 : null);
+              detect.get("state_sha256") instanceof String sha256 ? sha256 : null,
+              Explanation.fromJson(detect.get("explanations")));
         });
   }
 

@@ -20,10 +20,16 @@ final class JsonTrainedWire implements TrainedWire {
   private static final Base64.Encoder BASE64 = Base64.getEncoder();
   private static final Base64.Decoder UNBASE64 = Base64.getDecoder();
 
+  private final boolean explain;
+
+  JsonTrainedWire(boolean explain) {
+    this.explain = explain;
+  }
+
   @Override
   public byte[] fitRequest(
       String algorithm, String paramsJson, List<String> dimensions, long[] times, double[] values) {
-    StringBuilder out = envelope("fit", algorithm, paramsJson, true);
+    StringBuilder out = envelope("fit", algorithm, paramsJson, true, true, false);
     out.append(",\"fit\":{");
     series(out, dimensions, times, values);
     return out.append("}}").toString().getBytes(StandardCharsets.UTF_8);
@@ -33,7 +39,8 @@ final class JsonTrainedWire implements TrainedWire {
   public byte[] detectRequest(
       TrainedModel model, String sha256, long[] times, double[] values, boolean band,
       boolean sha256Only) {
-    StringBuilder out = envelope("detect", model.algorithm(), model.paramsJson(), band);
+    StringBuilder out =
+        envelope("detect", model.algorithm(), model.paramsJson(), band, true, explain);
     out.append(",\"detect\":{");
     series(out, model.dimensions(), times, values);
     if (sha256 != null) {
@@ -49,14 +56,13 @@ final class JsonTrainedWire implements TrainedWire {
     return out.toString().getBytes(StandardCharsets.UTF_8);
   }
 
-  private static StringBuilder envelope(
-      String interfaceName, String algorithm, String paramsJson, boolean band) {
-    return envelope(interfaceName, algorithm, paramsJson, band, true);
-  }
-
-  /** The request up to its payload; {@code packed}: ask for packed arrays back. */
+  /**
+   * The request up to its payload; {@code packed}: ask for packed arrays back; {@code explain}:
+   * for an explanation per detection.
+   */
   static StringBuilder envelope(
-      String interfaceName, String algorithm, String paramsJson, boolean band, boolean packed) {
+      String interfaceName, String algorithm, String paramsJson, boolean band, boolean packed,
+      boolean explain) {
     MiniJson.object(MiniJson.parse(paramsJson), "params"); // a JSON object, or refused here
     StringBuilder out = new StringBuilder(256);
     out.append("{\"interface\":\"").append(interfaceName).append("\",\"algorithm\":")
@@ -66,6 +72,9 @@ final class JsonTrainedWire implements TrainedWire {
     }
     if (!band) {
       out.append(",\"include_band\":false");
+    }
+    if (explain) {
+      out.append(",\"include_explanations\":true");
     }
     return out;
   }
@@ -123,7 +132,8 @@ final class JsonTrainedWire implements TrainedWire {
               state == null || state == MiniJson.NULL
                   ? null
                   : UNBASE64.decode(MiniJson.string(detect, "state")),
-              MiniJson.string(detect, "state_sha256"));
+              MiniJson.string(detect, "state_sha256"),
+              Explanation.fromJson(detect.get("explanations")));
         });
   }
 

@@ -17,6 +17,9 @@ import java.util.function.Function;
  * MatrixStream stream = detector.fitStream("one_class_svm", "{}", dimensions, history);
  * MatrixScored next = stream.next(newRows);        // rows after the state; it stays on the worker
  * store(stream.model().state());
+ *
+ * detector.withExplanations().detect("one_class_svm", "{}", dimensions, rows)
+ *     .explanations().get(0).columns();          // the columns that drove the first anomaly
  * </pre>
  *
  * Over a {@link WorkerPool} or a {@link OneShotInvoker}, in any of the executable's wire formats;
@@ -31,36 +34,47 @@ public final class MatrixDetector {
   private final Duration deadline;
   private final boolean packed;
   private final boolean band;
+  private final boolean explain;
   private final MatrixWire wire;
   private final TrainedWire fits;
 
-  private MatrixDetector(Route route, Duration deadline, boolean packed, boolean band) {
+  private MatrixDetector(
+      Route route, Duration deadline, boolean packed, boolean band, boolean explain) {
     this.route = route;
     this.deadline = deadline;
     this.packed = packed;
     this.band = band;
-    this.wire = MatrixWire.of(route.format(), packed);
+    this.explain = explain;
+    this.wire = MatrixWire.of(route.format(), packed, explain);
     this.fits = TrainedWire.of(route.format());
   }
 
   /** Through serve workers: a stream's state stays cached on the worker that returned it. */
   public static MatrixDetector pooled(WorkerPool pool, Duration deadline) {
-    return new MatrixDetector(pool, deadline, true, true);
+    return new MatrixDetector(pool, deadline, true, true, false);
   }
 
   /** One process per call: states always travel as bytes. */
   public static MatrixDetector oneShot(OneShotInvoker invoker, Duration deadline) {
-    return new MatrixDetector(invoker, deadline, true, true);
+    return new MatrixDetector(invoker, deadline, true, true, false);
   }
 
   /** The same, sending and receiving lists instead of packed arrays (the same answers). */
   public MatrixDetector withLists() {
-    return new MatrixDetector(route, deadline, false, band);
+    return new MatrixDetector(route, deadline, false, band, explain);
   }
 
   /** The same, but answers carry no expected matrix (less to encode, send and decode). */
   public MatrixDetector withoutExpected() {
-    return new MatrixDetector(route, deadline, packed, false);
+    return new MatrixDetector(route, deadline, packed, false, explain);
+  }
+
+  /**
+   * The same, but detect answers (its streams' too) carry an {@link Explanation} per detection,
+   * {@link MatrixScored#explanations}: its top columns and their shares, and a sentence.
+   */
+  public MatrixDetector withExplanations() {
+    return new MatrixDetector(route, deadline, packed, band, true);
   }
 
   /** Scores every row of {@code matrix} with {@code algorithm} (its params as a JSON object). */
@@ -158,13 +172,14 @@ public final class MatrixDetector {
           "an expected matrix of " + expected.length + " rows for " + sent.rowCount() + " sent");
     }
     return new MatrixWire.Answer(
-        answer.anomalies(), answer.scores(), shares, expected, answer.state(), answer.sha256());
+        answer.anomalies(), answer.scores(), shares, expected, answer.state(), answer.sha256(),
+        Explanation.forDetections(answer.explanations(), found));
   }
 
   private static MatrixScored scored(Matrix rows, MatrixWire.Answer answer, TrainedModel next) {
     return new MatrixScored(
         rows.times(), rows.columns(), answer.anomalies(), answer.scores(), answer.contributions(),
-        answer.expected(), next);
+        answer.expected(), next, answer.explanations());
   }
 
   /** Did the state arrive whole? A model is stored and resent: it must be the bytes named. */

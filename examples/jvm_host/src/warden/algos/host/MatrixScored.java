@@ -13,6 +13,11 @@ import java.util.List;
  * <p>{@code next} is the model after these rows for a detect with a state (a {@link MatrixStream}
  * or {@link MatrixDetector#detect(TrainedModel, Matrix)}), {@code null} for a stateless one.
  *
+ * <p>{@code explanations} has one {@link Explanation} per anomaly, in the same order (its top
+ * columns and their shares, largest first), when they were asked for ({@link
+ * MatrixDetector#withExplanations}); {@code null} otherwise (or when the executable does not know
+ * them).
+ *
  * <p>The arrays are the caller's own (fresh for each answer).
  */
 public record MatrixScored(
@@ -22,7 +27,15 @@ public record MatrixScored(
     double[] scores,
     double[][] contributions,
     double[][] expected,
-    TrainedModel next) {
+    TrainedModel next,
+    List<Explanation> explanations) {
+
+  /** An answer without explanations. */
+  public MatrixScored(
+      long[] times, List<String> columns, long[] anomalies, double[] scores,
+      double[][] contributions, double[][] expected, TrainedModel next) {
+    this(times, columns, anomalies, scores, contributions, expected, next, null);
+  }
 
   /** A call that had no new row to send: nothing scored, the state unchanged. */
   static MatrixScored nothing(List<String> columns, TrainedModel model) {
@@ -32,6 +45,10 @@ public record MatrixScored(
 
   public boolean hasExpected() {
     return expected != null;
+  }
+
+  public boolean hasExplanations() {
+    return explanations != null;
   }
 
   /** The column with the largest share in anomaly {@code detection} (the first of a tie). */

@@ -9,8 +9,11 @@ import java.util.List;
  * does: {@link TrainedWire#fitAnswer} reads it.
  */
 interface MatrixWire {
-  static MatrixWire of(WireFormat format, boolean packed) {
-    return format.isThrift() ? new ThriftMatrixWire(format, packed) : new JsonMatrixWire(packed);
+  /** With {@code explain}, detect requests ask for an explanation per detection. */
+  static MatrixWire of(WireFormat format, boolean packed, boolean explain) {
+    return format.isThrift()
+        ? new ThriftMatrixWire(format, packed, explain)
+        : new JsonMatrixWire(packed, explain);
   }
 
   /** A stateless detect; with {@code band} the answer may carry expected_matrix. */
@@ -32,8 +35,9 @@ interface MatrixWire {
   Answer detectAnswer(byte[] response, int width);
 
   /**
-   * A multivariate detect's answer as the wire has it: {@code contributions} and {@code expected}
-   * are null when absent, and so are {@code state} and {@code sha256} for a stateless detect.
+   * A multivariate detect's answer as the wire has it: {@code contributions}, {@code expected}
+   * and {@code explanations} are null when absent, and so are {@code state} and {@code sha256}
+   * for a stateless detect.
    */
   record Answer(
       long[] anomalies,
@@ -41,5 +45,6 @@ interface MatrixWire {
       double[][] contributions,
       double[][] expected,
       byte[] state,
-      String sha256) {}
+      String sha256,
+      List<Explanation> explanations) {}
 }

@@ -1,6 +1,7 @@
 package warden.algos.host;
 
 import java.util.Arrays;
+import java.util.List;
 
 /**
  * One series, scored as its points arrive: each call sends only the new points and the state
@@ -201,6 +202,7 @@ public final class SeriesStream {
     double[] upper = tail(answer.upper(), covered, times.length);
     long[] anomalies = answer.anomalies();
     double[] scores = answer.scores();
+    List<Explanation> explanations = answer.explanations(); // one per anomaly (detectVia checks)
     if (anomalies.length != scores.length) {
       throw TrainedWire.broken(anomalies.length + " anomalies with " + scores.length + " scores");
     }
@@ -211,6 +213,9 @@ public final class SeriesStream {
       }
       anomalies = Arrays.copyOfRange(anomalies, from, anomalies.length);
       scores = Arrays.copyOfRange(scores, from, scores.length);
+      if (explanations != null) {
+        explanations = explanations.subList(from, explanations.size());
+      }
     }
     // the answer is whole: the stream moves on
     Seen after = seen.then(times);
@@ -233,7 +238,8 @@ public final class SeriesStream {
       fetches++;
     }
     return new Scored(
-        times.clone(), anomalies, scores, expected, lower, upper, next, answer.sha256());
+        times.clone(), anomalies, scores, expected, lower, upper, next, answer.sha256(),
+        explanations);
   }
 
   /** The last {@code keep} of a band array that covers {@code covered} points (null: no band). */

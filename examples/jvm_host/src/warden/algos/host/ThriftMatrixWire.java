@@ -17,16 +17,18 @@ import warden.algos.thrift.Request;
 final class ThriftMatrixWire implements MatrixWire {
   private final WireFormat format;
   private final boolean packed;
+  private final boolean explain;
 
-  ThriftMatrixWire(WireFormat format, boolean packed) {
+  ThriftMatrixWire(WireFormat format, boolean packed, boolean explain) {
     this.format = format;
     this.packed = packed;
+    this.explain = explain;
   }
 
   @Override
   public byte[] detectRequest(
       String algorithm, String paramsJson, List<String> dimensions, Matrix matrix, boolean band) {
-    Request request = envelope("detect", algorithm, paramsJson, band);
+    Request request = envelope("detect", algorithm, paramsJson, band, explain);
     return format.encode(request.setDetect(detect(dimensions, matrix)));
   }
 
@@ -40,7 +42,7 @@ final class ThriftMatrixWire implements MatrixWire {
     } else {
       fit.setTimestamps(boxed(matrix.timesView())).setMatrix(lists(matrix));
     }
-    return format.encode(envelope("fit", algorithm, paramsJson, true).setFit(fit));
+    return format.encode(envelope("fit", algorithm, paramsJson, true, false).setFit(fit));
   }
 
   @Override
@@ -51,7 +53,7 @@ final class ThriftMatrixWire implements MatrixWire {
     } else {
       detect.setState(ByteBuffer.wrap(model.stateBytes()));
     }
-    Request request = envelope("detect", model.algorithm(), model.paramsJson(), band);
+    Request request = envelope("detect", model.algorithm(), model.paramsJson(), band, explain);
     return format.encode(request.setDetect(detect));
   }
 
@@ -67,13 +69,16 @@ final class ThriftMatrixWire implements MatrixWire {
   }
 
   private Request envelope(
-      String interfaceName, String algorithm, String paramsJson, boolean band) {
+      String interfaceName, String algorithm, String paramsJson, boolean band, boolean explain) {
     Request request = ThriftTrainedWire.envelope(interfaceName, algorithm, paramsJson);
     if (!packed) {
       request.unsetPacked_arrays(); // unset means false: lists back
     }
     if (!band) {
       request.setInclude_band(false); // unset means true
+    }
+    if (explain) {
+      request.setInclude_explanations(true); // unset means false
     }
     return request;
   }
@@ -112,7 +117,8 @@ final class ThriftMatrixWire implements MatrixWire {
           matrix(detect.bufferForContributions_packed(), detect.getContributions(), width),
           matrix(detect.bufferForExpected_matrix_packed(), detect.getExpected_matrix(), width),
           detect.isSetState() ? detect.getState() : null,
-          detect.getState_sha256());
+          detect.getState_sha256(),
+          Explanation.fromThrift(detect));
     } catch (IllegalArgumentException e) {
       throw TrainedWire.broken("a detect result of another shape: " + e.getMessage());
     }

@@ -14,9 +14,11 @@ import warden.algos.thrift.wardenConstants;
 /** {@link TrainedWire} in either Thrift protocol, through the classes generated from the IDL. */
 final class ThriftTrainedWire implements TrainedWire {
   private final WireFormat format;
+  private final boolean explain;
 
-  ThriftTrainedWire(WireFormat format) {
+  ThriftTrainedWire(WireFormat format, boolean explain) {
     this.format = format;
+    this.explain = explain;
   }
 
   @Override
@@ -51,6 +53,9 @@ final class ThriftTrainedWire implements TrainedWire {
     Request request = envelope("detect", model.algorithm(), model.paramsJson()).setDetect(detect);
     if (!band) {
       request.setInclude_band(false); // unset means true
+    }
+    if (explain) {
+      request.setInclude_explanations(true); // unset means false
     }
     return format.encode(request);
   }
@@ -95,7 +100,8 @@ final class ThriftTrainedWire implements TrainedWire {
         doubles(detect.bufferForLower_packed(), detect.getLower()),
         doubles(detect.bufferForUpper_packed(), detect.getUpper()),
         detect.isSetState() ? detect.getState() : null,
-        detect.getState_sha256());
+        detect.getState_sha256(),
+        Explanation.fromThrift(detect));
   }
 
   static long[] longs(List<Long> items) {

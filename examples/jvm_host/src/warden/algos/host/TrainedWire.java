@@ -10,7 +10,14 @@ import java.util.List;
 interface TrainedWire {
   /** The Thrift classes for either protocol; for JSON, the JSON form with packed arrays. */
   static TrainedWire of(WireFormat format) {
-    return format.isThrift() ? new ThriftTrainedWire(format) : new JsonTrainedWire();
+    return of(format, false);
+  }
+
+  /** The same; with {@code explain}, detect requests ask for an explanation per detection. */
+  static TrainedWire of(WireFormat format, boolean explain) {
+    return format.isThrift()
+        ? new ThriftTrainedWire(format, explain)
+        : new JsonTrainedWire(explain);
   }
 
   byte[] fitRequest(
@@ -48,7 +55,8 @@ interface TrainedWire {
 
   /**
    * A detect's answer as the wire has it; the band arrays are null when absent, and so is {@code
-   * state} when the worker kept it and answered only its sha256.
+   * state} when the worker kept it and answered only its sha256, and {@code explanations} when
+   * the answer has none.
    */
   record DetectAnswer(
       long[] anomalies,
@@ -57,5 +65,6 @@ interface TrainedWire {
       double[] lower,
       double[] upper,
       byte[] state,
-      String sha256) {}
+      String sha256,
+      List<Explanation> explanations) {}
 }

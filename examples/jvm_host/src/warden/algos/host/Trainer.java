@@ -13,6 +13,9 @@ import java.util.function.Function;
  * SeriesStream stream = trainer.fitStream("ksigma", "{}", dimensions, historyTimes, historyValues);
  * Scored scored = stream.next(time, value);   // one new point; the state stays on the worker
  * store(stream.model().state());              // bytes to persist per series
+ *
+ * Scored why = trainer.withExplanations().detect(model, times, values);
+ * why.explanations().get(0).reason();         // one Explanation per anomaly, when asked for
  * </pre>
  *
  * A stream made with {@link StatePassing#BY_REFERENCE_SHA256_ONLY} has no state bytes in its
@@ -31,17 +34,20 @@ public final class Trainer {
   private final Duration deadline;
   private final boolean band;
   private final int replayLimit;
+  private final boolean explain;
 
-  private Trainer(Route route, Duration deadline, boolean band, int replayLimit) {
+  private Trainer(
+      Route route, Duration deadline, boolean band, int replayLimit, boolean explain) {
     this.route = route;
-    this.wire = TrainedWire.of(route.format());
+    this.wire = TrainedWire.of(route.format(), explain);
     this.deadline = deadline;
     this.band = band;
     this.replayLimit = replayLimit;
+    this.explain = explain;
   }
 
   private Trainer(Route route, Duration deadline, boolean band) {
-    this(route, deadline, band, SeriesStream.DEFAULT_REPLAY_LIMIT);
+    this(route, deadline, band, SeriesStream.DEFAULT_REPLAY_LIMIT, false);
   }
 
   /** Through serve workers: a stream's state stays cached on the worker that returned it. */
@@ -56,7 +62,16 @@ public final class Trainer {
 
   /** The same, but detect answers carry no band (less to encode, send and decode per call). */
   public Trainer withoutBand() {
-    return new Trainer(route, deadline, false, replayLimit);
+    return new Trainer(route, deadline, false, replayLimit, explain);
+  }
+
+  /**
+   * The same, but detect answers (its streams' too) carry an {@link Explanation} per anomaly,
+   * {@link Scored#explanations}: the value against the band in band units, and a sentence. Off by
+   * default: the executable does not compute them unless asked.
+   */
+  public Trainer withExplanations() {
+    return new Trainer(route, deadline, band, replayLimit, true);
   }
 
   /**
@@ -70,7 +85,7 @@ public final class Trainer {
     if (points < 0) {
       throw new IllegalArgumentException("a replay limit of " + points + " points");
     }
-    return new Trainer(route, deadline, band, points);
+    return new Trainer(route, deadline, band, points, explain);
   }
 
   int replayLimit() {
@@ -158,11 +173,14 @@ public final class Trainer {
     Scored scored =
         new Scored(
             times.clone(), answer.anomalies(), answer.scores(), answer.expected(), answer.lower(),
-            answer.upper(), next);
+            answer.upper(), next, next.sha256(), answer.explanations());
     return new Attempt(scored, reply.worker(), named[0]);
   }
 
-  /** A detect's answer (its state's bytes, if any, checked against its sha256) and who gave it. */
+  /**
+   * A detect's answer (its state's bytes, if any, checked against its sha256; an explanation per
+   * anomaly, if any) and who gave it.
+   */
   record Reply(TrainedWire.DetectAnswer answer, WorkerId worker) {}
 
   /**
@@ -177,6 +195,7 @@ public final class Trainer {
     } else if (!Sha256.isHex(answer.sha256())) {
       throw TrainedWire.broken("a state_sha256 that is not 64 hex digits: " + answer.sha256());
     }
+    Explanation.forDetections(answer.explanations(), answer.anomalies().length);
     return new Reply(answer, served.worker());
   }
 

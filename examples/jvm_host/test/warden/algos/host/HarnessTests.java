@@ -19,6 +19,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import org.apache.thrift.TException;
 import warden.algos.thrift.DetectPayload;
+import warden.algos.thrift.DetectResult;
 import warden.algos.thrift.ErrorCode;
 import warden.algos.thrift.RcaPayload;
 import warden.algos.thrift.Request;
@@ -64,6 +65,7 @@ public final class HarnessTests {
       case "malformed_frame" -> tests.malformedFrame();
       case "huge_request" -> tests.hugeRequest();
       case "matrix" -> tests.matrix();
+      case "explanations" -> tests.explanations();
       default -> throw new IllegalArgumentException("unknown scenario " + scenario);
     }
     System.out.printf(
@@ -97,6 +99,11 @@ public final class HarnessTests {
   private void vectors() throws IOException, TException {
     List<String> rounding = RoundedText.selfCheck();
     check(rounding.isEmpty(), "RoundedText forgives what it must not: " + rounding);
+    int explained = 0;
+    for (Path vector : vectors) {
+      explained += explainedAlike(vector) ? 1 : 0;
+    }
+    System.out.println("vectors with explanations, read alike from every format: " + explained);
     for (WireFormat format : WireFormat.values()) {
       OneShotInvoker invoker = new OneShotInvoker(executable(format));
       try (WorkerPool pool = new WorkerPool(executable(format), 2, GENEROUS)) {
@@ -126,6 +133,33 @@ public final class HarnessTests {
     }
   }
 
+  /**
+   * A stored answer's explanations, if it has any, read by the host from each format: the same
+   * {@link Explanation}s (the files hold one answer, so even a numbers_rtol case's are exact),
+   * one per detection.
+   */
+  private boolean explainedAlike(Path vector) throws IOException, TException {
+    String name = vector.getFileName().toString();
+    Map<?, ?> root =
+        MiniJson.object(MiniJson.parse(Files.readAllBytes(vector.resolve("response.json"))), name);
+    if (!(root.get("detect") instanceof Map<?, ?> detect) || !detect.containsKey("explanations")) {
+      return false;
+    }
+    List<Explanation> json = Explanation.fromJson(detect.get("explanations"));
+    check(
+        json != null && json.size() == JsonTrainedWire.longs(detect.get("timestamps")).length,
+        name + ": not one explanation per detection: " + json);
+    for (WireFormat format : List.of(WireFormat.THRIFT_BINARY, WireFormat.THRIFT_COMPACT)) {
+      byte[] bytes = Files.readAllBytes(vector.resolve("response." + format.cliName));
+      List<Explanation> thrift =
+          Explanation.fromThrift(format.decode(new Response(), bytes).getDetect());
+      check(
+          java.util.Objects.equals(thrift, json),
+          name + " " + format.cliName + ": explanations " + thrift + " vs JSON's " + json);
+    }
+    return true;
+  }
+
   /** Java's own encoding agrees with Python's, and the typed API raises the right exception. */
   private void thriftRoundTrip(
       String name,
@@ -147,6 +181,7 @@ public final class HarnessTests {
       check(java.util.Arrays.stream(values).anyMatch(Double::isNaN), name + ": NaN survives packing");
     }
     Response expected = format.decode(new Response(), responseBytes);
+    sortContexts(expected);
     check(
         java.util.Arrays.equals(format.encode(expected), responseBytes),
         name + ": Java re-encodes the response to other bytes");
@@ -212,6 +247,17 @@ public final class HarnessTests {
   private static void sortDimensions(TimeSeries series) {
     if (series != null && series.isSetDimensions()) {
       series.setDimensions(new TreeMap<>(series.getDimensions()));
+    }
+  }
+
+  /** The same for an answer's maps: each explanation's context (a seasonal model's periods). */
+  private static void sortContexts(Response response) {
+    if (response.isSetDetect() && response.getDetect().isSetExplanations()) {
+      for (warden.algos.thrift.Explanation one : response.getDetect().getExplanations()) {
+        if (one.isSetContext()) {
+          one.setContext(new TreeMap<>(one.getContext()));
+        }
+      }
     }
   }
 
@@ -865,6 +911,511 @@ public final class HarnessTests {
       error.get("code") instanceof String code ? code : null,
       error.get("field") instanceof String field ? field : null
     };
+  }
+
+  // ----------------------------------------------------------------------------- explanations
+
+  private static final String KSIGMA = "ksigma";
+  private static final String KSIGMA_PARAMS = "{\"window\": 30, \"k\": 5.0}";
+  private static final int SPIKE_POINTS = 200;
+  private static final int SPIKE_AT = 150;
+  private static final int STATE_POINTS = 400;
+  private static final int STATE_FIT = 300;
+  private static final int STATE_SPLIT = 340;
+  /** Two spikes after the fit: one before the stream's split, one after. */
+  private static final int[] STATE_SPIKES = {320, 350};
+
+  /** One way's answer to one question: its detections and their explanations (null: none). */
+  private record Explained(String label, long[] anomalies, List<Explanation> explanations) {
+    static Explained of(String label, Scored scored) {
+      return new Explained(label, scored.anomalies(), scored.explanations());
+    }
+
+    static Explained of(String label, MatrixScored scored) {
+      return new Explained(label, scored.anomalies(), scored.explanations());
+    }
+  }
+
+  /** What one format answered, each question asked lists and packed where the host can. */
+  private record ExplainedRun(
+      List<Explained> spike, Explained oneCall, Explained streamed, List<Explained> matrix) {}
+
+  /**
+   * include_explanations in JSON, thrift-binary and thrift-compact, through a serve worker each:
+   * a ksigma spike (stateless; lists and packed, the request built by hand and read with {@link
+   * Explanation#fromThrift} / the JSON reader), a ksigma fit then a detect with its state (one
+   * call with the bytes, and a stream in two calls by reference; packed, as {@link Trainer}
+   * always is), and one_class_svm's 3-column matrix with a spike in one column (stateless and
+   * with a fitted state; {@link MatrixDetector} lists and packed). Every format and spelling
+   * gives the same explanations; one per detection, each peak within its detection's run, its
+   * actual the input's value there, a reason; the spike's band units over 1; the matrix spike's
+   * first column the spiked one, its shares in (0, 1], descending and the detection's
+   * contributions. Without the option no explanations come back and nothing else changes. A
+   * stream passing sha256 only, replaying points after a miss, keeps only its new points'
+   * explanations; malformed explanations are a broken executable.
+   */
+  private void explanations() {
+    Request spikeRequest = spikeRequest(KSIGMA, "explain", SPIKE_POINTS, SPIKE_AT, new Random(3));
+    long[] spikeTimes = ThriftTrainedWire.longs(spikeRequest.getDetect().getTimestamps());
+    double[] spikeValues = doubles(spikeRequest.getDetect().getValues());
+    long spike = spikeTimes[SPIKE_AT];
+    Request stateRequest =
+        spikeRequest(KSIGMA, "state", STATE_POINTS, STATE_SPIKES[1], new Random(5));
+    long[] stateTimes = ThriftTrainedWire.longs(stateRequest.getDetect().getTimestamps());
+    double[] stateValues = doubles(stateRequest.getDetect().getValues());
+    stateValues[STATE_SPIKES[0]] -= 60;
+    Matrix machine = machine();
+    long matrixSpike = T0 + STEP * SPIKE_ROW;
+
+    List<ExplainedRun> runs = new ArrayList<>();
+    TrainedModel fittedKsigma = null;
+    TrainedModel fitted = null; // the matrix's, fitted once: a state is the same in every format
+    for (WireFormat format : WireFormat.values()) {
+      try (WorkerPool pool = new WorkerPool(executable(format), 1, GENEROUS)) {
+        String name = format.cliName;
+        // a ksigma spike, stateless
+        List<Explained> spikes = new ArrayList<>();
+        for (boolean packed : new boolean[] {false, true}) {
+          String label = name + (packed ? " packed" : " lists") + " ksigma spike";
+          Explained got = spikeDetect(pool, format, spikeTimes, spikeValues, packed, true, label);
+          checkExplained(got, spikeTimes, spikeValues);
+          checkSpike(got, spike);
+          spikes.add(got);
+          Explained plain =
+              spikeDetect(pool, format, spikeTimes, spikeValues, packed, false, label);
+          check(plain.explanations() == null, label + ": explanations without the option");
+          check(
+              Arrays.equals(plain.anomalies(), got.anomalies()),
+              label + ": the option changed the detections");
+        }
+
+        // ksigma fitted, then the points after it with the state
+        Trainer trainer = Trainer.pooled(pool, GENEROUS).withExplanations();
+        long[] fitTimes = Arrays.copyOfRange(stateTimes, 0, STATE_FIT);
+        double[] fitValues = Arrays.copyOfRange(stateValues, 0, STATE_FIT);
+        long[] tailTimes = Arrays.copyOfRange(stateTimes, STATE_FIT, STATE_POINTS);
+        double[] tailValues = Arrays.copyOfRange(stateValues, STATE_FIT, STATE_POINTS);
+        TrainedModel model = trainer.fit(KSIGMA, KSIGMA_PARAMS, DIMENSIONS, fitTimes, fitValues);
+        check(
+            fittedKsigma == null || fittedKsigma.sha256().equals(model.sha256()),
+            name + ": another fitted state");
+        fittedKsigma = model;
+        Scored oneCall = trainer.detect(model, tailTimes, tailValues);
+        Explained explainedCall = Explained.of(name + " ksigma with a state", oneCall);
+        checkExplained(explainedCall, stateTimes, stateValues);
+        for (int at : STATE_SPIKES) {
+          checkSpike(explainedCall, stateTimes[at]);
+        }
+        Scored plain = Trainer.pooled(pool, GENEROUS).detect(model, tailTimes, tailValues);
+        check(!plain.hasExplanations(), name + " ksigma with a state: explained unasked");
+        check(
+            Arrays.equals(plain.anomalies(), oneCall.anomalies())
+                && Arrays.equals(plain.scores(), oneCall.scores()),
+            name + " ksigma with a state: the option changed the answer");
+        SeriesStream stream =
+            trainer.fitStream(KSIGMA, KSIGMA_PARAMS, DIMENSIONS, fitTimes, fitValues);
+        Scored first =
+            stream.next(
+                Arrays.copyOfRange(stateTimes, STATE_FIT, STATE_SPLIT),
+                Arrays.copyOfRange(stateValues, STATE_FIT, STATE_SPLIT));
+        Scored second =
+            stream.next(
+                Arrays.copyOfRange(stateTimes, STATE_SPLIT, STATE_POINTS),
+                Arrays.copyOfRange(stateValues, STATE_SPLIT, STATE_POINTS));
+        check(
+            stream.stats().byReference() == 2, name + " stream: by reference: " + stream.stats());
+        Explained streamed = joined(name + " ksigma streamed", first, second);
+        checkExplained(streamed, stateTimes, stateValues);
+        for (int at : STATE_SPIKES) {
+          checkSpike(streamed, stateTimes[at]);
+        }
+
+        // a matrix, stateless and with a fitted state
+        List<Explained> matrices = new ArrayList<>();
+        MatrixDetector packedDetector = MatrixDetector.pooled(pool, GENEROUS);
+        for (MatrixDetector plainDetector : List.of(packedDetector, packedDetector.withLists())) {
+          MatrixDetector detector = plainDetector.withExplanations();
+          String label =
+              name + (plainDetector == packedDetector ? " packed" : " lists") + " matrix";
+          MatrixScored stateless = detector.detect(SVM, SVM_PARAMS, DIMENSIONS, machine);
+          if (fitted == null) {
+            fitted = detector.fit(SVM, SVM_PARAMS, DIMENSIONS, machine.slice(0, FIT_ROWS));
+          }
+          Matrix tail = machine.slice(FIT_ROWS, MATRIX_ROWS);
+          MatrixScored withState = detector.detect(fitted, tail);
+          for (MatrixScored scored : List.of(stateless, withState)) {
+            String what = label + (scored == stateless ? "" : " with a state");
+            Explained got = Explained.of(what, scored);
+            checkExplained(got, machine);
+            checkMatrixSpike(got, scored, matrixSpike);
+            matrices.add(got);
+          }
+          if (plainDetector == packedDetector) {
+            MatrixScored unasked = plainDetector.detect(fitted, tail);
+            check(!unasked.hasExplanations(), label + " with a state: explained unasked");
+            check(
+                Arrays.equals(unasked.scores(), withState.scores())
+                    && Arrays.deepEquals(unasked.contributions(), withState.contributions()),
+                label + " with a state: the option changed the answer");
+          }
+        }
+        runs.add(new ExplainedRun(spikes, explainedCall, streamed, matrices));
+        check(pool.replacements() == 0, name + ": no worker replaced");
+      }
+    }
+    ExplainedRun reference = runs.get(0);
+    int ways = 0;
+    for (ExplainedRun run : runs) {
+      for (int i = 0; i < run.spike().size(); i++) {
+        ways += sameExplained(run.spike().get(i), reference.spike().get(0));
+      }
+      ways += sameExplained(run.oneCall(), reference.oneCall());
+      ways += sameExplained(run.streamed(), reference.streamed());
+      for (int i = 0; i < run.matrix().size(); i++) {
+        ways += sameExplained(run.matrix().get(i), reference.matrix().get(i % 2));
+      }
+    }
+    explainedReplay(fittedKsigma, stateTimes, stateValues, reference.oneCall());
+    malformedExplanations();
+
+    Explanation spiked = explanationAt(reference.spike().get(0), spike);
+    Explanation blamed = explanationAt(reference.matrix().get(0), matrixSpike);
+    System.out.printf(
+        "explanations: %d answers agree: ksigma spike %s, %d with a state, %d streamed; matrix"
+            + " %d stateless, %d with a state%n",
+        ways,
+        spiked == null ? "(none)" : "band_units=" + spiked.bandUnits(),
+        reference.oneCall().anomalies().length, reference.streamed().anomalies().length,
+        reference.matrix().get(0).anomalies().length, reference.matrix().get(1).anomalies().length);
+    System.out.println("ksigma spike reason: " + (spiked == null ? "(none)" : spiked.reason()));
+    System.out.println(
+        "matrix spike: " + (blamed == null ? "(none)" : blamed.columns() + "=" + blamed.shares()
+            + ", reason: " + blamed.reason()));
+  }
+
+  /** The stateless ksigma spike, its request built by hand as a platform's own code would. */
+  private Explained spikeDetect(
+      WorkerPool pool, WireFormat format, long[] times, double[] values, boolean packed,
+      boolean explain, String label) {
+    if (format.isThrift()) {
+      DetectPayload detect = new DetectPayload().setDimensions(List.of("host=jvm"));
+      if (packed) {
+        detect.setTimestamps_packed(PackedArrays.pack(times))
+            .setValues_packed(PackedArrays.pack(values));
+      } else {
+        detect.setTimestamps(Arrays.stream(times).boxed().toList())
+            .setValues(Arrays.stream(values).boxed().toList());
+      }
+      Request request =
+          new Request().setInterface_name("detect").setAlgorithm(KSIGMA)
+              .setParams_json(KSIGMA_PARAMS).setRequest_id(label).setDetect(detect);
+      if (packed) {
+        request.setPacked_arrays(true);
+      }
+      if (explain) {
+        request.setInclude_explanations(true);
+      }
+      DetectResult result = pool.call(request).getDetect();
+      check(result.isSetTimestamps_packed() == packed, label + ": packed answer " + !packed);
+      long[] anomalies =
+          packed
+              ? PackedArrays.longs(result.bufferForTimestamps_packed())
+              : ThriftTrainedWire.longs(result.getTimestamps());
+      return new Explained(label, anomalies, Explanation.fromThrift(result));
+    }
+    StringBuilder out =
+        JsonTrainedWire.envelope("detect", KSIGMA, KSIGMA_PARAMS, true, packed, explain);
+    out.append(",\"request_id\":").append(MiniJson.quote(label))
+        .append(",\"detect\":{\"dimensions\":[\"host=jvm\"],\"timestamps\":");
+    if (packed) {
+      JsonTrainedWire.packed(out, "int64", PackedArrays.pack(times));
+      out.append(",\"values\":");
+      JsonTrainedWire.packed(out, "float64", PackedArrays.pack(values));
+    } else {
+      out.append(Arrays.toString(times).replace(" ", "")).append(",\"values\":")
+          .append(Arrays.toString(values).replace(" ", ""));
+    }
+    byte[] answer = pool.callRaw(out.append("}}").toString().getBytes(StandardCharsets.UTF_8));
+    return JsonTrainedWire.read(
+        answer,
+        "detect",
+        detect -> {
+          check(
+              detect.get("timestamps") instanceof Map<?, ?> == packed,
+              label + ": packed answer " + !packed);
+          return new Explained(
+              label,
+              JsonTrainedWire.longs(detect.get("timestamps")),
+              Explanation.fromJson(detect.get("explanations")));
+        });
+  }
+
+  /**
+   * A sha256-only stream on a worker whose state cache holds one state: its first call leaves
+   * the state after it on the worker, another detect evicts it, so the second call misses and
+   * resends the fit's bytes with the first call's points (a replay). That answer covers both
+   * calls; the stream keeps the second's detections and explanations alone, which are those of
+   * one call with the fit's state over all the points (the replay is that call) from the split on.
+   */
+  private void explainedReplay(
+      TrainedModel fitted, long[] times, double[] values, Explained oneCall) {
+    List<String> oneState = new ArrayList<>(options);
+    oneState.addAll(
+        List.of(
+            "--state-cache-mb",
+            String.format(java.util.Locale.ROOT, "%.6f", 1.5 * fitted.stateSize() / (1 << 20))));
+    WireFormat format = WireFormat.THRIFT_COMPACT;
+    Executable executable = executable(format).withOptions(oneState.toArray(String[]::new));
+    try (WorkerPool pool = new WorkerPool(executable, 1, GENEROUS)) {
+      Trainer trainer = Trainer.pooled(pool, GENEROUS).withExplanations();
+      SeriesStream stream = trainer.stream(fitted, StatePassing.BY_REFERENCE_SHA256_ONLY);
+      Scored first =
+          stream.next(
+              Arrays.copyOfRange(times, STATE_FIT, STATE_SPLIT),
+              Arrays.copyOfRange(values, STATE_FIT, STATE_SPLIT));
+      trainer.detect( // another state, in the place of the stream's
+          fitted, Arrays.copyOfRange(times, STATE_FIT, STATE_FIT + 1),
+          Arrays.copyOfRange(values, STATE_FIT, STATE_FIT + 1));
+      Scored second =
+          stream.next(
+              Arrays.copyOfRange(times, STATE_SPLIT, STATE_POINTS),
+              Arrays.copyOfRange(values, STATE_SPLIT, STATE_POINTS));
+      String label = format.cliName + " sha256-only replay";
+      check(
+          stream.stats().replayed() == STATE_SPLIT - STATE_FIT,
+          label + ": replayed the first call's points: " + stream.stats());
+      check(
+          first.anomalies().length > 0 && first.explanations().size() == first.anomalies().length,
+          label + ": the first call's " + first.anomalies().length + " detections explained");
+      long split = times[STATE_SPLIT];
+      List<Long> after = new ArrayList<>();
+      List<Explanation> afterExplained = new ArrayList<>();
+      for (int i = 0; i < oneCall.anomalies().length; i++) {
+        if (oneCall.anomalies()[i] >= split) {
+          after.add(oneCall.anomalies()[i]);
+          afterExplained.add(oneCall.explanations().get(i));
+        }
+      }
+      sameExplained(
+          new Explained(label, second.anomalies(), second.explanations()),
+          new Explained(
+              "one call from the split on", after.stream().mapToLong(Long::longValue).toArray(),
+              afterExplained));
+      System.out.println(
+          label + " -> " + stream.stats() + ", the second call's " + second.anomalies().length
+              + " detections explained as one call's");
+    }
+  }
+
+  /** Explanations an executable could answer wrongly: a broken executable, never a crash. */
+  private void malformedExplanations() {
+    Explanation one = new Explanation(
+        T0, T0, 1L, 2.0, 1.0, 0.0, 2.0, 2.0, null, null, null, null, "value 2 is 2 band units");
+    try {
+      Explanation.forDetections(List.of(one, one), 1);
+      check(false, "2 explanations for 1 detection accepted");
+    } catch (WardenException.WorkerDied e) {
+      check(e.getMessage().contains("2 explanations for 1 detections"), e.getMessage());
+      System.out.println("explanations of another count -> " + e.getMessage());
+    }
+    String head =
+        "{\"status\":\"ok\",\"detect\":{\"timestamps\":[" + T0 + "],\"scores\":[3.0],"
+            + "\"state_sha256\":\"" + "0".repeat(64) + "\",\"explanations\":";
+    List<String> badJson =
+        List.of(
+            "{\"peak\":1}",
+            "[{\"peak\":1.5}]",
+            "[{\"columns\":[\"a\",\"b\"],\"shares\":[1.0]}]",
+            "[{\"context\":{\"periods_s\":86400}}]",
+            "[{\"reason\":7}]");
+    TrainedWire json = TrainedWire.of(WireFormat.JSON);
+    for (String bad : badJson) {
+      try {
+        json.detectAnswer((head + bad + "}}").getBytes(StandardCharsets.UTF_8));
+        check(false, "json explanations " + bad + " accepted");
+      } catch (WardenException.WorkerDied e) {
+        check(e.getMessage().contains("explanation"), "json " + bad + ": " + e.getMessage());
+      }
+    }
+    String absent = "{\"status\":\"ok\",\"detect\":{\"timestamps\":[],\"scores\":[],"
+        + "\"state_sha256\":\"" + "0".repeat(64) + "\"}}";
+    check(
+        json.detectAnswer(absent.getBytes(StandardCharsets.UTF_8)).explanations() == null,
+        "json: absent explanations read as none");
+    for (WireFormat format : List.of(WireFormat.THRIFT_BINARY, WireFormat.THRIFT_COMPACT)) {
+      DetectResult detect =
+          new DetectResult().setTimestamps(List.of(T0)).setScores(List.of(3.0))
+              .setState_sha256("0".repeat(64))
+              .setExplanations(
+                  List.of(
+                      new warden.algos.thrift.Explanation()
+                          .setColumns(List.of("a", "b")).setShares(List.of(1.0))));
+      byte[] bytes = format.encode(new Response().setStatus("ok").setDetect(detect));
+      try {
+        TrainedWire.of(format).detectAnswer(bytes);
+        check(false, format.cliName + ": unpaired columns and shares accepted");
+      } catch (WardenException.WorkerDied e) {
+        check(e.getMessage().contains("pair up"), format.cliName + ": " + e.getMessage());
+        System.out.println(format.cliName + " unpaired columns -> " + e.getMessage());
+      }
+      detect.unsetExplanations();
+      byte[] none = format.encode(new Response().setStatus("ok").setDetect(detect));
+      check(
+          TrainedWire.of(format).detectAnswer(none).explanations() == null,
+          format.cliName + ": absent explanations read as none");
+    }
+  }
+
+  /**
+   * One explanation per detection, in order, each with a reason: its run starts at the detection
+   * and ends before the next, the peak within it, the actual the input's value at the peak.
+   */
+  private void checkExplained(Explained got, long[] times, double[] values) {
+    checkRuns(got, times);
+    if (got.explanations() == null) {
+      return;
+    }
+    for (Explanation one : got.explanations()) {
+      int at = Arrays.binarySearch(times, one.peak() == null ? Long.MIN_VALUE : one.peak());
+      check(
+          at >= 0 && one.actual() != null && one.actual() == values[at],
+          got.label() + ": the actual at the peak is not the value sent: " + one);
+    }
+  }
+
+  /** The same for a matrix: the actual is the top column's value at the peak. */
+  private void checkExplained(Explained got, Matrix matrix) {
+    long[] times = matrix.times();
+    checkRuns(got, times);
+    if (got.explanations() == null) {
+      return;
+    }
+    double[][] rows = matrix.rows();
+    for (Explanation one : got.explanations()) {
+      int at = Arrays.binarySearch(times, one.peak() == null ? Long.MIN_VALUE : one.peak());
+      int column = COLUMNS.indexOf(one.topColumn());
+      check(
+          at >= 0 && column >= 0 && one.actual() != null && one.actual() == rows[at][column],
+          got.label() + ": the actual at the peak is not the top column's value: " + one);
+      List<Double> shares = one.shares();
+      boolean descending = !shares.isEmpty();
+      for (int i = 0; i < shares.size(); i++) {
+        descending &= shares.get(i) > 0 && shares.get(i) <= 1;
+        descending &= i == 0 || shares.get(i) <= shares.get(i - 1);
+        descending &= COLUMNS.contains(one.columns().get(i));
+      }
+      check(descending, got.label() + ": shares not in (0, 1] and descending: " + one);
+    }
+  }
+
+  private void checkRuns(Explained got, long[] times) {
+    List<Explanation> explained = got.explanations();
+    long[] anomalies = got.anomalies();
+    check(explained != null, got.label() + ": no explanations");
+    if (explained == null) {
+      return;
+    }
+    check(
+        explained.size() == anomalies.length,
+        got.label() + ": " + explained.size() + " explanations for " + anomalies.length
+            + " detections");
+    check(anomalies.length > 0, got.label() + ": no detection to explain");
+    for (int i = 0; i < Math.min(explained.size(), anomalies.length); i++) {
+      Explanation one = explained.get(i);
+      long next = i + 1 < anomalies.length ? anomalies[i + 1] : Long.MAX_VALUE;
+      check(
+          one.peak() != null && one.last() != null && one.points() != null && one.points() >= 1
+              && anomalies[i] <= one.peak() && one.peak() <= one.last() && one.last() < next
+              && one.last() <= times[times.length - 1],
+          got.label() + ": detection " + anomalies[i] + " has a run " + one);
+      check(
+          !one.reason().isBlank(), got.label() + ": detection " + anomalies[i] + " has no reason");
+    }
+  }
+
+  /** The spike is a detection of its own run, its peak, more than a band's half-width out. */
+  private void checkSpike(Explained got, long spike) {
+    Explanation one = explanationAt(got, spike);
+    check(one != null, got.label() + ": no detection's run holds the spike at " + spike);
+    if (one == null) {
+      return;
+    }
+    check(
+        one.peak() == spike
+            && one.bandUnits() != null && Math.abs(one.bandUnits()) > 1
+            && one.lower() != null && one.upper() != null && one.lower() <= one.upper()
+            && (one.bandUnits() > 0) == (one.actual() > one.upper()),
+        got.label() + ": the spike is explained as " + one);
+  }
+
+  /** The matrix spike: its first column is the spiked one; its shares the detection's. */
+  private void checkMatrixSpike(Explained got, MatrixScored scored, long spike) {
+    Explanation one = explanationAt(got, spike);
+    check(one != null, got.label() + ": no detection's run holds the spike at " + spike);
+    if (one == null) {
+      return;
+    }
+    check(
+        COLUMNS.get(SPIKE_COLUMN).equals(one.topColumn()),
+        got.label() + ": the spike's first column is " + one.topColumn());
+    int detection = got.explanations().indexOf(one);
+    double[] contributions = scored.contributions()[detection];
+    for (int i = 0; i < one.columns().size(); i++) {
+      int column = COLUMNS.indexOf(one.columns().get(i));
+      check(
+          column >= 0 && contributions[column] == one.shares().get(i),
+          got.label() + ": share " + one.shares().get(i) + " of " + one.columns().get(i)
+              + " is not the detection's " + Arrays.toString(contributions));
+    }
+  }
+
+  /** The explanation of the detection whose run holds {@code time}, or null. */
+  private static Explanation explanationAt(Explained got, long time) {
+    if (got.explanations() == null) {
+      return null;
+    }
+    for (int i = 0; i < Math.min(got.anomalies().length, got.explanations().size()); i++) {
+      Explanation one = got.explanations().get(i);
+      if (got.anomalies()[i] <= time && one.last() != null && time <= one.last()) {
+        return one;
+      }
+    }
+    return null;
+  }
+
+  /** Bit for bit the same detections and explanations; 1, to count the ways compared. */
+  private int sameExplained(Explained got, Explained want) {
+    check(
+        Arrays.equals(got.anomalies(), want.anomalies()),
+        got.label() + " vs " + want.label() + ": detections " + Arrays.toString(got.anomalies())
+            + " vs " + Arrays.toString(want.anomalies()));
+    check(
+        java.util.Objects.equals(got.explanations(), want.explanations()),
+        got.label() + " vs " + want.label() + ": explanations " + got.explanations() + " vs "
+            + want.explanations());
+    return 1;
+  }
+
+  private static Explained joined(String label, Scored... parts) {
+    List<Long> anomalies = new ArrayList<>();
+    List<Explanation> explanations = new ArrayList<>();
+    boolean explained = true;
+    for (Scored part : parts) {
+      for (long t : part.anomalies()) {
+        anomalies.add(t);
+      }
+      explained &= part.hasExplanations();
+      if (part.hasExplanations()) {
+        explanations.addAll(part.explanations());
+      }
+    }
+    return new Explained(
+        label, anomalies.stream().mapToLong(Long::longValue).toArray(),
+        explained ? explanations : null);
+  }
+
+  private static double[] doubles(List<Double> items) {
+    return items.stream().mapToDouble(Double::doubleValue).toArray();
   }
 
   private static void sleep(long millis) {
