@@ -35,6 +35,13 @@ def add_evaluate_parser(commands: Any) -> None:
     evaluate.add_argument(
         "--grid", help="search parameters, e.g. '{\"k\": [3, 4, 5]}' (best by NAB standard)"
     )
+    evaluate.add_argument(
+        "--cv",
+        help="cross-validate the grid: 'categories' (leave one category out) or K (K seeded "
+        "folds of files); the setting is chosen on the other folds and scored on each held-out "
+        "one, reported beside the in-sample score",
+    )
+    evaluate.add_argument("--cv-seed", type=int, default=0, help="shuffle seed of --cv K")
     evaluate.add_argument("--jobs", type=int, default=1, help="grid settings run in parallel")
     evaluate.add_argument("--cache-dir", type=Path, help="run cache (default ~/.cache/...)")
     evaluate.add_argument("--no-cache", action="store_true", help="neither read nor write cache")
@@ -102,14 +109,28 @@ def _run_detector(args: argparse.Namespace, params: dict[str, Any]) -> int:
     from .baselines import BASELINES
     from .cache import RunCache
     from .corpus import CorpusError, load_corpus
-    from .grid import GridError, expand_grid, grid_row, ranked_search
-    from .report import evaluation_json, evaluation_table, print_table, write_detections
+    from .crossval import CrossValidationError, cross_validate, make_folds, parse_cv
+    from .grid import GridError, expand_grid, grid_row, rank_key, shown_search
+    from .report import (
+        cross_validation_tables,
+        evaluation_json,
+        evaluation_table,
+        print_table,
+        write_detections,
+    )
     from .runner import evaluate_algorithm
 
     try:
         corpus = load_corpus(args.corpus)
     except (CorpusError, OSError) as error:
         return _usage(str(error))
+    folds = None
+    if args.cv is not None:
+        try:
+            scheme = parse_cv(args.cv)
+            folds = make_folds(corpus, scheme, args.cv_seed)
+        except CrossValidationError as error:
+            return _usage(str(error))
     cache = None if args.no_cache else RunCache(args.cache_dir)
     stderr = Console(file=sys.stderr)
     grid_rows: list[dict[str, Any]] | None = None
@@ -124,7 +145,7 @@ def _run_detector(args: argparse.Namespace, params: dict[str, Any]) -> int:
         detector_class = resolve_detector(args.algorithm)
         for setting in settings:
             detector_class.validate_params(setting)
-        ranked = ranked_search(
+        in_grid_order = shown_search(
             args.algorithm,
             settings,
             corpus,
@@ -133,26 +154,37 @@ def _run_detector(args: argparse.Namespace, params: dict[str, Any]) -> int:
             label=f"grid {args.algorithm}",
             console=stderr,
         )
+        ranked = sorted(in_grid_order, key=rank_key, reverse=True)
         grid_rows = [grid_row(e) for e in ranked]
         _print_grid(ranked, args.algorithm)
         best_params = ranked[0].params
     else:
         best_params = params
+        in_grid_order = []
     main = evaluate_algorithm(
         args.algorithm, best_params, corpus, cache=cache, keep_bands=args.plot is not None
     )
+    cross = None
+    if folds is not None:
+        # without a grid there is nothing to choose: the cross-validated score is the in-sample
+        cross = cross_validate(in_grid_order or [main], folds, str(args.cv), args.cv_seed)
     baselines = (
         []
         if args.no_baselines
         else [evaluate_algorithm(name, {}, corpus, cache=cache) for name in BASELINES]
     )
     print_table(evaluation_table(main, baselines), sys.stdout)
+    if cross is not None:
+        for table in cross_validation_tables(cross, args.algorithm):
+            print_table(table, sys.stdout)
     if args.per_file:
         _print_per_file(main)
     for problem in main.errors:
         print(f"warning: {problem}", file=sys.stderr)
     if args.json_out is not None:
         document = evaluation_json(main, baselines, corpus, grid_rows)
+        if cross is not None:
+            document["cross_validation"] = cross.as_dict()
         args.json_out.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
     if args.detections_out is not None:
         written = write_detections(args.detections_out, corpus, main)

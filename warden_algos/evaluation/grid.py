@@ -91,7 +91,24 @@ def ranked_search(
     label: str,
     console: Any,
 ) -> list[Evaluation]:
-    """:func:`search` behind a rich progress bar on ``console``; best setting first."""
+    """:func:`shown_search`, best setting first (ties in grid order: the sort is stable)."""
+    evaluations = shown_search(
+        algorithm, settings, corpus, cache=cache, jobs=jobs, label=label, console=console
+    )
+    return sorted(evaluations, key=rank_key, reverse=True)
+
+
+def shown_search(
+    algorithm: str,
+    settings: list[dict[str, Any]],
+    corpus: Corpus,
+    *,
+    cache: RunCache | None,
+    jobs: int,
+    label: str,
+    console: Any,
+) -> list[Evaluation]:
+    """:func:`search` behind a rich progress bar on ``console``; in grid order."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     with Progress(
@@ -110,7 +127,7 @@ def ranked_search(
             jobs=jobs,
             on_done=lambda _: progress.advance(task),
         )
-    return sorted(evaluations, key=rank_key, reverse=True)
+    return evaluations
 
 
 def grid_row(evaluation: Evaluation) -> dict[str, Any]:

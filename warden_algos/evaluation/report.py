@@ -8,10 +8,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
+import orjson
 from rich.console import Console
 from rich.table import Table
 
 from .corpus import Corpus
+from .crossval import CrossValidated
 from .runner import Evaluation
 from .scoring import PROFILES, GroupScore
 
@@ -58,6 +60,40 @@ def evaluation_table(main: Evaluation, baselines: Sequence[Evaluation] = ()) -> 
                 end_section=run_index == len(baselines) and position < len(scopes),
             )
     return table
+
+
+def cross_validation_tables(cross: CrossValidated, algorithm: str) -> list[Table]:
+    """Per profile: the in-sample score of the grid's best, the cross-validated one and the gap;
+    then, per fold, the setting it chose by the standard profile and its scores."""
+    seed = f", seed {cross.seed}" if cross.scheme != "categories" else ""
+    scores = Table(
+        title=f"{algorithm}: cross-validated (--cv {cross.scheme}{seed})",
+        title_justify="left",
+        caption="cross-validated: each held-out fold scored with the setting chosen on the "
+        "other folds; in-sample: chosen and scored on every file",
+        caption_justify="left",
+    )
+    for column in ("profile", "in-sample NAB", "cross-validated NAB", "gap"):
+        scores.add_column(column, justify="left" if column == "profile" else "right")
+    inside, held = cross.in_sample_nab(), cross.nab()
+    for profile in PROFILES:
+        a, b = inside[profile.name], held[profile.name]
+        gap = None if a is None or b is None else a - b
+        scores.add_row(profile.name, _fmt(a), _fmt(b), _fmt(gap))
+    folds = Table(title="the setting each fold chose (NAB standard)", title_justify="left")
+    for column in ("held-out fold", "files", "chosen on the others", "train", "held out"):
+        folds.add_column(
+            column, justify="right" if column in ("files", "train", "held out") else "left"
+        )
+    for choice in cross.choices["standard"]:
+        folds.add_row(
+            choice.fold,
+            str(choice.files),
+            orjson.dumps(choice.params).decode(),
+            _fmt(choice.train["standard"]),
+            _fmt(choice.held_out["standard"]),
+        )
+    return [scores, folds]
 
 
 def print_table(table: Table, stream: IO[str]) -> None:
