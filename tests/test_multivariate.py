@@ -207,3 +207,23 @@ def test_a_one_column_matrix_is_a_matrix() -> None:
     times, matrix = machine(800)
     result = run_detect_matrix(OneClassSVM(), times, matrix[:, :1], ["inlet"])
     assert result.contributions.shape == (result.timestamps.shape[0], 1)
+
+
+@pytest.mark.parametrize("cls", [IsolationForest, OneClassSVM, Autoencoder], ids=lambda c: c.name)
+def test_point_scores_are_the_z_the_detections_are_flagged_on(cls: Any) -> None:
+    """matrix_point_scores: every row's z before the threshold (for a precision-recall curve);
+    the rows above sigmas are exactly the ones detect_matrix_next flags, a missing cell is NaN."""
+    times, matrix = machine(2600)
+    cells = broken(np.vstack([matrix, machine(200, seed=4)[1]]))[:2600]
+    cells[2100, 0] = np.nan
+    algorithm = cls(every_point=True, sigmas=3.0)
+    fitted = run_fit_matrix(algorithm, times[:2000], cells[:2000], COLUMNS)
+    result, _ = run_detect_matrix_next(algorithm, times[2000:], cells[2000:], COLUMNS, fitted.state)
+    z = algorithm.matrix_point_scores(cells[2000:], COLUMNS, fitted.typed)
+    assert z.shape == (600,) and np.isnan(z[100]) and np.isfinite(z).sum() >= 598
+    flagged = times[2000:][z > 3.0]
+    assert flagged.tolist() == result.timestamps.tolist() and flagged.size
+    np.testing.assert_array_equal(z[z > 3.0], result.scores)
+    assert (z <= 3.0).sum() > 400  # most rows are scored, and below the threshold
+    with pytest.raises(IncompatibleState, match="same order"):
+        algorithm.matrix_point_scores(cells[2000:, ::-1], COLUMNS[::-1], fitted.typed)

@@ -328,25 +328,8 @@ class LearnedDetector(TrainableDetector[LP, LS], TrainableMultivariate, Generic[
         state: LS,
     ) -> tuple[MultivariateResult, LS]:
         p = self.params
-        if list(state.columns) != list(columns):
-            had = "one series (values)"
-            if state.columns:
-                shown = ", ".join(name[:40] for name in state.columns[:8])
-                more = len(state.columns) - 8
-                if more > 0:
-                    shown += f", ... {more} more"
-                had = f"{len(state.columns)} columns ({shown})"
-            raise IncompatibleState(
-                f"the state was fitted on {had}; the matrix's columns must be the same, in the "
-                "same order",
-                field="state",
-            )
+        scored = self._matrix_scored(matrix, columns, state)
         m = len(columns)
-        before = np.asarray(state.tail, dtype=np.float64)
-        if before.shape != (m,):
-            raise InvalidInput(f"the state's tail is not one row of {m} values", field="state")
-        rows, complete = matrix_embedded(matrix, before)
-        scored = self.scored(state, rows, complete, matrix_feature_count(m))
         flagged = scored.complete & (scored.z > p.sigmas)
         n = matrix.shape[0]
         shares = np.full((n, m), 1.0 / m)
@@ -371,11 +354,43 @@ class LearnedDetector(TrainableDetector[LP, LS], TrainableMultivariate, Generic[
         )
         after = state.model_copy(
             update={
-                "tail": matrix_tail(matrix, before),
+                "tail": matrix_tail(matrix, np.asarray(state.tail, dtype=np.float64)),
                 "open_incident": still_open(flagged, state.open_incident),
             }
         )
         return result, after
+
+    def matrix_point_scores(self, matrix: F64Array, columns: list[str], state: LS) -> F64Array:
+        """The z-score of every row of ``matrix`` (n x m, after the rows ``state`` has seen),
+        before any threshold: the scores ``detect_matrix_next`` flags above ``sigmas``, for
+        threshold-free evaluation (a precision-recall curve). NaN where a row is not scored (a
+        missing cell, or right after one) and everywhere if the state has no model. The state
+        is not advanced and no detection is made; every other behaviour is unchanged."""
+        scored = self._matrix_scored(matrix, columns, state)
+        out: F64Array = np.where(scored.complete, scored.z, np.nan)
+        return out
+
+    def _matrix_scored(self, matrix: F64Array, columns: list[str], state: LS) -> Scored:
+        """The rows of ``matrix`` scored against ``state`` (its columns and tail checked)."""
+        if list(state.columns) != list(columns):
+            had = "one series (values)"
+            if state.columns:
+                shown = ", ".join(name[:40] for name in state.columns[:8])
+                more = len(state.columns) - 8
+                if more > 0:
+                    shown += f", ... {more} more"
+                had = f"{len(state.columns)} columns ({shown})"
+            raise IncompatibleState(
+                f"the state was fitted on {had}; the matrix's columns must be the same, in the "
+                "same order",
+                field="state",
+            )
+        m = len(columns)
+        before = np.asarray(state.tail, dtype=np.float64)
+        if before.shape != (m,):
+            raise InvalidInput(f"the state's tail is not one row of {m} values", field="state")
+        rows, complete = matrix_embedded(matrix, before)
+        return self.scored(state, rows, complete, matrix_feature_count(m))
 
     def column_shares(self, model: dict[str, Any], rows: F64Array, columns: int) -> F64Array:
         """Each column's share in each (flagged, scaled) row's score, by occlusion: how much the
