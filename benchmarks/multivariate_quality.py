@@ -144,8 +144,8 @@ def run_baseline(case: Case) -> Scored:
     started = time.perf_counter()
     train = case.train[1]
     median = np.median(train, axis=0)
-    sigma = MAD_PER_SIGMA * np.median(np.abs(train - median), axis=0)
-    sigma = np.where(sigma > 0, sigma, 1.0)
+    mad = np.asarray(np.median(np.abs(train - median), axis=0), dtype=np.float64)
+    sigma = np.where(mad > 0, MAD_PER_SIGMA * mad, 1.0)
     fitted_at = time.perf_counter()
     z = np.abs(case.test[1] - median) / sigma
     scores = z.max(axis=1)

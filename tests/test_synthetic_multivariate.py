@@ -119,7 +119,7 @@ def test_the_clean_columns_are_correlated_through_their_factors() -> None:
     # independent columns would show none of that
     rng = np.random.default_rng(0)
     noise = rng.standard_normal((1440, 8))
-    corr = np.corrcoef(noise.T)[np.triu_indices(8, 1)]
+    corr = np.atleast_2d(np.corrcoef(noise.T))[np.triu_indices(8, 1)]
     assert np.mean(np.abs(corr)) < 0.1
 
 
