@@ -22,6 +22,14 @@ from warden_algos.interfaces.run_matrix import (
     run_fit_matrix,
 )
 from warden_algos.interfaces.run_state import run_detect_next, run_fit
+from warden_algos.interfaces.state import (
+    AlgorithmState,
+    Seen,
+    StateArray,
+    decode_state,
+    encode_state,
+)
+from warden_algos.learned.svm import fit_svm, svm_log_scores, svm_scores
 
 T0 = 1_700_000_000
 COLUMNS = ["inlet", "outlet", "pump"]
@@ -98,7 +106,7 @@ def test_missing_cells_are_allowed_and_silence_their_rows() -> None:
     result = run_detect_matrix(OneClassSVM(sigmas=6.0), times, matrix, COLUMNS)
     rows = np.searchsorted(times, result.timestamps).tolist()
     assert 1300 in rows
-    assert not any(1200 <= r <= 1210 for r in rows)  # a missing cell, or the step after it
+    assert not any(1200 <= r < 1210 for r in rows)  # a row with a missing cell
 
 
 def test_an_answer_whose_shares_do_not_sum_to_one_is_an_algorithm_failure() -> None:
@@ -120,17 +128,13 @@ def test_a_univariate_detector_says_it_cannot_score_a_matrix() -> None:
 # -- the learned detectors on a matrix -------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("cls", "params"),
-    [(OneClassSVM, {"sigmas": 6.0}), (Autoencoder, {})],
-    ids=["one_class_svm", "autoencoder"],
-)
-def test_a_broken_correlation_and_a_spike_are_found_and_attributed(
-    cls: Any, params: dict[str, Any]
-) -> None:
+@pytest.mark.parametrize("cls", [IsolationForest, OneClassSVM, Autoencoder], ids=lambda c: c.name)
+def test_a_broken_correlation_and_a_spike_are_found_and_attributed(cls: Any) -> None:
+    """At the defaults: whitened rows show the outlet leaving the cycle the others follow, and
+    repairing the outlet (its value as the others predict it) is what makes the row normal."""
     times, matrix = machine()
     cells = broken(matrix)
-    algorithm = cls(**params)
+    algorithm = cls()
     fitted = run_fit_matrix(algorithm, times[:2000], cells[:2000], COLUMNS)
     result, _ = run_detect_matrix_next(algorithm, times[2000:], cells[2000:], COLUMNS, fitted.state)
     rows = np.searchsorted(times, result.timestamps)
@@ -154,8 +158,8 @@ def test_the_autoencoder_returns_its_reconstruction_of_every_cell() -> None:
     times, matrix = machine(2000)
     result = run_detect_matrix(Autoencoder(), times, matrix, COLUMNS)
     assert result.expected is not None and result.expected.shape == matrix.shape
-    assert np.isnan(result.expected[0]).all()  # the first row has no step
-    error = np.abs(result.expected[1:] - matrix[1:])
+    assert np.isfinite(result.expected).all()  # a row is scored alone: the first one too
+    error = np.abs(result.expected - matrix)
     assert np.median(error) < 0.1
 
 
@@ -207,3 +211,100 @@ def test_a_one_column_matrix_is_a_matrix() -> None:
     times, matrix = machine(800)
     result = run_detect_matrix(OneClassSVM(), times, matrix[:, :1], ["inlet"])
     assert result.contributions.shape == (result.timestamps.shape[0], 1)
+
+
+@pytest.mark.parametrize("cls", [IsolationForest, OneClassSVM, Autoencoder], ids=lambda c: c.name)
+def test_point_scores_are_the_z_the_detections_are_flagged_on(cls: Any) -> None:
+    """matrix_point_scores: every row's z before the threshold (for a precision-recall curve);
+    the rows above sigmas are exactly the ones detect_matrix_next flags, a missing cell is NaN."""
+    times, matrix = machine(2600)
+    cells = broken(np.vstack([matrix, machine(200, seed=4)[1]]))[:2600]
+    cells[2100, 0] = np.nan
+    algorithm = cls(every_point=True, sigmas=3.0)
+    fitted = run_fit_matrix(algorithm, times[:2000], cells[:2000], COLUMNS)
+    result, _ = run_detect_matrix_next(algorithm, times[2000:], cells[2000:], COLUMNS, fitted.state)
+    z = algorithm.matrix_point_scores(cells[2000:], COLUMNS, fitted.typed)
+    assert z.shape == (600,) and np.isnan(z[100]) and np.isfinite(z).sum() >= 598
+    flagged = times[2000:][z > 3.0]
+    assert flagged.tolist() == result.timestamps.tolist() and flagged.size
+    np.testing.assert_array_equal(z[z > 3.0], result.scores)
+    assert (z <= 3.0).sum() > 400  # most rows are scored, and below the threshold
+    with pytest.raises(IncompatibleState, match="same order"):
+        algorithm.matrix_point_scores(cells[2000:, ::-1], COLUMNS[::-1], fitted.typed)
+
+
+def test_a_state_of_version_1_reads_for_one_series_and_is_refused_for_a_matrix() -> None:
+    """Version 2 whitens a matrix's rows of values (version 1: values and steps): a matrix state
+    of version 1 must be fitted again; one series' state is what it was, and scores the same."""
+    times, matrix = machine(1200)
+    algorithm = OneClassSVM()
+    for fitted, columns in (
+        (run_fit_matrix(algorithm, times[:1000], matrix[:1000], COLUMNS), COLUMNS),
+        (run_fit(algorithm, times[:1000], matrix[:1000, 0]), []),
+    ):
+        assert fitted.info.state_version == 2
+        decoded = decode_state(fitted.state)
+        old = {
+            name: value
+            for name, value in decoded.fields.items()
+            if name not in ("feature_rotation", "component_spread")
+        }
+        assert bool(old["columns"]) == bool(columns)
+        v1 = encode_state(
+            "one_class_svm",
+            1,
+            decoded.info.params,
+            _V1State.model_validate(old),
+            Seen(*decoded.info.seen),
+        )
+        if columns:
+            with pytest.raises(IncompatibleState, match="fit it again"):
+                run_detect_matrix_next(algorithm, times[1000:], matrix[1000:], COLUMNS, v1)
+        else:
+            now, _ = run_detect_next(algorithm, times[1000:], matrix[1000:, 0], fitted.state)
+            then, _ = run_detect_next(algorithm, times[1000:], matrix[1000:, 0], v1)
+            assert then.timestamps.tolist() == now.timestamps.tolist()
+            assert then.scores.tolist() == now.scores.tolist()
+
+
+class _V1State(AlgorithmState):
+    """one_class_svm's state as version 1 wrote it (no whitening fields)."""
+
+    fitted: bool
+    tail: StateArray
+    feature_center: StateArray
+    feature_spread: StateArray
+    score_scale: StateArray
+    open_incident: bool
+    columns: list[str]
+    svm_vectors: StateArray
+    svm_weights: StateArray
+    svm_offset: StateArray
+
+
+def test_the_svm_scores_a_matrix_row_higher_the_further_it_leaves_the_support() -> None:
+    """-f(x) levels off at the intercept a few kernel widths out; the matrix score, -log of the
+    kernel sum, keeps growing (so a gross departure is not scored like a slight one)."""
+    rng = np.random.default_rng(0)
+    model = fit_svm(rng.standard_normal((500, 3)), 0.05, None)
+    far = np.outer(np.arange(2, 40, 2, dtype=np.float64), [1.0, 0.0, 0.0])
+    plain, logged = svm_scores(model, far), svm_log_scores(model, far)
+    assert np.ptp(plain[-8:]) < 1e-9  # levelled off
+    assert (np.diff(logged) > 0).all() and np.isfinite(logged).all()
+    inside = rng.standard_normal((200, 3))  # the same order where -f(x) still moves
+    order = np.argsort(svm_scores(model, inside))
+    assert (np.diff(svm_log_scores(model, inside)[order]) >= -1e-9).all()
+
+
+def test_the_autoencoder_middle_layer_is_narrower_than_a_matrix_row() -> None:
+    """Four units for three columns would copy every row: a 3-column state has two, and the
+    training rows themselves are not flagged."""
+    times, matrix = machine(2000)
+    algorithm = Autoencoder()
+    fitted = run_fit_matrix(algorithm, times, matrix, COLUMNS)
+    state: Any = fitted.typed
+    assert np.asarray(state.mlp_w1).shape == (algorithm.params.hidden, 2)
+    z = algorithm.matrix_point_scores(matrix, COLUMNS, fitted.typed)
+    assert (z > algorithm.params.sigmas).mean() < 0.002
+    single = run_fit(algorithm, times, matrix[:, 0]).typed
+    assert np.asarray(single.mlp_w1).shape == (algorithm.params.hidden, 4)  # type: ignore[attr-defined]

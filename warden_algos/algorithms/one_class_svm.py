@@ -9,7 +9,7 @@ from pydantic import Field
 from warden_algos.interfaces import F64Array, StateArray
 from warden_algos.interfaces.budget import WorkEstimate
 from warden_algos.learned.detector import LearnedDetector, LearnedParams, LearnedState
-from warden_algos.learned.svm import check_svm, fit_svm, svm_scores
+from warden_algos.learned.svm import check_svm, fit_svm, svm_log_scores, svm_scores
 
 
 class OneClassSVMParams(LearnedParams):
@@ -70,7 +70,9 @@ class OneClassSVM(LearnedDetector[OneClassSVMParams, OneClassSVMState]):
     Embedding as ``isolation_forest``; the features are centred on their medians and divided by
     their robust spreads inside the model (an RBF kernel needs one scale). Scoring: ``-f(x)``, the
     decision function's opposite, computed by numpy from the support vectors, as a robust z-score
-    against the training windows'; flagged above ``sigmas``.
+    against the training windows'; flagged above ``sigmas``. A matrix row (whitened, see
+    ``learned.detector``) is scored by ``-log`` of the kernel sum instead, which orders rows alike
+    but does not level off outside the support (``learned.svm``).
 
     Trainable: the state is the support vectors and their weights (at least ``nu`` of the
     training windows, ``window + 2`` floats each), the scaling and the last ``window - 1`` values;
@@ -89,6 +91,10 @@ class OneClassSVM(LearnedDetector[OneClassSVMParams, OneClassSVMState]):
 
     def model_scores(self, model: dict[str, Any], rows: F64Array) -> F64Array:
         return svm_scores(model, rows)
+
+    def matrix_model_scores(self, model: dict[str, Any], rows: F64Array) -> F64Array:
+        """A matrix row's score keeps growing outside the support (``svm_log_scores``)."""
+        return svm_log_scores(model, rows)
 
     def model_work(self, fit_rows: int, score_rows: int, features: int) -> WorkEstimate:
         # libsvm's SMO: a kernel row per iteration, about as many iterations as rows (cached

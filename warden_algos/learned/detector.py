@@ -11,6 +11,14 @@ robust z-score exceeds ``sigmas``; the reported score is that z. The model never
 scoring, so new points get the same scores however they are chunked. ``detect`` (stateless) fits
 on the history it is given and scores it: not causal, since every point helps fit the model
 that scores it.
+
+A matrix of columns goes the same way with a row per timestamp (its values), which is whitened
+after scaling (``scaling.fit_whitening``: the state keeps the axes and their spreads) before the
+model fits or scores it. A flagged row's column shares come from repairing one column at a time:
+the column's value is set to what the other columns predict for it (the training rows'
+conditional mean, from the inverse covariance the whitening holds), and the score's drop is that
+column's weight. Version 2 of the state (version 1 had rows of values and steps, not whitened: a
+matrix state of version 1 is refused, to be fitted again; one of a single series reads as it is).
 """
 
 from __future__ import annotations
@@ -42,11 +50,19 @@ from .embedding import (
     feature_count,
     matrix_embedded,
     matrix_feature_count,
-    matrix_tail,
     no_history,
     tail,
 )
-from .scaling import Scale, feature_scale, scaled, score_scale
+from .scaling import (
+    Scale,
+    Whitening,
+    check_whitening,
+    feature_scale,
+    fit_whitening,
+    scaled,
+    score_scale,
+    whitened,
+)
 
 #: A z-score reported for a row the model scores as non-finite (values so large that the scaled
 #: row overflows): the most anomalous a row can be, kept finite for the wire.
@@ -98,7 +114,7 @@ class LearnedState(AlgorithmState):
     )
     tail: StateArray = Field(
         description="The last window - 1 values seen (float64, NaN for missing): the lags of "
-        "the next point; for a matrix, its last row (the next row's steps)."
+        "the next point; empty for a matrix (a row is scored alone)."
     )
     feature_center: StateArray = Field(
         description="Median of each feature over the training windows (float64; empty if not "
@@ -118,6 +134,15 @@ class LearnedState(AlgorithmState):
         default_factory=list,
         description="The matrix columns the model was fitted on, in order (empty: one series).",
     )
+    feature_rotation: StateArray = Field(
+        description="A matrix's whitening: the principal axes of the scaled training rows "
+        "(float64, columns x axes, orthonormal; empty for one series or if not fitted)."
+    )
+    component_spread: StateArray = Field(
+        description="The standard deviation of the training rows along each axis (float64, one "
+        "per axis; empty for one series or if not fitted): a row's whitened components are "
+        "(scaled row @ feature_rotation) / component_spread."
+    )
 
 
 LP = TypeVar("LP", bound=LearnedParams)
@@ -125,11 +150,13 @@ LS = TypeVar("LS", bound=LearnedState)
 
 
 class Scored(NamedTuple):
-    """Per-point z-scores of a chunk, which points had a complete row, and those rows scaled."""
+    """Per-point z-scores of a chunk, which points had a complete row, those rows scaled, and
+    what the model saw of them (the scaled rows, whitened for a matrix)."""
 
     z: F64Array
     complete: npt.NDArray[np.bool_]
     rows: F64Array
+    inputs: F64Array
 
 
 def shares_of(weights: F64Array) -> F64Array:
@@ -148,6 +175,8 @@ class LearnedDetector(TrainableDetector[LP, LS], TrainableMultivariate, Generic[
     causal: ClassVar[bool] = False
     #: Whether ``model_band`` draws ``expected``/``lower``/``upper``.
     draws_band: ClassVar[bool] = False
+    #: 2: matrix rows are values only, whitened (1: values and steps).
+    state_version: ClassVar[int] = 2
 
     # -- what a model supplies --------------------------------------------------------------
 
@@ -167,6 +196,16 @@ class LearnedDetector(TrainableDetector[LP, LS], TrainableMultivariate, Generic[
     def model_work(self, fit_rows: int, score_rows: int, features: int) -> WorkEstimate:
         """Peak bytes and operations of fitting on and scoring that many rows."""
 
+    def fit_matrix_model(self, rows: F64Array) -> dict[str, Any]:
+        """Fit on whitened matrix rows: ``fit_model`` unless a model needs another shape for a
+        matrix (the autoencoder's middle layer, narrower than the row)."""
+        return self.fit_model(rows)
+
+    def matrix_model_scores(self, model: dict[str, Any], rows: F64Array) -> F64Array:
+        """Anomaly scores of whitened matrix rows: ``model_scores`` unless a model needs
+        another for a matrix (the SVM's, which otherwise levels off outside its support)."""
+        return self.model_scores(model, rows)
+
     def model_band(
         self, model: dict[str, Any], rows: F64Array, scale: Scale, state: LS
     ) -> dict[str, F64Array] | None:
@@ -176,8 +215,24 @@ class LearnedDetector(TrainableDetector[LP, LS], TrainableMultivariate, Generic[
     def band_fields(
         self, model: dict[str, Any], rows: F64Array, scale: Scale, columns: list[str]
     ) -> dict[str, Any]:
-        """Extra state fields computed from the training rows (the band's width)."""
+        """Extra state fields computed from the training rows as the model saw them (the band's
+        width)."""
         return {}
+
+    @classmethod
+    def migrate_state(cls, from_version: int, fields: dict[str, Any]) -> dict[str, Any]:
+        """Version 1 -> 2: a single series' state reads as it is (no whitening); a matrix's
+        was fitted on other rows (values and steps, not whitened) and is refused."""
+        if from_version != 1:
+            return super().migrate_state(from_version, fields)
+        if fields.get("columns"):
+            raise IncompatibleState(
+                f"the state was fitted on a matrix by an earlier version of {cls.name} (rows of "
+                "values and steps, not whitened): fit it again",
+                field="state",
+            )
+        empty = np.empty(0, dtype=np.float64)
+        return {**fields, "feature_rotation": empty, "component_spread": empty}
 
     # -- the detector -----------------------------------------------------------------------
 
@@ -201,9 +256,8 @@ class LearnedDetector(TrainableDetector[LP, LS], TrainableMultivariate, Generic[
     def fit_matrix(
         self, dimensions: list[str], timestamps: I64Array, matrix: F64Array, columns: list[str]
     ) -> LS:
-        start = np.full(len(columns), np.nan)
-        rows, complete = matrix_embedded(matrix, start)
-        return self.fitted_on(rows[complete], matrix_tail(matrix, start), columns)
+        rows, complete = matrix_embedded(matrix)
+        return self.fitted_on(rows[complete], np.empty(0), columns)
 
     def fitted_on(self, train: F64Array, last: F64Array, columns: list[str]) -> LS:
         """The state of a model fitted on complete rows ``train`` (none below
@@ -217,6 +271,8 @@ class LearnedDetector(TrainableDetector[LP, LS], TrainableMultivariate, Generic[
                 feature_center=np.empty(0),
                 feature_spread=np.empty(0),
                 score_scale=np.empty(0),
+                feature_rotation=np.empty(0),
+                component_spread=np.empty(0),
                 **self.empty_model(),
             )
         require("learned", what=f"fitting {self.name}")
@@ -225,8 +281,12 @@ class LearnedDetector(TrainableDetector[LP, LS], TrainableMultivariate, Generic[
             train = train[np.unique(keep)]
         scale = feature_scale(train)
         x = np.nan_to_num(scaled(train, scale), nan=0.0, posinf=1e150, neginf=-1e150)
-        model = self.fit_model(x)
-        center, sigma = score_scale(self.finite_scores(model, x))
+        if columns:
+            scale = scale._replace(whitening=fit_whitening(x))
+        inputs = self.model_inputs(x, scale)
+        model = self.fit_matrix_model(inputs) if columns else self.fit_model(inputs)
+        center, sigma = score_scale(self.finite_scores(model, inputs, matrix=bool(columns)))
+        whitening = scale.whitening
         state = self.new_state(
             fitted=True,
             columns=columns,
@@ -234,8 +294,10 @@ class LearnedDetector(TrainableDetector[LP, LS], TrainableMultivariate, Generic[
             feature_center=scale.center,
             feature_spread=scale.spread,
             score_scale=np.asarray([center, sigma], dtype=np.float64),
+            feature_rotation=whitening.rotation if whitening else np.empty(0),
+            component_spread=whitening.spread if whitening else np.empty(0),
             **model,
-            **self.band_fields(model, x, scale, columns),
+            **self.band_fields(model, inputs, scale, columns),
         )
         features = train.shape[1]
         try:  # what a later call checks: never hand out a state that would be refused
@@ -253,9 +315,21 @@ class LearnedDetector(TrainableDetector[LP, LS], TrainableMultivariate, Generic[
         state: LS = self.State.model_validate(fields)  # type: ignore[assignment]
         return state
 
-    def finite_scores(self, model: dict[str, Any], rows: F64Array) -> F64Array:
-        scores = self.model_scores(model, rows)
+    def finite_scores(
+        self, model: dict[str, Any], rows: F64Array, *, matrix: bool = False
+    ) -> F64Array:
+        scores = self.matrix_model_scores(model, rows) if matrix else self.model_scores(model, rows)
         return np.nan_to_num(scores, nan=_OFF_THE_SCALE, posinf=_OFF_THE_SCALE)
+
+    @staticmethod
+    def model_inputs(rows: F64Array, scale: Scale) -> F64Array:
+        """Scaled rows as the model sees them: whitened for a matrix, as they are otherwise."""
+        if scale.whitening is None:
+            return rows
+        out: F64Array = np.nan_to_num(
+            whitened(rows, scale.whitening), nan=0.0, posinf=1e150, neginf=-1e150
+        )
+        return out
 
     # -- one series ---------------------------------------------------------------------------
 
@@ -290,7 +364,7 @@ class LearnedDetector(TrainableDetector[LP, LS], TrainableMultivariate, Generic[
             band = {name: np.full(n, np.nan) for name in ("expected", "lower", "upper")}
             if state.fitted:
                 model, scale = self.model_of(state), self.scale_of(state)
-                drawn = self.model_band(model, scored.rows, scale, state)
+                drawn = self.model_band(model, scored.inputs, scale, state)
                 for name, column in (drawn or {}).items():
                     band[name][scored.complete] = column
         result = continuing_flags(
@@ -315,8 +389,7 @@ class LearnedDetector(TrainableDetector[LP, LS], TrainableMultivariate, Generic[
         self, dimensions: list[str], timestamps: I64Array, matrix: F64Array, columns: list[str]
     ) -> MultivariateResult:
         state = self.fit_matrix(dimensions, timestamps, matrix, columns)
-        fresh = state.model_copy(update={"tail": np.full(len(columns), np.nan)})
-        result, _ = self.detect_matrix_next(dimensions, timestamps, matrix, columns, fresh)
+        result, _ = self.detect_matrix_next(dimensions, timestamps, matrix, columns, state)
         return result
 
     def detect_matrix_next(
@@ -328,6 +401,47 @@ class LearnedDetector(TrainableDetector[LP, LS], TrainableMultivariate, Generic[
         state: LS,
     ) -> tuple[MultivariateResult, LS]:
         p = self.params
+        scored = self._matrix_scored(matrix, columns, state)
+        m = len(columns)
+        flagged = scored.complete & (scored.z > p.sigmas)
+        n = matrix.shape[0]
+        shares = np.full((n, m), 1.0 / m)
+        expected = None
+        if state.fitted:
+            model, scale = self.model_of(state), self.scale_of(state)
+            hit = flagged[scored.complete]
+            if hit.any():
+                shares[flagged] = self.column_shares(
+                    model, scored.rows[hit], scored.inputs[hit], scale
+                )
+            rebuilt = self.model_expected(model, scored.inputs, scale, m)
+            if rebuilt is not None:
+                expected = np.full((n, m), np.nan)
+                expected[scored.complete] = rebuilt
+        result = MultivariateResult.from_flags(
+            timestamps,
+            flagged,
+            np.where(flagged, scored.z, 0.0),
+            shares,
+            every_point=p.every_point,
+            open_incident=state.open_incident,
+            expected=expected,
+        )
+        after = state.model_copy(update={"open_incident": still_open(flagged, state.open_incident)})
+        return result, after
+
+    def matrix_point_scores(self, matrix: F64Array, columns: list[str], state: LS) -> F64Array:
+        """The z-score of every row of ``matrix`` (n x m, after the rows ``state`` has seen),
+        before any threshold: the scores ``detect_matrix_next`` flags above ``sigmas``, for
+        threshold-free evaluation (a precision-recall curve). NaN where a row is not scored (a
+        missing cell, or right after one) and everywhere if the state has no model. The state
+        is not advanced and no detection is made; every other behaviour is unchanged."""
+        scored = self._matrix_scored(matrix, columns, state)
+        out: F64Array = np.where(scored.complete, scored.z, np.nan)
+        return out
+
+    def _matrix_scored(self, matrix: F64Array, columns: list[str], state: LS) -> Scored:
+        """The rows of ``matrix`` scored against ``state`` (its columns checked)."""
         if list(state.columns) != list(columns):
             had = "one series (values)"
             if state.columns:
@@ -341,52 +455,33 @@ class LearnedDetector(TrainableDetector[LP, LS], TrainableMultivariate, Generic[
                 "same order",
                 field="state",
             )
-        m = len(columns)
-        before = np.asarray(state.tail, dtype=np.float64)
-        if before.shape != (m,):
-            raise InvalidInput(f"the state's tail is not one row of {m} values", field="state")
-        rows, complete = matrix_embedded(matrix, before)
-        scored = self.scored(state, rows, complete, matrix_feature_count(m))
-        flagged = scored.complete & (scored.z > p.sigmas)
-        n = matrix.shape[0]
-        shares = np.full((n, m), 1.0 / m)
-        expected = None
-        if state.fitted:
-            model, scale = self.model_of(state), self.scale_of(state)
-            hit = flagged[scored.complete]
-            if hit.any():
-                shares[flagged] = self.column_shares(model, scored.rows[hit], m)
-            rebuilt = self.model_expected(model, scored.rows, scale, m)
-            if rebuilt is not None:
-                expected = np.full((n, m), np.nan)
-                expected[scored.complete] = rebuilt
-        result = MultivariateResult.from_flags(
-            timestamps,
-            flagged,
-            np.where(flagged, scored.z, 0.0),
-            shares,
-            every_point=p.every_point,
-            open_incident=state.open_incident,
-            expected=expected,
-        )
-        after = state.model_copy(
-            update={
-                "tail": matrix_tail(matrix, before),
-                "open_incident": still_open(flagged, state.open_incident),
-            }
-        )
-        return result, after
+        rows, complete = matrix_embedded(matrix)
+        return self.scored(state, rows, complete, matrix_feature_count(len(columns)))
 
-    def column_shares(self, model: dict[str, Any], rows: F64Array, columns: int) -> F64Array:
-        """Each column's share in each (flagged, scaled) row's score, by occlusion: how much the
-        score drops when the column's features are set to their training median (0 once
-        scaled). A model with a per-feature error overrides it."""
-        base = self.finite_scores(model, rows)
+    def column_shares(
+        self, model: dict[str, Any], rows: F64Array, inputs: F64Array, scale: Scale
+    ) -> F64Array:
+        """Each column's share in each flagged row's score (``rows`` scaled, ``inputs`` the
+        same whitened), by repair: how much the score drops when the column's value is replaced
+        by what the other columns predict for it, the conditional mean of the training rows
+        (centred on their medians, with the inverse covariance ``Q`` the whitening holds:
+        ``x_j - (Q x)_j / Q_jj``). A repaired row's components differ from the row's along
+        one row of the whitening matrix only, so the m repairs cost m x m per row."""
+        whitening = scale.whitening
+        assert whitening is not None  # a matrix state always has one
+        columns = rows.shape[1]
+        unmix = whitening.rotation / whitening.spread  # scaled row @ unmix = components
+        with np.errstate(over="ignore", invalid="ignore"):
+            precision = np.einsum("ik,jk->ij", unmix, unmix, optimize=False)
+            pulled = np.einsum("ij,jk->ik", rows, precision, optimize=False)
+            moves = -pulled / np.diag(precision)  # each column's repair, in spreads
+        base = self.finite_scores(model, inputs, matrix=True)
         drops = np.empty((rows.shape[0], columns))
         for column in range(columns):
-            occluded = rows.copy()
-            occluded[:, column::columns] = 0.0
-            drops[:, column] = base - self.finite_scores(model, occluded)
+            with np.errstate(over="ignore", invalid="ignore"):
+                repaired = inputs + moves[:, column : column + 1] * unmix[column]
+            repaired = np.nan_to_num(repaired, nan=0.0, posinf=1e150, neginf=-1e150)
+            drops[:, column] = base - self.finite_scores(model, repaired, matrix=True)
         return shares_of(drops)
 
     def model_expected(
@@ -398,28 +493,36 @@ class LearnedDetector(TrainableDetector[LP, LS], TrainableMultivariate, Generic[
     # -- scoring --------------------------------------------------------------------------------
 
     def scale_of(self, state: LS) -> Scale:
-        return Scale(np.asarray(state.feature_center), np.asarray(state.feature_spread))
+        whitening = None
+        if state.columns:
+            whitening = Whitening(
+                np.asarray(state.feature_rotation, dtype=np.float64),
+                np.asarray(state.component_spread, dtype=np.float64),
+            )
+        return Scale(np.asarray(state.feature_center), np.asarray(state.feature_spread), whitening)
 
     def scored(
         self, state: LS, rows: F64Array, complete: npt.NDArray[np.bool_], features: int
     ) -> Scored:
-        """z-scores of embedded rows (0 where not complete or not fitted), and the complete rows
-        scaled."""
+        """z-scores of embedded rows (0 where not complete or not fitted), the complete rows
+        scaled, and those rows as the model saw them."""
         n = rows.shape[0]
         z = np.zeros(n, dtype=np.float64)
         if not state.fitted:
             none = np.zeros(n, dtype=bool)
-            return Scored(z, none, np.empty((0, features)))
+            return Scored(z, none, np.empty((0, features)), np.empty((0, features)))
         self.check_scaling(state, features)
         self.check_model(state, features)
-        x = np.nan_to_num(
-            scaled(rows[complete], self.scale_of(state)), nan=0.0, posinf=1e150, neginf=-1e150
-        )
+        scale = self.scale_of(state)
+        x = np.nan_to_num(scaled(rows[complete], scale), nan=0.0, posinf=1e150, neginf=-1e150)
+        inputs = self.model_inputs(x, scale)
         center, sigma = (float(v) for v in state.score_scale)
+        matrix = bool(state.columns)
         with np.errstate(over="ignore", invalid="ignore"):
-            z[complete] = (self.finite_scores(self.model_of(state), x) - center) / sigma
+            scores = self.finite_scores(self.model_of(state), inputs, matrix=matrix)
+            z[complete] = (scores - center) / sigma
         z = np.nan_to_num(z, nan=_OFF_THE_SCALE, posinf=_OFF_THE_SCALE, neginf=-_OFF_THE_SCALE)
-        return Scored(z, complete, x)
+        return Scored(z, complete, x, inputs)
 
     @staticmethod
     def check_scaling(state: LearnedState, features: int) -> None:
@@ -436,13 +539,20 @@ class LearnedDetector(TrainableDetector[LP, LS], TrainableMultivariate, Generic[
             raise InvalidInput(
                 "the state's scaling holds non-finite or zero spreads", field="state"
             )
+        check_whitening(
+            np.asarray(state.feature_rotation),
+            np.asarray(state.component_spread),
+            len(state.columns),
+        )
 
     def estimate(self, shape: InputShape) -> WorkEstimate:
         """Embedding (a few float64 copies of the rows) plus the model's fit and scoring: a
         stateless ``detect`` fits on up to ``max_fit_windows`` of its rows, then scores all. A
-        matrix (``series`` columns, ``points`` cells) has a row per timestamp, and each flagged
-        row is scored again once per column for its shares (counted for every row)."""
+        matrix (``series`` columns, ``points`` cells) has a row per timestamp, whitened (a
+        covariance and its eigenvectors at the fit, a product per row), and each flagged row is
+        scored again once per column for its shares (counted for every row)."""
         p = self.params
+        whitening = 0
         if shape.columns:
             n = shape.points // shape.columns
             features = matrix_feature_count(shape.columns)
@@ -452,9 +562,11 @@ class LearnedDetector(TrainableDetector[LP, LS], TrainableMultivariate, Generic[
             features = feature_count(p.window)
             rescoring = 0
         fit_rows = min(n, p.max_fit_windows)
+        if shape.columns:
+            whitening = (4 * fit_rows + 4 * n) * features * features + 20 * features**3
         model = self.model_work(fit_rows, n * (1 + rescoring), features)
         rows_bytes = 8 * n * features
         return WorkEstimate(
             peak_bytes=6 * rows_bytes + model.peak_bytes,
-            operations=10 * n * features + model.operations,
+            operations=10 * n * features + whitening + model.operations,
         )
