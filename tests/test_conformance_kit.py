@@ -18,9 +18,11 @@ from warden_algos.interfaces import (
     DetectAlgorithm,
     DetectorParams,
     DetectResult,
+    Explanation,
     F64Array,
     I64Array,
     InvalidInput,
+    explanations_wanted,
 )
 from warden_algos.testing import CHECKS, case_names, check_algorithm, run_checks
 
@@ -73,6 +75,20 @@ class EveryPoint(Good):
     def detect(self, dimensions: list[str], timestamps: I64Array, values: F64Array) -> DetectResult:
         flagged = _far_above_median(values)
         return DetectResult.from_mask(timestamps, flagged, np.nan_to_num(values))
+
+
+class ReplacesExplanations(Good):
+    """Attaches its own explanations instead of extending the SDK's: wrong run lengths."""
+
+    name = "replaces_explanations"
+
+    def detect(self, dimensions: list[str], timestamps: I64Array, values: F64Array) -> DetectResult:
+        result = super().detect(dimensions, timestamps, values)
+        if not explanations_wanted():
+            return result
+        return result._replace(
+            explanations=tuple(Explanation(points=50) for _ in result.timestamps)
+        )
 
 
 class Random(Good):
@@ -137,7 +153,7 @@ def test_print_in_detect_fails_once_and_says_use_logging() -> None:
     with pytest.raises(AssertionError) as caught:
         check_algorithm(PrintsInDetect, registered=False)
     message = str(caught.value)
-    assert message.startswith("PrintsInDetect fails 1 of 8 conformance checks:")
+    assert message.startswith("PrintsInDetect fails 1 of 9 conformance checks:")
     assert message.count("check_stdout_untouched") == 1
     assert message.count("use logging") == 1  # grouped: once, not once per case
     assert f"on {len(case_names('detect'))} of {len(case_names('detect'))} inputs" in message
@@ -149,6 +165,13 @@ def test_every_point_reporting_fails_unless_every_point_is_asked_for() -> None:
     assert "'typical series with an incident'" in failures["check_one_detection_per_incident"]
     assert "from_flags" in failures["check_one_detection_per_incident"]
     assert failed(EveryPoint(every_point=True)) == {}
+
+
+def test_explanations_that_break_the_contract_fail_their_check_once() -> None:
+    failures = failed(ReplacesExplanations)
+    assert list(failures) == ["check_explanations"]
+    assert "points in a span of" in failures["check_explanations"]
+    assert "_replace" in failures["check_explanations"]
 
 
 def test_unseeded_randomness_fails_determinism() -> None:
@@ -294,4 +317,4 @@ def test_parametrize_with_checks_gives_each_check_its_own_id(tmp_path: Path) -> 
     assert "test_printer[PrintsInDetect-check_deterministic] PASSED" in out
     assert "test_random[Random-check_deterministic] XFAIL" in out
     assert "test_random[Random-check_stdout_untouched] PASSED" in out
-    assert "1 failed, 14 passed, 1 xfailed" in out
+    assert "1 failed, 16 passed, 1 xfailed" in out  # 9 checks each, one failing, one known

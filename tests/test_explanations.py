@@ -254,6 +254,9 @@ class _Liar(DetectAlgorithm[LiarParams]):
     def detect(self, dimensions: list[str], timestamps: I64Array, values: F64Array) -> DetectResult:
         flagged = timestamps[:2]
         mode = self.params.mode
+        if mode == "many":
+            many = np.ones(timestamps.shape[0], dtype=bool)
+            return DetectResult.from_mask(timestamps, many, np.ones(timestamps.shape[0]))
         if not explanations_wanted():
             attached = None
         elif mode == "count":
@@ -263,11 +266,28 @@ class _Liar(DetectAlgorithm[LiarParams]):
         elif mode == "peak":
             attached = (Explanation(peak=int(timestamps[0]) + 1),) * 2
         else:
-            attached = (Explanation(actual="big"),) * 2  # type: ignore[arg-type]
+            attached = (BAD[mode](timestamps),) * 2
         return DetectResult(flagged, np.ones(2), explanations=attached)
 
 
-@pytest.mark.parametrize("mode", ["count", "members", "peak", "number"])
+#: What a careless plugin might attach, and the SDK must refuse (ALGORITHM_FAILED).
+BAD: dict[str, Any] = {
+    "number": lambda t: Explanation(actual="big"),
+    "text_number": lambda t: Explanation(actual="1.5"),
+    "bool": lambda t: Explanation(actual=True),
+    "huge": lambda t: Explanation(last=2**70),
+    "negative_points": lambda t: Explanation(points=-5),
+    "too_many_points": lambda t: Explanation(points=5),
+    "peak_after_last": lambda t: Explanation(peak=int(t[1]), last=int(t[0])),
+    "surrogate": lambda t: Explanation(members=("\ud800",)),
+    "context_dict": lambda t: Explanation(context={"ab": "x"}),
+    "context_twice": lambda t: Explanation(context=(("a", "1"), ("a", "2"))),
+    "nan_share": lambda t: Explanation(columns=(("a", float("nan")),)),
+    "share_above_one": lambda t: Explanation(columns=(("a", 2.0),)),
+}
+
+
+@pytest.mark.parametrize("mode", ["count", "members", "peak", *BAD])
 def test_a_plugins_malformed_explanations_are_algorithm_failed_and_the_process_answers_on(
     mode: str,
 ) -> None:
@@ -275,13 +295,67 @@ def test_a_plugins_malformed_explanations_are_algorithm_failed_and_the_process_a
     times = T0 + 60 * np.arange(10, dtype=np.int64)
     payload = DetectPayload([], times, np.ones(10))
     bad = Request("detect", "test_liar", payload, {"mode": mode}, include_explanations=True)
-    d, answer, body = ask("json", bad, registry)
-    assert not answer.ok and answer.error.code.value == "ALGORITHM_FAILED"
-    assert b"Traceback" not in body and len(body) < 2_000
+    for format_name in FORMATS:
+        d, answer, body = ask(format_name, bad, registry)
+        assert not answer.ok and answer.error.code.value == "ALGORITHM_FAILED", answer.error
+        assert b"Traceback" not in body and len(body) < 2_000
     plain, _ = d.handle(d.codec.encode_request(bad._replace(include_explanations=False)))
     assert d.codec.decode_response(plain).ok  # without the option the extras are dropped
     after, _ = d.handle(d.codec.encode_request(Request("detect", "ksigma", payload, {})))
     assert d.codec.decode_response(after).ok
+
+
+def test_an_answer_explains_at_most_ten_thousand_detections() -> None:
+    registry = Registry.of([_Liar])
+    times = T0 + 60 * np.arange(10_001, dtype=np.int64)
+    payload = DetectPayload([], times, np.ones(times.shape[0]))
+    request = Request("detect", "test_liar", payload, {"mode": "many"}, include_explanations=True)
+    _, answer, _ = ask("json", request, registry)
+    assert answer.error.code.value == "INVALID_INPUT"
+    assert answer.error.field == "include_explanations" and "10000" in answer.error.message
+    _, answer, _ = ask("json", request._replace(include_explanations=False), registry)
+    assert answer.ok and answer.result.timestamps.size == 10_001
+
+
+def test_millisecond_times_are_explained_too() -> None:
+    times = 1_700_000_000_000 + 60_000 * np.arange(300, dtype=np.int64)  # year 55,000 in seconds
+    values = np.sin(np.arange(300) / 5.0)
+    values[200:203] = [9.0, 12.0, 9.0]
+    result = run_detect(KSigma({"window": 60}), times, values, explain=True)
+    run = [one for one in result.explanations or () if one.points == 3]
+    assert run and times[200] <= (run[0].peak or 0) <= times[202] == run[0].last
+    assert "a run of 3 points" in run[0].reason
+
+
+def test_a_grid_step_of_fractional_seconds_gives_whole_periods_and_true_phases() -> None:
+    step = 537  # 86,400 / 537 is no whole number of slots: the grid step is a fraction
+    times = T0 + step * np.arange(2_400, dtype=np.int64)
+    rng = np.random.default_rng(2)
+    values = 10 * np.sin(2 * np.pi * times / 86_400) + rng.normal(0, 0.3, times.shape[0])
+    values[2_000] += 25
+    detector = build("seasonal", {"periods": [86_400]})
+    batch = run_detect(detector, times, values, explain=True)
+    spike = next(one for one in batch.explanations or () if one.peak == int(times[2_000]))
+    assert dict(spike.context) == {"periods_s": "86400", "phase_s": str(int(times[2_000]) % 86_400)}
+    fitted = run_fit(detector, times[:1_500], values[:1_500])
+    streamed, _ = run_detect_next(
+        detector, times[1_500:], values[1_500:], fitted.state, explain=True, return_state=False
+    )
+    again = next(one for one in streamed.explanations or () if one.peak == int(times[2_000]))
+    assert again.context == spike.context
+
+
+def test_a_warming_seasonal_stream_says_which_periods_it_used() -> None:
+    times = T0 + 600 * np.arange(600, dtype=np.int64)  # four days: too few to decide periods
+    values = 100 + 10 * np.sin(2 * np.pi * times / 86_400)
+    values[500] += 60
+    detector = build("seasonal")
+    fitted = run_fit(detector, times[:100], values[:100])
+    streamed, _ = run_detect_next(
+        detector, times[100:], values[100:], fitted.state, explain=True, return_state=False
+    )
+    assert streamed.explanations
+    assert all("periods_s" in dict(one.context) for one in streamed.explanations)
 
 
 @settings(max_examples=200, deadline=None)

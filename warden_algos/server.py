@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from warden_algos.interfaces import InvalidInput
-from warden_algos.interfaces.errors import RequestTimeout
+from warden_algos.interfaces.errors import AlgorithmFailed, RequestTimeout
 from warden_algos.wire import (
     FrameReader,
     FrameTooLarge,
@@ -32,6 +32,7 @@ from warden_algos.wire import (
 from .deadline import Watchdog
 from .dispatcher import Dispatcher, Outcome
 from .stdio import claim_stdout, restore_stdout
+from .wire.framing import MAX_FRAME_BYTES
 
 if TYPE_CHECKING:
     from .state_cache import StateCache
@@ -243,6 +244,15 @@ def serve(options: ServerOptions) -> int:
             body, outcome = dispatcher.handle(frame)
             del frame
             _log_outcome(outcome)
+            if len(body) > MAX_FRAME_BYTES:  # an answer no frame can carry: say so, serve on
+                body = dispatcher.error_body(
+                    AlgorithmFailed(
+                        f"the answer is {len(body)} bytes, more than a frame carries "
+                        f"({MAX_FRAME_BYTES}): ask for fewer points, or without the band or "
+                        "explanations"
+                    ),
+                    outcome.request_id,
+                )
             if watchdog is not None and not watchdog.end():
                 threading.Event().wait()  # the watchdog answered and is replacing the process
         try:

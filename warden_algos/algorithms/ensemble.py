@@ -12,7 +12,6 @@ from warden_algos.interfaces import (
     DetectAlgorithm,
     DetectorParams,
     DetectResult,
-    Explanation,
     F64Array,
     I64Array,
     explanations_wanted,
@@ -156,11 +155,8 @@ class Ensemble(DetectAlgorithm[EnsembleParams]):
             f"members[{index}]:{name}" if names.count(name) > 1 else name
             for index, name in enumerate(names)
         ]
-        given = result.explanations or tuple(
-            Explanation(peak=int(at), last=int(at), points=1) for at in result.timestamps
-        )
         explained = []
-        for at, one in zip(result.timestamps, given, strict=True):
+        for at, one in zip(result.timestamps, result.explanations or (), strict=True):
             first = int(np.searchsorted(timestamps, at))
             last = int(np.searchsorted(timestamps, at if one.last is None else one.last)) + 1
             members = tuple(

@@ -20,7 +20,6 @@ from pydantic import Field, field_validator
 from warden_algos.interfaces import (
     DetectorParams,
     DetectResult,
-    Explanation,
     F64Array,
     I64Array,
     explanations_wanted,
@@ -434,16 +433,18 @@ def trailing_robust_stats(
     return TrailingStats(out[0, index], out[1, index], out[2, index], out[3, index])
 
 
+def periods_in_seconds(period_slots: Sequence[int], step: float) -> tuple[int, ...]:
+    """Periods in grid slots as whole seconds (a grid step need not be a whole number of seconds:
+    rounded, as the state records them)."""
+    return tuple(round(slots * step) for slots in period_slots)
+
+
 def with_seasons(result: DetectResult, periods_s: Sequence[int]) -> DetectResult:
     """Each detection's seasonal context: the periods removed (``periods_s``, seconds, or
     ``none``) and where its peak falls in each (``phase_s``: seconds since the cycle began,
     cycles counted from the Unix epoch, so a daily phase is the UTC time of day)."""
     explained = []
-    for at, one in zip(
-        result.timestamps,
-        result.explanations or (Explanation(),) * result.timestamps.shape[0],
-        strict=True,
-    ):
+    for at, one in zip(result.timestamps, result.explanations or (), strict=True):
         peak = int(at) if one.peak is None else one.peak
         context: tuple[tuple[str, str], ...] = (("periods_s", "none"),)
         if periods_s:
@@ -552,6 +553,10 @@ class Seasonal(TrainableDetector[SeasonalParams, SeasonalState]):
     Streamed points get the detections of one batch call over the whole series given the same
     periods (``periods`` set, or the fitted ones) and grid step; scores and band agree to
     rounding (the state keeps the history's units).
+
+    Explanations (``include_explanations``) carry ``context`` ``periods_s``, the periods removed
+    in seconds (or ``none``), and ``phase_s``, where the peak falls in each cycle (seconds since
+    the cycle began, cycles counted from the Unix epoch: a daily phase is the UTC time of day).
     """
 
     name = "seasonal"
@@ -571,9 +576,9 @@ class Seasonal(TrainableDetector[SeasonalParams, SeasonalState]):
     ) -> tuple[DetectResult, SeasonalState]:
         from . import seasonal_stream
 
-        result, after = seasonal_stream.detect_next(self, state, timestamps, values)
-        if explanations_wanted() and after.decided:
-            result = with_seasons(result, after.periods)
+        result, after, periods_s = seasonal_stream.detect_next(self, state, timestamps, values)
+        if explanations_wanted():
+            result = with_seasons(result, periods_s)
         return result, after
 
     def _work(self, points: int, slots: int, periods: int) -> WorkEstimate:
@@ -645,4 +650,4 @@ class Seasonal(TrainableDetector[SeasonalParams, SeasonalState]):
             scored = score_residuals(
                 p, valid, residual, fitted_at, stats, value_spread, unit, level
             )
-            return scored._replace(periods_s=tuple(int(period * grid.step) for period in periods))
+            return scored._replace(periods_s=periods_in_seconds(periods, grid.step))

@@ -374,9 +374,10 @@ def fit(detector: Seasonal, times: I64Array, values: F64Array) -> SeasonalState:
 
 def detect_next(
     detector: Seasonal, state: SeasonalState, times: I64Array, values: F64Array
-) -> tuple[DetectResult, SeasonalState]:
+) -> tuple[DetectResult, SeasonalState, tuple[int, ...]]:
     """``Seasonal.detect_next``: decided states advance; undecided ones replay the batch call
-    over the history so far, until it covers enough to decide."""
+    over the history so far, until it covers enough to decide. Also the periods (seconds) the
+    points were scored with, for explanations."""
     p = detector.params
     k = times.shape[0]
     if state.decided or k == 0:
@@ -385,17 +386,20 @@ def detect_next(
             p, times, scored, state.last_flag, state.open_incident
         )
         changed.update(last_flag=last_flag, open_incident=open_incident)
-        return result, state.model_copy(update=changed)
+        return result, state.model_copy(update=changed), tuple(state.periods)
     history_times = np.concatenate([state.warmup_times, times])
     history_values = np.concatenate([state.warmup_values, values])
     if decidable(p, history_times, history_values):
         frame = decide(detector, history_times, history_values)
         every, after = advance(p, started(p, frame), history_times, history_values)
+        periods_s = tuple(after.periods)
     else:
         every = detector.batch_scores(history_times, history_values)
         after = warming_state(history_times, history_values, state.last_flag, False)
+        periods_s = every.periods_s
     scored = _newest(every, k)
     result, last_flag, open_incident = report(
         p, times, scored, state.last_flag, state.open_incident
     )
-    return result, after.model_copy(update={"last_flag": last_flag, "open_incident": open_incident})
+    bookkeeping = {"last_flag": last_flag, "open_incident": open_incident}
+    return result, after.model_copy(update=bookkeeping), periods_s

@@ -91,6 +91,11 @@ class Explanation(NamedTuple):
         )
 
 
+def cls_of_one(at: int) -> Explanation:
+    """The explanation of a detection that is a single point."""
+    return Explanation(peak=at, last=at, points=1)
+
+
 class DetectResult(NamedTuple):
     """What a detect algorithm returns.
 
@@ -121,12 +126,17 @@ class DetectResult(NamedTuple):
         upper: F64Array | None = None,
     ) -> DetectResult:
         """Select the flagged points of per-point arrays: the usual way to finish ``detect``."""
+        flagged = np.ascontiguousarray(timestamps[is_anomaly], dtype=np.int64)
+        explanations = None
+        if explanations_wanted():  # each point its own detection: its own run
+            explanations = tuple(cls_of_one(int(at)) for at in flagged)
         return cls(
-            timestamps=np.ascontiguousarray(timestamps[is_anomaly], dtype=np.int64),
+            timestamps=flagged,
             scores=np.ascontiguousarray(point_scores[is_anomaly], dtype=np.float64),
             expected=expected,
             lower=lower,
             upper=upper,
+            explanations=explanations,
         )
 
     @classmethod

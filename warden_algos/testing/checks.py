@@ -321,6 +321,40 @@ def check_codec_round_trip(algorithm: Algorithm[Any], expectations: Expectations
         )
 
 
+def check_explanations(algorithm: Algorithm[Any], expectations: Expectations) -> None:
+    """Asked for explanations (``include_explanations``), the algorithm answers the same
+    detections, each with an explanation the SDK accepts."""
+    from warden_algos.interfaces import DetectAlgorithm, run_detect
+
+    assert isinstance(algorithm, DetectAlgorithm)
+    problems = []
+    for observation in observe(algorithm):
+        case, plain = observation.case, observation.first
+        if not isinstance(case, DetectCase) or not isinstance(plain, DetectResult):
+            continue
+        try:
+            explained = run_detect(
+                algorithm, case.timestamps, case.values, ["conformance=1"], explain=True
+            )
+        except Exception as error:  # WardenError included: each one is the finding
+            problems.append(f"{case.name!r}: {type(error).__name__}: {error}")
+            continue
+        deterministic = _same(observation.first, observation.second)  # else its own finding
+        if deterministic and (
+            not np.array_equal(explained.timestamps, plain.timestamps)
+            or not np.array_equal(explained.scores, plain.scores, equal_nan=True)
+        ):
+            problems.append(f"{case.name!r}: other detections when explanations are asked for")
+    if problems:
+        raise _fail(
+            "check_explanations",
+            "; ".join(problems[:3]),
+            "when explanations_wanted(), extend the Explanation per detection that from_flags / "
+            "from_mask attach (result.explanations, with _replace) rather than replacing them, "
+            "and change nothing else (interfaces/CONTRACT.md, 'Explanations', has the bounds)",
+        )
+
+
 def _state_checks() -> tuple[Check, ...]:
     from . import state_checks as state
 
@@ -391,6 +425,12 @@ CHECKS: tuple[Check, ...] = (
         "check_one_detection_per_incident",
         "one detection per run of flagged points unless every_point",
         check_one_detection_per_incident,
+        interfaces=("detect",),
+    ),
+    Check(
+        "check_explanations",
+        "with explanations asked for: the same detections, each explained",
+        check_explanations,
         interfaces=("detect",),
     ),
     Check(

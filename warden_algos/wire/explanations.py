@@ -12,9 +12,9 @@ from typing import Any
 
 from warden_algos.interfaces.types import Explanation
 
-#: The optional scalar fields, in wire order.
-SCALARS = ("peak", "last", "points", "actual", "expected", "lower", "upper", "band_units")
-#: Every field, in wire order.
+#: The optional scalar fields, in wire order (the record's first fields).
+SCALARS = Explanation._fields[: Explanation._fields.index("members")]
+#: Every field, in wire order (the record's columns are two lists on the wire).
 FIELDS = (*SCALARS, "members", "context", "columns", "shares", "reason")
 
 
@@ -25,7 +25,7 @@ def to_fields(one: Explanation) -> dict[str, Any]:
     if one.members:
         out["members"] = list(one.members)
     if one.context:
-        out["context"] = dict(one.context)
+        out["context"] = dict(sorted(one.context))  # Thrift writes map keys in this order
     if one.columns:
         out["columns"] = [name for name, _ in one.columns]
         out["shares"] = [share for _, share in one.columns]
