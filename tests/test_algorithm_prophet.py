@@ -105,7 +105,8 @@ def test_two_runs_give_identical_results() -> None:
     values[100] += 12
     first = ProphetDetector().detect([], *readonly(timestamps, values))
     second = ProphetDetector().detect([], *readonly(timestamps, values))
-    for a, b in zip(first, second, strict=True):
+    assert first.explanations is None and second.explanations is None  # none asked for
+    for a, b in zip(first[:5], second[:5], strict=True):  # the arrays
         assert a is not None and b is not None
         np.testing.assert_array_equal(a, b)
 
