@@ -81,23 +81,6 @@ def search(
     return results
 
 
-def ranked_search(
-    algorithm: str,
-    settings: list[dict[str, Any]],
-    corpus: Corpus,
-    *,
-    cache: RunCache | None,
-    jobs: int,
-    label: str,
-    console: Any,
-) -> list[Evaluation]:
-    """:func:`shown_search`, best setting first (ties in grid order: the sort is stable)."""
-    evaluations = shown_search(
-        algorithm, settings, corpus, cache=cache, jobs=jobs, label=label, console=console
-    )
-    return sorted(evaluations, key=rank_key, reverse=True)
-
-
 def shown_search(
     algorithm: str,
     settings: list[dict[str, Any]],
