@@ -58,7 +58,21 @@ GRIDS: dict[str, dict[str, list[Any]]] = {
     "spectral_residual": {"threshold": [5.0, 6.0, 8.0]},
     "novelty": {"levels": [4.0, 5.0, 6.0], "threshold": [0.375, 0.5, 0.625]},
     "prophet": {"margin": [0.6, 0.7, 0.8]},
-    "ensemble": {"threshold": [0.5, 1.0]},
+    # The members and the vote: the pair shipped before (novelty OR seasonal), and each with a
+    # third detector of another kind (robust level, spectral residual), by any / most / all votes.
+    "ensemble": {
+        "members": [
+            [{"algorithm": "novelty"}, {"algorithm": "seasonal"}],
+            [{"algorithm": "novelty"}, {"algorithm": "seasonal"}, {"algorithm": "mad"}],
+            [
+                {"algorithm": "novelty"},
+                {"algorithm": "seasonal"},
+                {"algorithm": "spectral_residual"},
+            ],
+        ],
+        "threshold": [0.34, 0.5, 1.0],
+        "member_reports": ["incidents", "points"],
+    },
     "isolation_forest": {"window": [6, 8], "sigmas": [3.0, 4.0, 5.0]},
     "one_class_svm": {"window": [4, 6], "sigmas": [8.0, 10.0, 12.0]},
     "autoencoder": {"window": [16, 32], "sigmas": [8.0, 10.0, 12.0]},
