@@ -124,7 +124,7 @@ def _deviation_score(
         if not scale > 0:
             scale = MEAN_AD_TO_STD * float(np.mean(spread))
         floor = params.min_relative_scale * abs(level)
-        scale = max(scale, floor, np.finfo(np.float64).tiny)
+        scale = max(scale, floor, float(np.finfo(np.float64).tiny))
         z = np.abs(at_anomaly - level) / scale
         score = float(np.max(z) if params.aggregate == "max" else np.mean(z))
     if np.isnan(score):

@@ -299,8 +299,8 @@ class Drift(TrainableDetector[DriftParams, DriftState]):
 def reference_grid(reference: F64Array) -> tuple[F64Array, F64Array]:
     """The reference's quantiles at the grid levels and the share of it at or below each."""
     ordered = np.sort(reference)
-    grid = np.quantile(ordered, np.linspace(0.0, 1.0, GRID + 1))
-    cdf = np.searchsorted(ordered, grid, side="right") / ordered.shape[0]
+    grid = np.asarray(np.quantile(ordered, np.linspace(0.0, 1.0, GRID + 1)), dtype=np.float64)
+    cdf = np.asarray(np.searchsorted(ordered, grid, side="right") / ordered.shape[0], np.float64)
     return grid, cdf
 
 

@@ -102,7 +102,7 @@ def _forward_filled(values: F64Array) -> F64Array | None:
         return values.copy()
     last_valid = np.where(valid, np.arange(values.shape[0]), 0)
     np.maximum.accumulate(last_valid, out=last_valid)
-    filled = values[last_valid]
+    filled: F64Array = values[last_valid]
     first = int(np.argmax(valid))
     filled[:first] = values[first]
     return filled

@@ -32,18 +32,29 @@ def _row(scope: str, label: str, group: GroupScore, seconds: float | None) -> li
         f"{group.windows_found}/{group.windows}",
         _fmt(group.precision, 2),
         _fmt(group.f1, 2),
+        _fmt(group.false_alarms_per_1000, 2),
         *(_fmt(nab[p.name]) for p in PROFILES),
         _fmt(seconds, 2) if seconds is not None else "",
     ]
 
 
 def evaluation_table(main: Evaluation, baselines: Sequence[Evaluation] = ()) -> Table:
-    """One table: per category then overall, the algorithm's row followed by the baselines'."""
+    """One table: per category then overall, the algorithm's row followed by the baselines'.
+    FA/1k: false alarms per 1,000 points outside the labelled windows."""
     table = Table(
         title=f"{main.algorithm} {main.params}" if main.params else main.algorithm,
         title_justify="left",
     )
-    for column in ("scope", "algorithm", "windows", "detections", "found", "precision", "F1"):
+    for column in (
+        "scope",
+        "algorithm",
+        "windows",
+        "detections",
+        "found",
+        "precision",
+        "F1",
+        "FA/1k",
+    ):
         table.add_column(column, justify="left" if column in ("scope", "algorithm") else "right")
     for profile in PROFILES:
         table.add_column(f"NAB {profile.name}", justify="right")

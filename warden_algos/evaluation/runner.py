@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from warden_algos.interfaces import DetectAlgorithm, DetectResult, F64Array, I64Array
+from warden_algos.interfaces import DetectAlgorithm, DetectResult, F64Array, I64Array, run_detect
+from warden_algos.interfaces.alerting_params import alerting_of, refuse_alerting
 
 from .cache import RunCache, algorithm_fingerprint
 from .corpus import Corpus, LabelledSeries
@@ -98,8 +99,10 @@ def _detect_series(
         if series.matrix is not None:
             result = _detect_matrix(detector, timestamps, series.matrix[kept], series.columns)
             keep_band = False  # a matrix has no one band to plot
+        elif alerting_of(detector) is not None:  # the SDK's stage after the detector
+            result = run_detect(detector, timestamps, values)
         else:
-            result = detector.detect([], timestamps, values)
+            result = _plain_detect(detector, timestamps, values)
         positions = np.searchsorted(timestamps, result.timestamps)
         positions = np.clip(positions, 0, max(len(timestamps) - 1, 0))
         if len(timestamps) and not np.array_equal(timestamps[positions], result.timestamps):
@@ -138,6 +141,12 @@ def _detect_series(
     )
 
 
+def _plain_detect(
+    detector: DetectAlgorithm[Any], timestamps: I64Array, values: F64Array
+) -> DetectResult:
+    return detector.detect([], timestamps, values)
+
+
 def _detect_matrix(
     detector: DetectAlgorithm[Any], timestamps: I64Array, matrix: F64Array, columns: tuple[str, ...]
 ) -> DetectResult:
@@ -150,9 +159,11 @@ def _detect_matrix(
     cells = np.ascontiguousarray(matrix)
     cells.flags.writeable = False
     if isinstance(detector, MultivariateDetector):
+        refuse_alerting(detector, "a matrix of columns")
         found = detector.detect_matrix([], timestamps, cells, list(columns))
         return DetectResult(found.timestamps, found.scores)
-    parts = [detector.detect([], timestamps, np.ascontiguousarray(column)) for column in cells.T]
+    detect = run_detect if alerting_of(detector) is not None else _plain_detect
+    parts = [detect(detector, timestamps, np.ascontiguousarray(column)) for column in cells.T]
     times = np.concatenate([part.timestamps for part in parts])
     scores = np.concatenate([np.asarray(part.scores, dtype=np.float64) for part in parts])
     if times.size == 0:

@@ -61,6 +61,7 @@ class FileScore:
     raw: dict[str, float]  # per profile
     null: dict[str, float]
     perfect: dict[str, float]
+    normal_points: int = 0  # scored rows outside every window: where an alert is a false alarm
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,20 @@ class GroupScore:
     raw: dict[str, float]
     null: dict[str, float]
     perfect: dict[str, float]
+    normal_points: int = 0
+
+    @property
+    def false_alarms(self) -> int:
+        """Scored detections outside every window."""
+        return self.detections - self.true_detections
+
+    @property
+    def false_alarms_per_1000(self) -> float | None:
+        """False alarms per 1,000 points outside the labelled windows: how often a detector pages
+        for nothing on normal stretches, whatever the windows' count or width."""
+        if not self.normal_points:
+            return None
+        return 1000.0 * self.false_alarms / self.normal_points
 
     @property
     def recall(self) -> float | None:
@@ -119,7 +134,9 @@ class GroupScore:
             "f1": self.f1,
             "nab": self.nab,
             "nab_raw": self.raw,
-            "false_positives": self.detections - self.true_detections,
+            "false_positives": self.false_alarms,
+            "normal_points": self.normal_points,
+            "false_alarms_per_1000": self.false_alarms_per_1000,
         }
 
 
@@ -164,6 +181,7 @@ def score_file(series: LabelledSeries, detection_rows: I64Array | Sequence[int])
     null = {p.name: -p.fn * len(windows) for p in PROFILES}
     perfect = {p.name: p.tp * len(windows) for p in PROFILES}
     return FileScore(
+        normal_points=_normal_points(series.probation_rows, len(series), windows),
         key=series.key,
         windows=len(windows),
         detections=int(rows.size),
@@ -173,6 +191,15 @@ def score_file(series: LabelledSeries, detection_rows: I64Array | Sequence[int])
         null=null,
         perfect=perfect,
     )
+
+
+def _normal_points(probation: int, n_rows: int, windows: Sequence[tuple[int, int]]) -> int:
+    """Rows scored (after the probationary period) that no window covers (windows are
+    disjoint and ordered, as NAB lays them out)."""
+    covered = sum(
+        max(0, min(end, n_rows - 1) - max(start, probation) + 1) for start, end in windows
+    )
+    return max(0, n_rows - probation - covered)
 
 
 def aggregate(name: str, scores: Iterable[FileScore]) -> GroupScore:
@@ -187,4 +214,5 @@ def aggregate(name: str, scores: Iterable[FileScore]) -> GroupScore:
         raw={p.name: sum(s.raw[p.name] for s in items) for p in PROFILES},
         null={p.name: sum(s.null[p.name] for s in items) for p in PROFILES},
         perfect={p.name: sum(s.perfect[p.name] for s in items) for p in PROFILES},
+        normal_points=sum(s.normal_points for s in items),
     )

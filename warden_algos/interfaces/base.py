@@ -20,8 +20,9 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Generic, Literal, Self, TypeVar, get_args, get_origin
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .alerting_params import AlertingParams
 from .budget import InputShape, WorkEstimate
 from .errors import InvalidParams
 from .types import DetectResult, F64Array, I64Array, TimeSeries
@@ -50,6 +51,20 @@ class DetectorParams(AlgorithmParams):
         description="Report every flagged point instead of one detection at the start of each "
         "run of consecutive flagged points.",
     )
+    alerting: AlertingParams | None = Field(
+        None,
+        description="Let the SDK decide the alerts: scores calibrated to one scale, one "
+        "sensitivity, minimum duration, cool-down and re-baselining after a level shift "
+        "(off when absent).",
+    )
+
+    @model_validator(mode="after")
+    def _one_way_of_reporting(self) -> DetectorParams:
+        if self.alerting is not None and self.every_point:
+            raise ValueError(
+                "alerting reports one alert per incident: every_point cannot be combined with it"
+            )
+        return self
 
 
 class NoParams(AlgorithmParams):

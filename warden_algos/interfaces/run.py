@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .base import DetectAlgorithm, RCAAlgorithm
-from .budget import InputShape, check_budget
+from .budget import InputShape, WorkEstimate, check_budget
 from .errors import InvalidInput
 from .explaining import explaining, finish_detect
 from .types import DetectResult, F64Array, I64Array, RCAResult, TimeSeries
@@ -70,10 +70,43 @@ def run_detect(
     vs = _readonly(as_values(f"{path}.values", values))
     check_detect_input(path, ts, vs)
     n = ts.shape[0]
-    check_budget(algorithm.name, algorithm.estimate(InputShape(n, 1, n)))
-    with explaining(explain):
-        result = algorithm.detect(list(dimensions), ts, vs)
-    return finish_detect(check_detect_result(result, ts), ts, vs, explain)
+    alerting = getattr(algorithm.params, "alerting", None)
+    if alerting is None:
+        check_budget(algorithm.name, algorithm.estimate(InputShape(n, 1, n)))
+        with explaining(explain):
+            result = algorithm.detect(list(dimensions), ts, vs)
+        return finish_detect(check_detect_result(result, ts), ts, vs, explain)
+    return _detect_alerting(algorithm, list(dimensions), ts, vs, explain)
+
+
+def _detect_alerting(
+    algorithm: DetectAlgorithm[Any],
+    dimensions: list[str],
+    timestamps: I64Array,
+    values: F64Array,
+    explain: bool,
+) -> DetectResult:
+    """``run_detect`` with the alerting stage after the detector (imported only then)."""
+    from .alerting import apply_alerting, estimate
+    from .alerting_params import alerting_of
+    from .point_capture import capturing
+
+    alerting = alerting_of(algorithm)
+    assert alerting is not None
+    n = timestamps.shape[0]
+    own = algorithm.estimate(InputShape(n, 1, n))
+    stage = estimate(n, alerting)
+    check_budget(
+        algorithm.name,
+        WorkEstimate(own.peak_bytes + stage.peak_bytes, own.operations + stage.operations),
+    )
+    with explaining(False), capturing() as captured:
+        result = algorithm.detect(dimensions, timestamps, values)
+    checked = check_detect_result(result, timestamps)
+    alerted = apply_alerting(
+        algorithm.name, checked, timestamps, values, captured, alerting, explain
+    )
+    return finish_detect(alerted, timestamps, values, explain)
 
 
 def _readonly_series(series: TimeSeries) -> TimeSeries:

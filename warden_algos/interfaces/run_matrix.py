@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .alerting_params import refuse_alerting
 from .budget import InputShape, check_budget
 from .errors import InvalidInput, UnknownAlgorithm
 from .explaining import explaining, finish_matrix
@@ -78,6 +79,7 @@ def _multivariate(algorithm: Any, trainable: bool = False) -> Any:
     if not isinstance(algorithm, wanted):
         what = "fit on a matrix" if trainable else "score a matrix of columns"
         raise UnknownAlgorithm(f"{algorithm.name} cannot {what} (describe says which can)")
+    refuse_alerting(algorithm, "a matrix of columns")
     return algorithm
 
 

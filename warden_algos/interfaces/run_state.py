@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 import numpy.typing as npt
 
+from .alerting_params import refuse_alerting
 from .budget import InputShape, check_budget
 from .errors import AlgorithmFailed, InvalidInput
 from .explaining import explaining, finish_detect
@@ -51,6 +52,7 @@ def _trainable(algorithm: Any) -> TrainableDetector[Any, Any]:
             f"{algorithm.name} is not trainable: it has no fit and takes no state (describe "
             "says which algorithms are trainable)"
         )
+    refuse_alerting(algorithm, "a detector with a state")
     return algorithm
 
 

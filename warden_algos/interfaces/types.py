@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .explaining import explanations_wanted
+from .point_capture import offer
 from .runs import flag_runs, run_highest
 
 I64Array: TypeAlias = npt.NDArray[np.int64]
@@ -126,6 +127,7 @@ class DetectResult(NamedTuple):
         upper: F64Array | None = None,
     ) -> DetectResult:
         """Select the flagged points of per-point arrays: the usual way to finish ``detect``."""
+        offer(timestamps.shape[0], point_scores, is_anomaly)
         flagged = np.ascontiguousarray(timestamps[is_anomaly], dtype=np.int64)
         explanations = None
         if explanations_wanted():  # each point its own detection: its own run
@@ -157,6 +159,7 @@ class DetectResult(NamedTuple):
             return cls.from_mask(
                 timestamps, is_anomaly, point_scores, expected=expected, lower=lower, upper=upper
             )
+        offer(timestamps.shape[0], point_scores, is_anomaly)
         explanations = None
         if explanations_wanted():
             runs = flag_runs(is_anomaly, point_scores)

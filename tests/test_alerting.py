@@ -1,0 +1,320 @@
+"""The alerting stage (``params.alerting``): one calibrated scale and one sensitivity for every
+detector, incidents that alert once (minimum duration, cool-down, re-baselining after a level
+shift), refused clearly where it does not apply, and measured by ``evaluate``'s false-alarm rate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from warden_algos.algorithms.ksigma import KSigma
+from warden_algos.dispatcher import Dispatcher
+from warden_algos.evaluation.corpus import load_corpus
+from warden_algos.evaluation.runner import evaluate_algorithm
+from warden_algos.interfaces import (
+    DetectAlgorithm,
+    DetectorParams,
+    DetectResult,
+    F64Array,
+    I64Array,
+    InvalidInput,
+    InvalidParams,
+    run_detect,
+    run_fit,
+)
+from warden_algos.interfaces.alerting import find_alerts
+from warden_algos.interfaces.alerting_params import AlertingParams, tail_probability
+from warden_algos.interfaces.run_matrix import run_detect_matrix
+from warden_algos.interfaces.validation import check_detect_result
+from warden_algos.registry import Registry
+from warden_algos.wire import DetectPayload, Request, get_codec
+
+T0 = 1_700_000_000
+REGISTRY = Registry.discover()
+
+
+def noise(n: int, seed: int = 0) -> tuple[I64Array, F64Array]:
+    rng = np.random.default_rng(seed)
+    return T0 + 60 * np.arange(n, dtype=np.int64), rng.normal(0, 1, n)
+
+
+def test_the_sensitivity_maps_to_one_tail_probability() -> None:
+    assert tail_probability(0.0) == pytest.approx(1e-4)
+    assert tail_probability(0.5) == pytest.approx(10**-2.5)
+    assert tail_probability(1.0) == pytest.approx(0.1)
+    assert AlertingParams().sensitivity == 0.5
+
+
+@pytest.mark.parametrize(
+    "draw",
+    [
+        lambda rng, n: rng.normal(0, 1, n),
+        lambda rng, n: rng.exponential(3.0, n),
+        lambda rng, n: np.abs(rng.standard_t(3, n)) * 1000,
+        lambda rng, n: rng.uniform(5, 6, n),
+    ],
+    ids=["normal", "exponential", "heavy_tailed", "uniform"],
+)
+def test_a_calibrated_score_means_the_same_whatever_the_scores_units(draw: Any) -> None:
+    """Scores of four distributions and scales: at sensitivity 1 (1 in 10) the share of points
+    that are candidates is about 1 in 10 for each, so a threshold means the same for all."""
+    rng = np.random.default_rng(3)
+    scores = draw(rng, 40_000)
+    params = AlertingParams(
+        sensitivity=1.0, only_flagged=False, rebaseline=0, min_history=200, quiet=1
+    )
+    alerts = find_alerts(scores, None, params)
+    # quiet=1: an incident is one run of candidates, and each alerts: count them by its length.
+    candidates = int((alerts.ends - alerts.starts + 1).sum())
+    rate = candidates / (scores.size - params.min_history)
+    assert 0.07 < rate < 0.13, rate
+    assert np.all((alerts.calibrated >= 0.9 - 1e-9) & (alerts.calibrated < 1))
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    scale=st.floats(0.001, 1000),
+    shift=st.floats(-1e6, 1e6),
+    sensitivity=st.floats(0.0, 1.0),
+    seed=st.integers(0, 2**16),
+)
+def test_calibration_ignores_the_scores_scale_and_offset(
+    scale: float, shift: float, sensitivity: float, seed: int
+) -> None:
+    """Ranks and the extrapolated tail's excesses over their mean are affine invariant: the same
+    alerts, whatever a detector's units."""
+    rng = np.random.default_rng(seed)
+    scores = rng.gamma(2.0, 1.0, 3000)
+    scores[[700, 1500, 2500]] += 15
+    params = AlertingParams(sensitivity=sensitivity, only_flagged=False)
+    plain = find_alerts(scores, None, params)
+    moved = find_alerts(scores * scale + shift, None, params)
+    assert np.array_equal(plain.at, moved.at)
+    np.testing.assert_allclose(plain.calibrated, moved.calibrated, rtol=1e-6, atol=1e-9)
+
+
+def shifted(n: int = 4000, at: int = 2500, by: float = 8.0) -> tuple[I64Array, F64Array]:
+    times, values = noise(n, seed=11)
+    values[at:] += by
+    return times, values
+
+
+def test_a_persistent_level_shift_alerts_once() -> None:
+    """A shift of about the detector's threshold: the detector alone flaps on and off the new
+    level; the stage alerts once and re-baselines."""
+    times, values = shifted(by=4.5)
+    values[3500] += 12  # a spike on the new level
+    detector = {"window": 5000, "k": 4.0, "min_periods": 200}
+    plain = run_detect(KSigma(**detector), times, values)
+    assert (plain.timestamps >= times[2500]).sum() > 20
+    staged = run_detect(KSigma(**detector, alerting={}), times, values, explain=True)
+    late = staged.timestamps[staged.timestamps >= times[2500]]
+    assert late.tolist()[-1] == int(times[3500]), staged.timestamps  # the spike, after...
+    assert late.size == 2 and late[0] < times[2600]  # ...one alert for the shift
+    assert staged.explanations is not None and staged.explanations[-2].points >= 15
+    flapping = run_detect(KSigma(**detector, alerting={"rebaseline": 0, "quiet": 1}), times, values)
+    assert (flapping.timestamps >= times[2500]).sum() > 5  # flapping, when quiet=1 splits it
+
+
+def test_re_baselining_lets_the_new_level_alert_again() -> None:
+    """Scores that step up for good: without re-baselining the step is one incident to the end,
+    which swallows a spike on the new level; with it, the new level becomes the norm."""
+    _, scores = noise(5000, seed=12)
+    scores[2500:] += 10
+    scores[3500] += 12
+    params = {"only_flagged": False, "sensitivity": 0.0}
+    staged = find_alerts(scores, None, AlertingParams(**params))
+    assert staged.at[staged.at >= 2500].tolist() == [2500, 3500]
+    assert staged.ends[staged.at == 2500].tolist() == [2500 + 29]  # confirmed at 30 points
+    never = find_alerts(scores, None, AlertingParams(**params, rebaseline=0))
+    assert never.at[never.at >= 2500].tolist() == [2500]
+    assert never.ends[-1] == 4999
+
+
+def test_an_incident_alerts_once_it_has_lasted_min_duration() -> None:
+    times, values = noise(3000, seed=5)
+    values[1000:1003] += 12  # three points
+    values[2000:2010] += 12  # ten points
+    params = {"alerting": {"min_duration": 5, "rebaseline": 0}}
+    staged = run_detect(KSigma(window=300, k=4.0, **params), times, values)
+    assert staged.timestamps.tolist() == [int(times[2004])]  # at its fifth point, not before
+    quick = run_detect(KSigma(window=300, k=4.0, alerting={"rebaseline": 0}), times, values)
+    assert int(times[1000]) in quick.timestamps and int(times[2000]) in quick.timestamps
+
+
+def test_a_cooldown_holds_back_the_next_incident() -> None:
+    times, values = noise(3000, seed=6)
+    values[[1000, 1020, 1200]] += 15
+    spikes = [int(times[i]) for i in (1000, 1020, 1200)]
+    open_ = run_detect(KSigma(window=300, k=4.0, alerting={}), times, values)
+    assert set(spikes) <= set(open_.timestamps.tolist())
+    held = run_detect(KSigma(window=300, k=4.0, alerting={"cooldown": 50}), times, values)
+    kept = [t for t in held.timestamps.tolist() if t in spikes]
+    assert kept == [spikes[0], spikes[2]]
+
+
+def test_a_lower_sensitivity_never_adds_alerts_and_scores_are_calibrated() -> None:
+    times, values = noise(6000, seed=8)
+    values[[1500, 3000, 4500]] += [6, 9, 14]
+    counts = []
+    for sensitivity in (1.0, 0.75, 0.5, 0.0):
+        staged = run_detect(
+            KSigma(window=500, k=2.0, alerting={"sensitivity": sensitivity}), times, values
+        )
+        check_detect_result(staged, times)
+        assert np.all(staged.scores >= 1 - tail_probability(sensitivity) - 1e-12)
+        assert np.all(staged.scores < 1)
+        counts.append(staged.timestamps.size)
+    assert counts == sorted(counts, reverse=True) and counts[0] > counts[-1]
+    strongest = run_detect(KSigma(window=500, k=2.0, alerting={"sensitivity": 0.0}), times, values)
+    assert int(times[4500]) in strongest.timestamps.tolist()
+
+
+def test_every_built_in_detector_takes_it_and_explains_its_alerts() -> None:
+    times, values = shifted(3000, at=2000, by=10.0)
+    values[1000] += 20
+    for name in ("ksigma", "mad", "ewma", "seasonal", "novelty", "ensemble", "spectral_residual"):
+        cls = REGISTRY.load(name)
+        staged = run_detect(cls.from_params({"alerting": {}}), times, values, explain=True)
+        check_detect_result(staged, times)
+        assert staged.explanations is not None
+        assert len(staged.explanations) == staged.timestamps.size
+        for at, why in zip(staged.timestamps.tolist(), staged.explanations, strict=True):
+            assert at <= why.peak <= why.last and why.points >= 1
+        assert int(times[1000]) in staged.timestamps.tolist(), name
+
+
+class _Banded(DetectAlgorithm[DetectorParams]):
+    """Builds its result by hand, with a band and no per-point scores offered."""
+
+    name = "test_banded"
+    summary = "test"
+
+    def detect(self, dimensions: list[str], timestamps: I64Array, values: F64Array) -> Any:
+        n = timestamps.shape[0]
+        flagged = np.abs(values) > 3
+        return DetectResult(
+            timestamps[flagged], np.abs(values[flagged]), np.zeros(n), -np.ones(n), np.ones(n)
+        )
+
+
+class _Bare(_Banded):
+    name = "test_bare"
+
+    def detect(self, dimensions: list[str], timestamps: I64Array, values: F64Array) -> Any:
+        return DetectResult(timestamps[:0], values[:0])
+
+
+def test_a_result_without_point_scores_is_calibrated_on_its_band_or_refused() -> None:
+    times, values = noise(3000, seed=9)
+    values[2000] += 30
+    banded = run_detect(_Banded(alerting={"sensitivity": 0.0}), times, values)
+    assert banded.timestamps.tolist() == [int(times[2000])]
+    with pytest.raises(InvalidParams) as refused:
+        run_detect(_Bare(alerting={}), times, values)
+    assert refused.value.field == "params.alerting" and "no per-point scores" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"every_point": True, "alerting": {}}, "params"),
+        ({"alerting": {"sensitivity": 2}}, "params.alerting.sensitivity"),
+        ({"alerting": {"min_history": 3000, "window": 2000}}, "params.alerting"),
+        ({"alerting": {"cooldwn": 5}}, "params.alerting.cooldwn"),
+        ({"alerting": {"window": 10**9}}, "params.alerting.window"),
+    ],
+)
+def test_bad_alerting_params_are_invalid_params_and_serve_answers_on(
+    params: dict[str, Any], field: str
+) -> None:
+    times, values = noise(200)
+    payload = DetectPayload([], times, values)
+    for format_name in ("json", "thrift-binary"):
+        d = Dispatcher(get_codec(format_name))
+        body, _ = d.handle(d.codec.encode_request(Request("detect", "ksigma", payload, params)))
+        answer = d.codec.decode_response(body)
+        assert not answer.ok and answer.error.code.value == "INVALID_PARAMS", answer
+        assert answer.error.field == field, answer.error
+        assert b"Traceback" not in body
+        good = Request("detect", "ksigma", payload, {"alerting": {}})
+        after, _ = d.handle(d.codec.encode_request(good))
+        assert d.codec.decode_response(after).ok
+
+
+def test_the_wire_answers_alerts_in_every_format() -> None:
+    times, values = shifted(3000, at=2000)
+    payload = DetectPayload([], times, values)
+    request = Request("detect", "ksigma", payload, {"alerting": {}})
+    expected = run_detect(KSigma(alerting={}), times, values)
+    for format_name in ("json", "thrift-binary", "thrift-compact"):
+        d = Dispatcher(get_codec(format_name))
+        body, _ = d.handle(d.codec.encode_request(request))
+        answer = d.codec.decode_response(body)
+        assert answer.ok
+        assert answer.result.timestamps.tolist() == expected.timestamps.tolist()
+        np.testing.assert_allclose(answer.result.scores, expected.scores)
+
+
+def test_states_and_matrices_refuse_it_clearly() -> None:
+    times, values = noise(500)
+    with pytest.raises(InvalidParams) as stateful:
+        run_fit(REGISTRY.load("seasonal").from_params({"alerting": {}}), times, values)
+    assert stateful.value.field == "params.alerting" and "state" in str(stateful.value)
+    matrix = np.column_stack([values, values[::-1]])
+    svm = REGISTRY.load("one_class_svm").from_params({"alerting": {}})
+    with pytest.raises(InvalidParams) as matrixed:
+        run_detect_matrix(svm, times, matrix, ["a", "b"])
+    assert matrixed.value.field == "params.alerting" and "matrix" in str(matrixed.value)
+
+
+def test_its_cost_is_in_the_request_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    times, values = noise(200_000)
+    monkeypatch.setenv("WARDEN_MAX_REQUEST_MOPS", "300")
+    run_detect(KSigma(), times, values)  # the detector alone fits
+    with pytest.raises(InvalidInput) as over:
+        run_detect(KSigma(alerting={}), times, values)
+    assert "WARDEN_MAX_REQUEST_MOPS" in str(over.value)
+
+
+def test_evaluate_counts_false_alarms_on_normal_stretches(tmp_path: Path) -> None:
+    """One file of 1,000 rows, a window at rows 600-699: the first 150 rows are probation, so
+    750 rows are normal; a detection on a normal row is a false alarm."""
+    data, labels = tmp_path / "data" / "synthetic", tmp_path / "labels"
+    data.mkdir(parents=True)
+    labels.mkdir()
+    rng = np.random.default_rng(2)
+    values = rng.normal(0, 1, 1000)
+    values[[300, 500, 650]] += 40
+    stamps = [f"2024-01-01 {i // 60:02d}:{i % 60:02d}:00" for i in range(1000)]
+    (data / "one.csv").write_text(
+        "timestamp,value\n" + "".join(f"{s},{v}\n" for s, v in zip(stamps, values, strict=True))
+    )
+    (labels / "combined_windows.json").write_text(
+        f'{{"synthetic/one.csv": [["{stamps[600]}.000000", "{stamps[699]}.000000"]]}}'
+    )
+    corpus = load_corpus(tmp_path)
+    evaluation = evaluate_algorithm("ksigma", {"window": 100, "k": 8.0}, corpus)
+    overall = evaluation.overall
+    assert overall.normal_points == 1000 - 150 - 100
+    assert overall.false_alarms == 2 and overall.windows_found == 1
+    assert overall.false_alarms_per_1000 == pytest.approx(1000 * 2 / 750)
+    assert overall.as_dict()["false_alarms_per_1000"] == pytest.approx(1000 * 2 / 750)
+    staged = evaluate_algorithm("ksigma", {"window": 100, "k": 8.0, "alerting": {}}, corpus)
+    assert staged.overall.detections <= overall.detections
+
+
+@pytest.mark.parametrize(("sensitivity", "low", "high"), [(0.5, 250, 400), (0.0, 3, 20)])
+def test_on_plain_noise_alerts_come_at_the_rate_the_sensitivity_says(
+    sensitivity: float, low: int, high: int
+) -> None:
+    """100,000 Gaussian scores: about 316 alerts at 0.5 (1 in 316), about 10 at 0 (1 in 10,000,
+    beyond what 2,000 points of history rank, so the extrapolated tail decides)."""
+    _, scores = noise(100_000, seed=21)
+    params = AlertingParams(sensitivity=sensitivity, only_flagged=False, quiet=1)
+    assert low <= find_alerts(scores, None, params).at.size <= high

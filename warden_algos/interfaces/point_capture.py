@@ -1,0 +1,52 @@
+"""Per-point scores handed to the alerting stage: captured, not returned, so ``detect`` stays
+what authors implement.
+
+The alerting stage (``alerting.py``) needs a score for *every* point, while a ``DetectResult``
+carries only the detections. ``DetectResult.from_flags``/``from_mask`` already hold the per-point
+scores and flags; while a runner captures (a request declares ``alerting``) they offer them here.
+A context variable holds the slot, so concurrent requests never see each other's, and the hot
+path pays one lookup. The last offer of the whole series wins: an ensemble's members build their
+results before the ensemble builds its own from their votes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+
+@dataclass
+class PointScores:
+    """What a detector computed for every input point: its raw score and whether it flagged it."""
+
+    scores: npt.NDArray[np.float64] | None = None
+    flags: npt.NDArray[np.bool_] | None = None
+
+
+_SLOT: ContextVar[PointScores | None] = ContextVar("warden_algos_point_scores", default=None)
+
+
+@contextmanager
+def capturing() -> Iterator[PointScores]:
+    """Collect the per-point scores of what is computed inside the block."""
+    slot = PointScores()
+    token = _SLOT.set(slot)
+    try:
+        yield slot
+    finally:
+        _SLOT.reset(token)
+
+
+def offer(n_points: int, scores: npt.ArrayLike, flags: npt.NDArray[np.bool_]) -> None:
+    """Called by the result builders: kept when a runner captures and they cover every point."""
+    slot = _SLOT.get()
+    if slot is None:
+        return
+    array = np.asarray(scores, dtype=np.float64)
+    if array.shape == (n_points,) and flags.shape == (n_points,):
+        slot.scores, slot.flags = array, np.asarray(flags, dtype=bool)
