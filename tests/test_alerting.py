@@ -47,7 +47,7 @@ def test_the_sensitivity_maps_to_one_tail_probability() -> None:
     assert tail_probability(0.0) == pytest.approx(1e-4)
     assert tail_probability(0.5) == pytest.approx(10**-2.5)
     assert tail_probability(1.0) == pytest.approx(0.1)
-    assert AlertingParams().sensitivity == 0.5
+    assert AlertingParams().sensitivity == 0.75
 
 
 @pytest.mark.parametrize(
@@ -140,7 +140,7 @@ def test_an_incident_alerts_once_it_has_lasted_min_duration() -> None:
     times, values = noise(3000, seed=5)
     values[1000:1003] += 12  # three points
     values[2000:2010] += 12  # ten points
-    params = {"alerting": {"min_duration": 5, "rebaseline": 0}}
+    params = {"alerting": {"min_duration": 5, "rebaseline": 0, "sensitivity": 0.5}}
     staged = run_detect(KSigma(window=300, k=4.0, **params), times, values)
     assert staged.timestamps.tolist() == [int(times[2004])]  # at its fifth point, not before
     quick = run_detect(KSigma(window=300, k=4.0, alerting={"rebaseline": 0}), times, values)

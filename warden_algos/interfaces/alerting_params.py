@@ -34,11 +34,12 @@ class AlertingParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     sensitivity: float = Field(
-        0.5,
+        0.75,
         ge=0,
         le=1,
         description="One knob for every detector: 0 alerts only on scores of about 1 in 10,000 of "
-        "the series' recent history, 0.5 about 1 in 300, 1 about 1 in 10.",
+        "the series' recent history, 0.5 about 1 in 300, 0.75 (the default) about 1 in 56, 1 "
+        "about 1 in 10.",
     )
     min_duration: int = Field(
         1, ge=1, le=10_000, description="Points an incident must last before it alerts."
