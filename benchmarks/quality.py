@@ -59,7 +59,8 @@ GRIDS: dict[str, dict[str, list[Any]]] = {
     "novelty": {"levels": [4.0, 5.0, 6.0], "threshold": [0.375, 0.5, 0.625]},
     "prophet": {"margin": [0.6, 0.7, 0.8]},
     # The members and the vote: the pair shipped before (novelty OR seasonal), and each with a
-    # third detector of another kind (robust level, spectral residual), by any / most / all votes.
+    # third detector of another kind (robust level, spectral residual); 0.5 first, so that of
+    # equal settings the shipped one is shown (either of two, or two of three), then any, all.
     "ensemble": {
         "members": [
             [{"algorithm": "novelty"}, {"algorithm": "seasonal"}],
@@ -70,7 +71,7 @@ GRIDS: dict[str, dict[str, list[Any]]] = {
                 {"algorithm": "spectral_residual"},
             ],
         ],
-        "threshold": [0.34, 0.5, 1.0],
+        "threshold": [0.5, 0.34, 1.0],
         "member_reports": ["incidents", "points"],
     },
     "isolation_forest": {"window": [6, 8], "sigmas": [3.0, 4.0, 5.0]},
