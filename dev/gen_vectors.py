@@ -372,6 +372,17 @@ def cases() -> dict[str, dict[str, Any]]:
             "description": "include_explanations: the spike's value, expected value, band and "
             "band units, and a sentence",
         },
+        "ksigma_alerting": {
+            "request": detect(
+                "ksigma",
+                wave(200, spike_at=170),
+                {"window": 20, "k": 3.0, "alerting": {"min_history": 50, "window": 100}},
+                include_explanations=True,
+                request_id="vector-alerting",
+            ),
+            "description": "params.alerting: one alert per incident, its score calibrated "
+            "(1 - tail probability under the recent history), explained from the alert on",
+        },
         "ksigma_no_band": {
             "request": detect(
                 "ksigma",

@@ -4,10 +4,13 @@ shift), refused clearly where it does not apply, and measured by ``evaluate``'s 
 
 from __future__ import annotations
 
+import base64
+import itertools
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -25,11 +28,14 @@ from warden_algos.interfaces import (
     InvalidInput,
     InvalidParams,
     run_detect,
+    run_detect_next,
     run_fit,
 )
-from warden_algos.interfaces.alerting import find_alerts
+from warden_algos.interfaces.alerting import AlertingState, find_alerts
 from warden_algos.interfaces.alerting_params import AlertingParams, tail_probability
 from warden_algos.interfaces.run_matrix import run_detect_matrix
+from warden_algos.interfaces.run_state import load_state
+from warden_algos.interfaces.state import encode_described
 from warden_algos.interfaces.validation import check_detect_result
 from warden_algos.registry import Registry
 from warden_algos.wire import DetectPayload, Request, get_codec
@@ -261,11 +267,8 @@ def test_the_wire_answers_alerts_in_every_format() -> None:
         np.testing.assert_allclose(answer.result.scores, expected.scores)
 
 
-def test_states_and_matrices_refuse_it_clearly() -> None:
+def test_matrices_refuse_it_clearly() -> None:
     times, values = noise(500)
-    with pytest.raises(InvalidParams) as stateful:
-        run_fit(REGISTRY.load("seasonal").from_params({"alerting": {}}), times, values)
-    assert stateful.value.field == "params.alerting" and "state" in str(stateful.value)
     matrix = np.column_stack([values, values[::-1]])
     svm = REGISTRY.load("one_class_svm").from_params({"alerting": {}})
     with pytest.raises(InvalidParams) as matrixed:
@@ -318,3 +321,153 @@ def test_on_plain_noise_alerts_come_at_the_rate_the_sensitivity_says(
     _, scores = noise(100_000, seed=21)
     params = AlertingParams(sensitivity=sensitivity, only_flagged=False, quiet=1)
     assert low <= find_alerts(scores, None, params).at.size <= high
+
+
+# --- streams: the stage's state rides in the detector's state -----------------------------------
+
+
+def stream(
+    name: str,
+    times: I64Array,
+    values: F64Array,
+    cuts: list[int],
+    alerting: dict[str, Any] | None,
+) -> tuple[list[int], list[float], Any]:
+    """Fit on the first 1,000 points without the stage, then score the rest in chunks cut at
+    ``cuts`` with it (None: without); the alerts and the last state."""
+    fitted = run_fit(REGISTRY.load(name).from_params({}), times[:1000], values[:1000])
+    detector = REGISTRY.load(name).from_params({"alerting": alerting})
+    state: Any = fitted.state
+    alerted: list[int] = []
+    scores: list[float] = []
+    bounds = [1000, *sorted(set(cuts)), times.size]
+    for lo, hi in itertools.pairwise(bounds):
+        if hi <= lo:
+            continue
+        result, after = run_detect_next(detector, times[lo:hi], values[lo:hi], state)
+        check_detect_result(result, times[lo:hi])
+        alerted += result.timestamps.tolist()
+        scores += result.scores.tolist()
+        state = after
+    return alerted, scores, state
+
+
+def streamed_series() -> tuple[I64Array, F64Array]:
+    times, values = noise(4000, seed=31)
+    values += 3 * np.sin(2 * np.pi * np.arange(4000) / 288)
+    values[[1800, 2600]] += 14
+    values[3000:] += 9
+    return times, values
+
+
+@settings(max_examples=8, deadline=None)
+@given(cuts=st.lists(st.integers(1001, 3999), max_size=6))
+def test_a_stream_cut_anywhere_alerts_as_one_call_does(cuts: list[int]) -> None:
+    times, values = streamed_series()
+    whole, whole_scores, whole_state = stream("ksigma", times, values, [], {})
+    parts, part_scores, part_state = stream("ksigma", times, values, cuts, {})
+    assert parts == whole and len(whole) >= 3
+    # An alert's score is its incident's peak so far: one that a cut splits may have scored
+    # higher in the part after the cut, never lower.
+    assert all(p <= w + 1e-9 for p, w in zip(part_scores, whole_scores, strict=True))
+    if not cuts:
+        assert part_scores == whole_scores
+    assert whole_state.alerting is not None
+    # (ksigma's running sums round differently per chunking, by 1e-12)
+    np.testing.assert_allclose(part_state.alerting.history, whole_state.alerting.history)
+    assert part_state.alerting.position == whole_state.alerting.position == 3000
+
+
+def test_a_streamed_level_shift_alerts_once_and_the_stage_rides_in_the_blob() -> None:
+    """mad alone streamed in chunks of 50 alerts four times in the shift's first 20 points; with
+    the stage, once."""
+    times, values = streamed_series()
+    cuts = list(range(1050, 4000, 50))
+    alone, _, _ = stream("mad", times, values, cuts, None)
+    assert sum(t >= times[3000] for t in alone) >= 3
+    alerted, _, state = stream("mad", times, values, cuts, {})
+    assert [t for t in alerted if t >= times[3000]] == [int(times[3000])]
+    assert {int(times[1800]), int(times[2600])} <= set(alerted)
+    reloaded = load_state(REGISTRY.load("mad").from_params({}), state.state)
+    assert reloaded.alerting is not None and reloaded.alerting.position == 3000
+    assert "alerting" not in reloaded.info.params  # the stage is not part of the model
+
+
+def test_a_state_serves_with_or_without_the_stage() -> None:
+    times, values = streamed_series()
+    fitted = run_fit(KSigma(alerting={"sensitivity": 0.2}), times[:1000], values[:1000])
+    plain = run_fit(KSigma(), times[:1000], values[:1000])
+    assert fitted.state == plain.state  # fitting ignores the stage
+    _, staged = run_detect_next(KSigma(alerting={}), times[1000:2000], values[1000:2000], plain)
+    assert staged is not None and staged.alerting is not None
+    _, dropped = run_detect_next(KSigma(), times[2000:3000], values[2000:3000], staged)
+    assert dropped is not None and dropped.alerting is None  # its history would be stale
+    again, _ = run_detect_next(KSigma(alerting={}), times[3000:], values[3000:], dropped.state)
+    check_detect_result(again, times[3000:])
+
+
+BAD_PARTS = {
+    "nan_in_history": {"history": np.array([1.0, np.nan])},
+    "history_too_long": {"history": np.zeros(10_001)},
+    "int_history": {"history": np.arange(5, dtype=np.int64)},
+    "out_of_order": {"start": 50, "peak": 10, "last": 60},
+    "beyond_position": {"last_alert": 10**9},
+    "lowest_zero": {"lowest": 0.0},
+}
+
+
+@pytest.mark.parametrize("damage", sorted(BAD_PARTS))
+def test_a_malformed_alerting_part_is_refused(damage: str) -> None:
+    """A blob whose stage part does not fit, with a valid content hash (as a careless or
+    hostile writer would make it): refused as INVALID_INPUT, never half-used."""
+    times, values = streamed_series()
+    detector = KSigma(alerting={})
+    _, good = run_detect_next(
+        detector,
+        times[1000:2000],
+        values[1000:2000],
+        run_fit(KSigma(), times[:1000], values[:1000]),
+    )
+    assert good is not None and good.alerting is not None
+    fields = {**good.alerting.__dict__, **BAD_PARTS[damage]}
+    blob, _ = encode_described(
+        "ksigma",
+        detector.state_version,
+        good.info.params,
+        good.typed,
+        good.info.seen,
+        canonical=True,
+        alerting=AlertingState.model_construct(**fields),
+    )
+    with pytest.raises(InvalidInput) as refused:
+        run_detect_next(detector, times[2000:], values[2000:], blob)
+    assert refused.value.field == "state" and "alerting" in str(refused.value)
+
+
+def test_a_serve_process_streams_with_the_stage_over_json() -> None:
+    """fit, then two detect calls each sending the state the previous returned, through one
+    dispatcher (as serve runs them): the alerts a direct stream gives, and the second call
+    resumes the stage (its state's position)."""
+    times, values = streamed_series()
+    d = Dispatcher(get_codec("json"))
+
+    def call(request: dict[str, Any]) -> dict[str, Any]:
+        body, _ = d.handle(orjson.dumps(request))
+        answer: dict[str, Any] = orjson.loads(body)
+        assert answer["status"] == "ok", answer
+        return answer
+
+    fit = call({"interface": "fit", "algorithm": "mad", "params": {}, "fit": {
+        "timestamps": times[:1000].tolist(), "values": values[:1000].tolist()}})  # fmt: skip
+    state, alerted = fit["fit"]["state"], []
+    for lo, hi in ((1000, 2700), (2700, 4000)):
+        answer = call({"interface": "detect", "algorithm": "mad", "params": {"alerting": {}},
+                       "detect": {"timestamps": times[lo:hi].tolist(),
+                                  "values": values[lo:hi].tolist(), "state": state,
+                                  "return_state": True}})  # fmt: skip
+        alerted += answer["detect"]["timestamps"]
+        state = answer["detect"]["state"]
+    direct, _, _ = stream("mad", times, values, [2700], {})
+    assert alerted == direct
+    reloaded = load_state(REGISTRY.load("mad").from_params({}), base64.b64decode(state))
+    assert reloaded.alerting is not None and reloaded.alerting.position == 3000

@@ -23,6 +23,10 @@ would reach the same alerts):
    candidates, is a level shift: the history restarts from its points, so the new level is the
    norm and alerts resume when it has enough history of its own.
 
+On a stream (``run_detect_next``) the stage's state (``AlertingState``: the history, the
+incident going on, the last alert) rides in the detector's state blob, so a stream cut anywhere
+alerts as one call on the whole would.
+
 The alert's score is the calibrated one, 1 - tail probability (0.999: one point in a thousand of
 the recent history scores as high). Cost: about 6 µs a point (``estimate``).
 """
@@ -32,15 +36,18 @@ from __future__ import annotations
 import bisect
 import math
 from collections import deque
+from collections.abc import Iterable
 from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import Field, model_validator
 
 from .alerting_params import AlertingParams, tail_probability
 from .budget import WorkEstimate
 from .errors import InvalidParams
 from .point_capture import PointScores
+from .state import AlgorithmState, StateArray
 from .types import DetectResult, Explanation, F64Array, I64Array
 
 #: The share of the history whose excesses fit the extrapolated tail, and its least size.
@@ -71,13 +78,53 @@ def estimate(points: int, params: AlertingParams) -> WorkEstimate:
     )
 
 
-class _History:
-    """The trailing history of non-candidate scores, kept sorted for ranks."""
+class AlertingState(AlgorithmState):
+    """The stage between two calls on a stream, stored beside the detector's own state (the
+    blob's ``alerting`` part, ``state.py``): the history, the incident going on, the last alert.
+    Positions count the points the stage has scored on this stream."""
 
-    def __init__(self, size: int) -> None:
+    history: StateArray  # float64 scores, oldest first
+    held: StateArray  # float64 scores of the incident going on, oldest first
+    position: int = Field(ge=0)
+    open: bool
+    start: int = Field(ge=0)
+    peak: int = Field(ge=0)
+    last: int = Field(ge=0)
+    run: int = Field(ge=0)
+    candidates: int = Field(ge=0)
+    lowest: float = Field(gt=0, le=1)
+    alerted: bool
+    last_alert: int = Field(ge=-(10**18))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AlertingState:
+        for name in ("history", "held"):
+            array = getattr(self, name)
+            if array.dtype != np.float64 or array.ndim != 1 or array.size > MAX_WINDOW:
+                raise ValueError(f"{name} must be at most {MAX_WINDOW} float64 values")
+            if not np.isfinite(array).all():
+                raise ValueError(f"{name} must hold finite numbers")
+        if not self.start <= self.peak <= self.last <= self.position:
+            raise ValueError("the incident's start, peak and last point are out of order")
+        if self.last_alert > self.position or self.candidates > self.position:
+            raise ValueError("points beyond the ones the stage has scored")
+        return self
+
+
+STATE_VERSION = 1
+#: The largest ``window``, hence the longest history a state holds.
+MAX_WINDOW = 10_000
+
+
+class _History:
+    """The trailing history of the series' scores, kept sorted for ranks."""
+
+    def __init__(self, size: int, scores: Iterable[float] = ()) -> None:
         self.order: deque[float] = deque()
         self.sorted: list[float] = []
         self.size = size
+        for score in scores:
+            self.add(score)
 
     def add(self, score: float) -> None:
         self.order.append(score)
@@ -86,10 +133,10 @@ class _History:
             old = self.order.popleft()
             del self.sorted[bisect.bisect_left(self.sorted, old)]
 
-    def restart(self, scores: list[float]) -> None:
+    def restart(self, scores: Iterable[float]) -> None:
         self.order.clear()
         self.sorted.clear()
-        for score in scores[-self.size :]:
+        for score in scores:
             self.add(score)
 
     def tail(self, score: float) -> float:
@@ -107,87 +154,151 @@ class _History:
         return (at_least + 1) / (m + 1)
 
 
-def find_alerts(
-    scores: F64Array, flags: npt.NDArray[np.bool_] | None, params: AlertingParams
-) -> Alerts:
-    """The stage on one series' per-point scores (NaN: no opinion, never a candidate)."""
-    alpha = tail_probability(params.sensitivity)
-    history = _History(params.window)
-    values = scores.tolist()
-    flagged = flags.tolist() if params.only_flagged and flags is not None else None
-    at: list[int] = []
-    starts: list[int] = []
-    peaks: list[int] = []
-    ends: list[int] = []
-    calibrated: list[float] = []
-    open_ = False  # an incident is going on
-    start = peak = last = 0  # its first, lowest-probability and latest candidate
-    run = candidates = 0  # its consecutive candidates so far; all its candidates
-    lowest = 1.0
-    alerted = False
-    last_alert = -(10**18)
-    held: list[float] = []  # its points' scores: they join the history when it is over
+class _Stage:
+    """The stage's loop, resumable: ``feed`` chunk after chunk gives the alerts one call on
+    the whole series would (positions absolute, from the stream's first point)."""
 
-    def close(restart: bool) -> None:
-        nonlocal open_, alerted
-        if alerted:
-            ends[-1] = last
-        if restart:  # a confirmed level shift: its points are the new norm
-            history.restart(held)
-        else:
-            for one in held:
-                history.add(one)
-        held.clear()
-        open_ = alerted = False
+    def __init__(self, params: AlertingParams, state: AlertingState | None = None) -> None:
+        self.params = params
+        self.alpha = tail_probability(params.sensitivity)
+        window = params.window
+        self.history = _History(window, [] if state is None else state.history[-window:].tolist())
+        self.held: deque[float] = deque(
+            [] if state is None else state.held[-window:].tolist(), maxlen=window
+        )
+        self.position = 0 if state is None else state.position
+        self.open = False if state is None else state.open
+        self.start = self.peak = self.last = 0
+        self.run = self.candidates = 0
+        self.lowest = 1.0
+        self.alerted = False
+        self.last_alert = -(10**18)
+        if state is not None:
+            self.start, self.peak, self.last = state.start, state.peak, state.last
+            self.run, self.candidates, self.lowest = state.run, state.candidates, state.lowest
+            self.alerted, self.last_alert = state.alerted, state.last_alert
 
-    for t, score in enumerate(values):
-        finite = score == score and not math.isinf(score)
-        probability = 1.0
-        if score == score and len(history.order) >= params.min_history:  # not NaN
-            probability = history.tail(score)
-        candidate = probability <= alpha and (flagged is None or flagged[t])
-        if not candidate:
-            run = 0
-            if not open_:
+    def state(self) -> AlertingState:
+        return AlertingState(
+            history=np.asarray(self.history.order, dtype=np.float64),
+            held=np.asarray(self.held, dtype=np.float64),
+            position=self.position,
+            open=self.open,
+            start=self.start,
+            peak=self.peak,
+            last=self.last,
+            run=self.run,
+            candidates=self.candidates,
+            lowest=self.lowest,
+            alerted=self.alerted,
+            last_alert=self.last_alert,
+        )
+
+    def feed(self, scores: F64Array, flags: npt.NDArray[np.bool_] | None) -> Alerts:
+        """This chunk's alerts, as positions into it (an incident begun in an earlier chunk has
+        its start clipped to this one's first point)."""
+        params, history, held = self.params, self.history, self.held
+        offset = self.position
+        flagged = flags.tolist() if params.only_flagged and flags is not None else None
+        at: list[int] = []
+        starts: list[int] = []
+        peaks: list[int] = []
+        ends: list[int] = []
+        calibrated: list[float] = []
+        here = -1  # the going incident's alert among this chunk's, if it was raised here
+
+        def close(restart: bool) -> None:
+            nonlocal here
+            if here >= 0:
+                ends[here] = self.last - offset
+            if restart:  # a confirmed level shift: its points are the new norm
+                history.restart(held)
+            else:
+                for one in held:
+                    history.add(one)
+            held.clear()
+            self.open = self.alerted = False
+            here = -1
+
+        for index, score in enumerate(scores.tolist()):
+            t = offset + index
+            finite = score == score and not math.isinf(score)
+            probability = 1.0
+            if score == score and len(history.order) >= params.min_history:  # not NaN
+                probability = history.tail(score)
+            candidate = probability <= self.alpha and (flagged is None or flagged[index])
+            if not candidate:
+                self.run = 0
+                if not self.open:
+                    if finite:
+                        history.add(score)
+                    continue
                 if finite:
-                    history.add(score)
+                    held.append(score)
+                if t - self.last >= params.quiet:
+                    close(restart=False)
                 continue
+            if not self.open:
+                self.open, self.start, self.peak = True, t, t
+                self.lowest, self.candidates, self.run = probability, 0, 0
+            elif probability < self.lowest:
+                self.peak, self.lowest = t, probability
+            self.last = t
+            self.run += 1
+            self.candidates += 1
             if finite:
                 held.append(score)
-            if t - last >= params.quiet:
-                close(restart=False)
-            continue
-        if not open_:
-            open_, start, peak, lowest, candidates, run = True, t, t, probability, 0, 0
-        elif probability < lowest:
-            peak, lowest = t, probability
-        last = t
-        run += 1
-        candidates += 1
-        if finite:
-            held.append(score)
-        if alerted:
-            peaks[-1] = peak
-            calibrated[-1] = 1.0 - lowest
-        elif run >= params.min_duration and t - last_alert > params.cooldown:
-            at.append(t)
-            starts.append(start)
-            peaks.append(peak)
-            ends.append(t)
-            calibrated.append(1.0 - lowest)
-            alerted, last_alert = True, t
-        span = t - start + 1
-        if params.rebaseline and span >= params.rebaseline and 2 * candidates >= span:
-            close(restart=True)
-    if open_ and alerted:
-        ends[-1] = last
-    return Alerts(
-        np.asarray(at, dtype=np.intp),
-        np.asarray(starts, dtype=np.intp),
-        np.asarray(peaks, dtype=np.intp),
-        np.asarray(ends, dtype=np.intp),
-        np.asarray(calibrated, dtype=np.float64),
-    )
+            if here >= 0:
+                peaks[here] = self.peak - offset
+                calibrated[here] = 1.0 - self.lowest
+            elif (
+                not self.alerted
+                and self.run >= params.min_duration
+                and t - self.last_alert > params.cooldown
+            ):
+                here = len(at)
+                at.append(index)
+                starts.append(max(self.start - offset, 0))
+                peaks.append(max(self.peak - offset, 0))
+                ends.append(index)
+                calibrated.append(1.0 - self.lowest)
+                self.alerted, self.last_alert = True, t
+            span = t - self.start + 1
+            if params.rebaseline and span >= params.rebaseline and 2 * self.candidates >= span:
+                close(restart=True)
+        self.position = offset + scores.shape[0]
+        if here >= 0:
+            ends[here] = self.last - offset
+        return Alerts(
+            np.asarray(at, dtype=np.intp),
+            np.asarray(starts, dtype=np.intp),
+            np.asarray(peaks, dtype=np.intp),
+            np.asarray(ends, dtype=np.intp),
+            np.asarray(calibrated, dtype=np.float64),
+        )
+
+
+def find_alerts(
+    scores: F64Array,
+    flags: npt.NDArray[np.bool_] | None,
+    params: AlertingParams,
+    state: AlertingState | None = None,
+) -> Alerts:
+    """The stage on one series' per-point scores (NaN: no opinion, never a candidate)."""
+    return _Stage(params, state).feed(scores, flags)
+
+
+def resume_alerts(
+    scores: F64Array,
+    flags: npt.NDArray[np.bool_] | None,
+    params: AlertingParams,
+    state: AlertingState | None,
+) -> tuple[Alerts, AlertingState]:
+    """``find_alerts`` on a stream's next chunk, from the stage's state after the previous ones
+    (None: the stream's first), and its state after this chunk."""
+    stage = _Stage(params, state)
+    alerts = stage.feed(scores, flags)
+    return alerts, stage.state()
 
 
 def _band_distance(result: DetectResult, values: F64Array) -> F64Array | None:
@@ -211,8 +322,10 @@ def apply_alerting(
     captured: PointScores,
     params: AlertingParams,
     explain: bool,
-) -> DetectResult:
-    """``result`` with its detections replaced by the stage's alerts (band kept)."""
+    state: AlertingState | None = None,
+) -> tuple[DetectResult, AlertingState]:
+    """``result`` with its detections replaced by the stage's alerts (band kept), and the
+    stage's state after it (from ``state``: a stream's stage after its earlier chunks)."""
     scores, flags = captured.scores, captured.flags
     if scores is None:
         scores = _band_distance(result, values)
@@ -223,13 +336,31 @@ def apply_alerting(
             "drop params.alerting, or build the result with DetectResult.from_flags/from_mask",
             field="params.alerting",
         )
-    alerts = find_alerts(scores, flags, params)
+    alerts, after = resume_alerts(scores, flags, params, state)
     explanations = None
     if explain:  # each explained from its alert on (a peak before it is folded into it)
         peaks = np.maximum(alerts.peaks, alerts.at)
         explanations = Explanation.of_runs(timestamps, alerts.at, alerts.ends, peaks)
-    return result._replace(
+    alerted = result._replace(
         timestamps=np.ascontiguousarray(timestamps[alerts.at], dtype=np.int64),
         scores=alerts.calibrated,
         explanations=explanations,
     )
+    return alerted, after
+
+
+def load_alerting_state(fields: dict[str, object]) -> AlertingState:
+    """A stored stage state, checked (it comes from a request or a bucket like the rest of the
+    blob): a state that does not fit is refused, never half-used."""
+    from pydantic import ValidationError
+
+    from .errors import InvalidInput
+
+    try:
+        return AlertingState.model_validate(fields)
+    except ValidationError as error:
+        first = error.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "alerting"
+        raise InvalidInput(
+            f"the state's alerting part is malformed: {where}: {first['msg']}", field="state"
+        ) from None

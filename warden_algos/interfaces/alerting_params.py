@@ -100,10 +100,11 @@ def alerting_of(algorithm: object) -> AlertingParams | None:
 
 
 def refuse_alerting(algorithm: object, what: str) -> None:
-    """The stage runs on one series scored statelessly; say so rather than ignore the block."""
+    """The stage runs on one series (with or without a state); a matrix says so rather than
+    ignore the block."""
     if alerting_of(algorithm) is not None:
         raise InvalidParams(
-            f"params.alerting applies to stateless detection of one series; {what} does not "
-            "take it yet: drop params.alerting",
+            f"params.alerting applies to the detection of one series; {what} does not take it "
+            "yet: drop params.alerting",
             field="params.alerting",
         )

@@ -103,7 +103,7 @@ def _detect_alerting(
     with explaining(False), capturing() as captured:
         result = algorithm.detect(dimensions, timestamps, values)
     checked = check_detect_result(result, timestamps)
-    alerted = apply_alerting(
+    alerted, _ = apply_alerting(
         algorithm.name, checked, timestamps, values, captured, alerting, explain
     )
     return finish_detect(alerted, timestamps, values, explain)

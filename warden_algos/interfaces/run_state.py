@@ -14,8 +14,8 @@ from typing import Any, NamedTuple
 
 import numpy.typing as npt
 
-from .alerting_params import refuse_alerting
-from .budget import InputShape, check_budget
+from .alerting_params import alerting_of
+from .budget import InputShape, WorkEstimate, check_budget
 from .errors import AlgorithmFailed, InvalidInput
 from .explaining import explaining, finish_detect
 from .run import _readonly, as_times, as_values
@@ -42,6 +42,8 @@ class Fitted(NamedTuple):
     info: StateInfo
     sha256: str
     typed: AlgorithmState
+    #: The alerting stage's state (``alerting.AlertingState``) when the stream uses the stage.
+    alerting: AlgorithmState | None = None
 
 
 def _trainable(algorithm: Any) -> TrainableDetector[Any, Any]:
@@ -52,7 +54,6 @@ def _trainable(algorithm: Any) -> TrainableDetector[Any, Any]:
             f"{algorithm.name} is not trainable: it has no fit and takes no state (describe "
             "says which algorithms are trainable)"
         )
-    refuse_alerting(algorithm, "a detector with a state")
     return algorithm
 
 
@@ -61,9 +62,11 @@ def _packed(
     state: Any,
     seen: Seen,
     canonical: dict[str, Any] | None = None,
+    alerting: AlgorithmState | None = None,
 ) -> Fitted:
     """``state`` as bytes; ``canonical``: the algorithm's params as ``canonical_params`` gives
-    them, when the caller already has them (a streamed call needs them twice)."""
+    them, when the caller already has them (a streamed call needs them twice); ``alerting``:
+    the alerting stage's state, kept beside it."""
     if not isinstance(state, algorithm.State):
         raise AlgorithmFailed(
             f"{algorithm.name} returned a {type(state).__name__} as its state, not its declared "
@@ -72,8 +75,10 @@ def _packed(
     name, version = algorithm.name, algorithm.state_version
     if canonical is None:
         canonical = canonical_params(algorithm.get_params())
-    blob, info = encode_described(name, version, canonical, state, seen, canonical=True)
-    return Fitted(blob, info, hashlib.sha256(blob).hexdigest(), state)
+    blob, info = encode_described(
+        name, version, canonical, state, seen, canonical=True, alerting=alerting
+    )
+    return Fitted(blob, info, hashlib.sha256(blob).hexdigest(), state, alerting)
 
 
 def run_fit(
@@ -108,7 +113,12 @@ def load_state(algorithm: Any, blob: bytes) -> Fitted:
         trainable.get_params(),
         migrate=trainable.migrate_state,
     )
-    return Fitted(blob, decoded.info, decoded.blob_sha256, state)
+    staged = None
+    if decoded.alerting is not None:
+        from .alerting import load_alerting_state
+
+        staged = load_alerting_state(decoded.alerting)
+    return Fitted(blob, decoded.info, decoded.blob_sha256, state, staged)
 
 
 def _usable(
@@ -163,10 +173,54 @@ def run_detect_next(
     check_detect_input(path, ts, vs)
     check_after_state(info.seen_end, ts, path)
     n = ts.shape[0]
+    alerting = alerting_of(trainable)
+    if alerting is not None:
+        return _detect_next_alerting(
+            trainable, list(dimensions), ts, vs, loaded, canonical, return_state, explain
+        )
     check_budget(trainable.name, trainable.estimate(InputShape(n, 1, n)))
     with explaining(explain):
         result, after = trainable.detect_next(list(dimensions), ts, vs, loaded.typed)
     checked = finish_detect(check_detect_result(result, ts), ts, vs, explain)
     if not return_state:
         return checked, None
+    # Points scored without the stage leave its history behind: the next call with it restarts.
     return checked, _packed(trainable, after, info.seen.then(ts), canonical)
+
+
+def _detect_next_alerting(
+    trainable: TrainableDetector[Any, Any],
+    dimensions: list[str],
+    timestamps: I64Array,
+    values: npt.NDArray[Any],
+    loaded: Fitted,
+    canonical: dict[str, Any],
+    return_state: bool,
+    explain: bool,
+) -> tuple[DetectResult, Fitted | None]:
+    """``run_detect_next`` with the alerting stage after the detector, resumed from the state's
+    alerting part (a state without one starts the stage afresh) and stored back beside it."""
+    from .alerting import AlertingState, apply_alerting, estimate
+    from .point_capture import capturing
+
+    alerting = alerting_of(trainable)
+    assert alerting is not None
+    n = timestamps.shape[0]
+    own = trainable.estimate(InputShape(n, 1, n))
+    stage = estimate(n, alerting)
+    check_budget(
+        trainable.name,
+        WorkEstimate(own.peak_bytes + stage.peak_bytes, own.operations + stage.operations),
+    )
+    with explaining(False), capturing() as captured:
+        result, after = trainable.detect_next(dimensions, timestamps, values, loaded.typed)
+    checked = check_detect_result(result, timestamps)
+    before = loaded.alerting if isinstance(loaded.alerting, AlertingState) else None
+    alerted, staged = apply_alerting(
+        trainable.name, checked, timestamps, values, captured, alerting, explain, before
+    )
+    answer = finish_detect(alerted, timestamps, values, explain)
+    if not return_state:
+        return answer, None
+    seen = loaded.info.seen.then(timestamps)
+    return answer, _packed(trainable, after, seen, canonical, staged)

@@ -133,6 +133,12 @@ class DecodedState(NamedTuple):
     info: StateInfo
     fields: dict[str, Any]  # plain fields and arrays, before the algorithm's State validates them
     blob_sha256: str  # of the whole blob: what caches and stores name it by
+    #: The alerting stage's part (``alerting.py``), unchecked, when the stream used the stage.
+    alerting: dict[str, Any] | None = None
+
+
+#: Arrays of the alerting stage's part are named with this prefix (a "." is in no field name).
+ALERTING_PREFIX = "alerting."
 
 
 def max_state_bytes() -> int:
@@ -144,8 +150,11 @@ def max_state_bytes() -> int:
 
 
 def canonical_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Params as the state records them: their JSON form, so equal params compare equal."""
-    loaded: dict[str, Any] = orjson.loads(orjson.dumps(dict(params), option=orjson.OPT_SORT_KEYS))
+    """Params as the state records them: their JSON form, so equal params compare equal.
+    ``alerting`` is left out: the stage after a detector is not part of its model, so a state
+    serves with the stage or without it, at any sensitivity."""
+    model = {key: value for key, value in params.items() if key != "alerting"}
+    loaded: dict[str, Any] = orjson.loads(orjson.dumps(model, option=orjson.OPT_SORT_KEYS))
     return loaded
 
 
@@ -196,19 +205,15 @@ def encode_described(
     seen: Seen,
     *,
     canonical: bool = False,
+    alerting: AlgorithmState | None = None,
 ) -> tuple[bytes, StateInfo]:
     """The blob of ``state`` and what it says about itself (without decoding it again).
-    ``canonical``: ``params`` already are ``canonical_params``' output (not converted again)."""
+    ``canonical``: ``params`` already are ``canonical_params``' output (not converted again).
+    ``alerting``: the alerting stage's state, stored beside the algorithm's."""
     from warden_algos import __version__
 
     arrays: dict[str, _ArrayBytes] = {}
-    plain: dict[str, Any] = {}
-    for name in type(state).model_fields:
-        value = getattr(state, name)
-        if isinstance(value, np.ndarray):
-            arrays[name] = _array_bytes(value)
-        else:
-            plain[name] = value
+    plain = _split_fields(state, arrays, "")
     meta: dict[str, Any] = {
         "format": STATE_FORMAT,
         "algorithm": algorithm,
@@ -220,10 +225,27 @@ def encode_described(
         "seen_points": seen.points,
         "fields": plain,
     }
+    if alerting is not None:
+        meta["alerting"] = _split_fields(alerting, arrays, ALERTING_PREFIX)
     meta["content_sha256"] = _content_sha256(meta, arrays)
     text = orjson.dumps(meta, option=orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY).decode()
     del meta["fields"]
+    meta.pop("alerting", None)
     return _safetensors_bytes(arrays, text), StateInfo.model_construct(**meta)
+
+
+def _split_fields(
+    state: AlgorithmState, arrays: dict[str, _ArrayBytes], prefix: str
+) -> dict[str, Any]:
+    """``state``'s plain fields; its arrays go into ``arrays``, named ``prefix`` + field."""
+    plain: dict[str, Any] = {}
+    for name in type(state).model_fields:
+        value = getattr(state, name)
+        if isinstance(value, np.ndarray):
+            arrays[prefix + name] = _array_bytes(value)
+        else:
+            plain[name] = value
+    return plain
 
 
 def _safetensors_bytes(arrays: Mapping[str, _ArrayBytes], metadata: str) -> bytes:
@@ -275,6 +297,7 @@ def decode_state(blob: bytes) -> DecodedState:
     try:
         described = orjson.loads(meta[_METADATA_KEY])
         fields = described.pop("fields")
+        alerting = described.pop("alerting", None)
         claimed = described.get("content_sha256")
         info = StateInfo.model_validate(described)
     except (orjson.JSONDecodeError, KeyError, AttributeError, TypeError, ValidationError):
@@ -285,7 +308,7 @@ def decode_state(blob: bytes) -> DecodedState:
             f"({STATE_FORMAT}): fit it again with this version, or upgrade",
             field="state",
         )
-    if not isinstance(fields, dict):
+    if not isinstance(fields, dict) or not (alerting is None or isinstance(alerting, dict)):
         raise InvalidInput("the state's fields are malformed", field="state")
     for name, entry in header.items():
         if not isinstance(entry, dict) or entry.get("dtype") not in DTYPES:
@@ -297,6 +320,8 @@ def decode_state(blob: bytes) -> DecodedState:
     except (SafetensorError, ValueError, TypeError) as error:
         raise InvalidInput(f"the state's arrays cannot be read: {error}", field="state") from None
     described_meta = {**described, "fields": fields}
+    if alerting is not None:
+        described_meta["alerting"] = alerting
     described_meta.pop("content_sha256", None)
     actual = _content_sha256(
         described_meta, {name: _array_bytes(array) for name, array in arrays.items()}
@@ -307,12 +332,25 @@ def decode_state(blob: bytes) -> DecodedState:
             "send the state as it was returned",
             field="state",
         )
-    clash = set(arrays) & set(fields)
-    if clash:
-        raise InvalidInput(f"state field {sorted(clash)[0]!r} is given twice", field="state")
     for array in arrays.values():
         array.flags.writeable = False
-    return DecodedState(info, {**fields, **arrays}, hashlib.sha256(blob).hexdigest())
+    staged = {
+        name[len(ALERTING_PREFIX) :]: arrays.pop(name)
+        for name in list(arrays)
+        if name.startswith(ALERTING_PREFIX)
+    }
+    if staged and alerting is None:
+        raise InvalidInput("the state has alerting arrays but no alerting part", field="state")
+    for given, more in ((fields, arrays), (alerting or {}, staged)):
+        clash = set(given) & set(more)
+        if clash:
+            raise InvalidInput(f"state field {sorted(clash)[0]!r} is given twice", field="state")
+    return DecodedState(
+        info,
+        {**fields, **arrays},
+        hashlib.sha256(blob).hexdigest(),
+        None if alerting is None else {**alerting, **staged},
+    )
 
 
 def _header(blob: bytes) -> dict[str, Any]:

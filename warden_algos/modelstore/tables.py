@@ -130,6 +130,8 @@ def _read(
                 sep=sep,
                 dtype=dict.fromkeys(text_columns, "string"),
                 usecols=lambda name: name in columns,
+                # The exact float a CSV writer wrote (pandas' fast parser may miss the last bit).
+                float_precision="round_trip",
             )
             has = list(frame.columns)
     except Exception as error:  # OSError, or a parser's own (pandas' ParserError, pyarrow's)
