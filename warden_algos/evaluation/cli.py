@@ -49,6 +49,12 @@ def add_evaluate_parser(commands: Any) -> None:
         "--no-baselines", action="store_true", help="do not run the reference baselines"
     )
     evaluate.add_argument("--per-file", action="store_true", help="also print per-file rows")
+    evaluate.add_argument(
+        "--range-metrics",
+        action="store_true",
+        help="also range-aware precision, recall and F1 (Tatbul et al., aeon's implementation: "
+        "the 'ranges' extra) per category and overall, in the table and --json",
+    )
     evaluate.add_argument("--cases", type=int, default=300, help="RCA: synthetic cases")
     evaluate.add_argument("--seed", type=int, default=0, help="RCA: generator seed")
     evaluate.add_argument(
@@ -91,6 +97,8 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.plot is not None:
         require("evaluate", what="--plot")
+    if args.range_metrics:
+        require("ranges", what="--range-metrics")
     params = _json_object(args.params, "--params")
     registry = Registry.discover()
     if args.algorithm in registry.entries and is_rca(registry.load(args.algorithm)):
@@ -173,7 +181,8 @@ def _run_detector(args: argparse.Namespace, params: dict[str, Any]) -> int:
         if args.no_baselines
         else [evaluate_algorithm(name, {}, corpus, cache=cache) for name in BASELINES]
     )
-    print_table(evaluation_table(main, baselines), sys.stdout)
+    ranges, ranges_absent = _range_scores(args.range_metrics, corpus, [main, *baselines])
+    print_table(evaluation_table(main, baselines, ranges), sys.stdout)
     if cross is not None:
         for table in cross_validation_tables(cross, args.algorithm):
             print_table(table, sys.stdout)
@@ -182,7 +191,7 @@ def _run_detector(args: argparse.Namespace, params: dict[str, Any]) -> int:
     for problem in main.errors:
         print(f"warning: {problem}", file=sys.stderr)
     if args.json_out is not None:
-        document = evaluation_json(main, baselines, corpus, grid_rows)
+        document = evaluation_json(main, baselines, corpus, grid_rows, ranges, ranges_absent)
         if cross is not None:
             document["cross_validation"] = cross.as_dict()
         args.json_out.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
@@ -201,6 +210,19 @@ def _run_detector(args: argparse.Namespace, params: dict[str, Any]) -> int:
         plotted = plot_evaluation(args.plot, corpus, main)
         print(f"{len(plotted)} plots written to {args.plot}", file=sys.stderr)
     return 1 if main.errors else 0
+
+
+def _range_scores(
+    wanted: bool, corpus: Any, evaluations: list[Any]
+) -> tuple[list[Any] | None, str | None]:
+    """The range scores of each evaluation with ``--range-metrics`` (whose extra ``_run``
+    checked up front), else None and why not, for the JSON. Opt-in because aeon's import alone
+    (scikit-learn) costs about 2 s, more than a cached re-run of a whole corpus."""
+    from . import ranges
+
+    if not wanted:
+        return None, ranges.not_asked()
+    return [ranges.range_scores(corpus, evaluation) for evaluation in evaluations], None
 
 
 #: The grid table shows the best settings; ``--json OUT`` has every one.
