@@ -130,6 +130,10 @@ def _read(
                 sep=sep,
                 dtype=dict.fromkeys(text_columns, "string"),
                 usecols=lambda name: name in columns,
+                # exact decimal -> float64 on every pandas: before 3.1 its default parser can
+                # be one ulp off, so a model fitted from a CSV differed from the same values
+                # sent on the wire (aeon, the `ranges` extra, caps pandas below 3.1)
+                float_precision="round_trip",
             )
             has = list(frame.columns)
     except Exception as error:  # OSError, or a parser's own (pandas' ParserError, pyarrow's)
