@@ -5,7 +5,8 @@ One run per command, named after the algorithm:
 - params: the algorithm, each of its (effective, best-of-grid) params as ``params.<name>``, the
   corpus (path, fingerprint, size), the grid and cross-validation asked for;
 - metrics, overall: NAB under every profile (``nab_standard``, ``nab_low_fp``, ``nab_low_fn``),
-  window F1/precision/recall, detections, false positives, and the range metrics when computed;
+  window F1/precision/recall, detections, false positives, false alarms per 1,000 normal points,
+  and the range metrics when computed;
   the same per category (``category/<name>/...``) and for each baseline (``baseline/<name>/...``),
   since a score means little without them; with ``--cv``, the cross-validated, in-sample and gap
   NAB per profile (``cv/...``);
@@ -57,6 +58,7 @@ def group_metrics(
         "windows_found": group.windows_found,
         "detections": group.detections,
         "false_positives": group.detections - group.true_detections,
+        "false_alarms_per_1000": group.false_alarms_per_1000,
     }
     if ranged is not None:
         figures |= {
