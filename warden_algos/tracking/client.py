@@ -89,9 +89,12 @@ _ONE_TRY = {
 
 
 def _quiet() -> None:
-    """MLflow and Alembic (its database migrations) log at INFO by default: warnings only."""
+    """MLflow and Alembic (its database migrations) log at INFO by default: warnings only; and
+    MLflow's two "View run/experiment" lines per run (on a server) are not printed: the command
+    says once where its run is (:meth:`Tracker.announce`), however many child runs a grid has."""
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 
 def _text(value: Any) -> str:
