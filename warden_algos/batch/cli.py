@@ -170,12 +170,6 @@ def run_batch(args: argparse.Namespace) -> int:
             from .task import _store
 
             opened = _store(store)
-        why = args.why or f"batch {args.action}"
-        tracked = _start_run(args, algorithm, opened, files)  # before the cluster, too
-        if tracked is not None:
-            from warden_algos.tracking.fitting import with_run
-
-            why = with_run(why, tracked[1])
         job = JobSpec(
             mode=args.action,
             algorithm=algorithm.name,
@@ -190,8 +184,13 @@ def run_batch(args: argparse.Namespace) -> int:
                 name.strip() for name in (args.key_columns or "").split(",") if name.strip()
             ),
             since=getattr(args, "since", False),
-            why=why,
+            why=args.why or f"batch {args.action}",
         )
+        tracked = _start_run(args, algorithm, opened, files)  # before the cluster, too
+        if tracked is not None:  # every push names the run
+            from warden_algos.tracking.fitting import with_run
+
+            job = job._replace(why=with_run(job.why, tracked[1]))
     except refusals as error:
         print(f"warden-algos batch {args.action}: error: {error}", file=sys.stderr)
         return 2
