@@ -346,6 +346,24 @@ def s3_endpoint() -> Iterator[str]:
             os.environ[key] = value
 
 
+@pytest.fixture(scope="session")
+def mlflow_booting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real MLflow tracking server on loopback, one for the whole session, started without
+    waiting for it (``mlflow_tracking`` waits): a test asking for this one runs while it boots."""
+    from .mlflow_server import MlflowServer
+
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow-server"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def mlflow_tracking(mlflow_booting: Any) -> str:
+    """The URL of the session's MLflow tracking server, once it answers."""
+    url: str = mlflow_booting.url()
+    return url
+
+
 @pytest.fixture
 def prefix() -> str:
     return f"t-{uuid.uuid4().hex[:10]}"  # every test its own corner of the bucket

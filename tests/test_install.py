@@ -217,7 +217,8 @@ def test_extras_table_matches_pyproject() -> None:
 
     assert set(EXTRAS) <= set(optional)
     assert {"all", "dev"} <= set(optional)
-    installed_as = {"sklearn": "scikit-learn"}  # import name -> distribution, where they differ
+    # import name -> distribution, where they differ
+    installed_as = {"sklearn": "scikit-learn", "mlflow": "mlflow-skinny"}
     for extra, modules in EXTRAS.items():
         wanted = {installed_as.get(module.lower(), module.lower()) for module in modules}
         assert wanted <= distributions(extra), extra

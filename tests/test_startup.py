@@ -21,7 +21,10 @@ ROOT = Path(__file__).resolve().parents[1]
 VECTORS = ROOT / "serialization" / "vectors"
 
 #: Never needed to answer a detect request with a lightweight built-in.
-HEAVY = ("pandas", "scipy", "prophet", "cmdstanpy", "holidays", "matplotlib", "plotly", "rich")
+HEAVY = (
+    "pandas", "scipy", "prophet", "cmdstanpy", "holidays", "matplotlib", "plotly", "rich",
+    "mlflow", "aeon", "numba", "sqlalchemy", "sklearn",
+)  # fmt: skip
 
 
 def traced_imports(command: list[str], stdin: bytes) -> dict[str, tuple[int, int]]:
@@ -103,3 +106,17 @@ def test_the_console_script_traces_its_imports_too() -> None:
     modules = traced_imports([str(script), "run"], request)
     assert "warden_algos.cli" in modules and "warden_algos.algorithms.ksigma" in modules
     assert not top_level(modules) & set(HEAVY)
+
+
+def test_evaluate_imports_mlflow_and_aeon_only_when_asked(tmp_path: Path) -> None:
+    """Tracking (mlflow) and range metrics (aeon, scikit-learn) cost seconds of imports: an
+    evaluation without --mlflow and --range-metrics pays for neither."""
+    from .test_evaluation import _tiny_corpus
+
+    root = _tiny_corpus(tmp_path / "corpus")
+    command = unfrozen("evaluate", "--algorithm", "ksigma", "--corpus", str(root), "--no-cache")
+    loaded = top_level(traced_imports(command, b""))
+    assert "rich" in loaded  # the trace is real
+    assert not loaded & {"mlflow", "aeon", "numba", "sqlalchemy"}, sorted(loaded)
+    asked = top_level(traced_imports([*command, "--range-metrics"], b""))
+    assert "aeon" in asked and "mlflow" not in asked

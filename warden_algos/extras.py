@@ -24,6 +24,8 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "data": ("pyarrow",),
     "batch": ("dask", "distributed", "pyarrow"),
     "learned": ("sklearn",),
+    "ranges": ("aeon",),
+    "tracking": ("mlflow", "sqlalchemy", "alembic"),
 }
 
 

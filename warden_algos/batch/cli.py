@@ -12,6 +12,7 @@ from typing import Any
 
 def add_batch_parser(commands: Any) -> None:
     from warden_algos.modelstore.cli import add_value_columns
+    from warden_algos.tracking.options import add_mlflow_options
 
     batch = commands.add_parser(
         "batch",
@@ -68,6 +69,8 @@ def add_batch_parser(commands: Any) -> None:
             "WARDEN_RELEASE_ENDPOINT_URL)",
         )
         store.add_argument("--config", type=Path, help="TOML file with a [release] table")
+    fit = actions.choices["fit"]
+    add_mlflow_options(fit.add_argument_group("experiment tracking (one run for the whole job)"))
     detect = actions.choices["detect"]
     detect.add_argument(
         "--since",
@@ -127,11 +130,17 @@ def run_batch(args: argparse.Namespace) -> int:
     from warden_algos.modelstore.cli import _algorithm, _json_object
     from warden_algos.modelstore.records import ModelStoreError
     from warden_algos.modelstore.tables import value_columns
+    from warden_algos.tracking.client import TrackingError
 
     from .job import JobSpec, StoreSpec
     from .places import is_s3, open_place
 
-    refusals: tuple[type[Exception], ...] = (MissingExtra, ModelStoreError, WardenError)
+    refusals: tuple[type[Exception], ...] = (
+        MissingExtra,
+        ModelStoreError,
+        WardenError,
+        TrackingError,
+    )
     refusals += _s3_errors()
     try:
         require("batch", what="warden-algos batch")
@@ -156,10 +165,11 @@ def run_batch(args: argparse.Namespace) -> int:
             endpoint_url=args.endpoint_url,
             config=None if args.config is None else str(args.config.resolve()),
         )
+        opened = None
         if trainable:  # refuse a store that cannot be opened before starting a cluster
             from .task import _store
 
-            _store(store)
+            opened = _store(store)
         job = JobSpec(
             mode=args.action,
             algorithm=algorithm.name,
@@ -176,23 +186,75 @@ def run_batch(args: argparse.Namespace) -> int:
             since=getattr(args, "since", False),
             why=args.why or f"batch {args.action}",
         )
+        tracked = _start_run(args, algorithm, opened, files)  # before the cluster, too
+        if tracked is not None:  # every push names the run
+            from warden_algos.tracking.fitting import with_run
+
+            job = job._replace(why=with_run(job.why, tracked[1]))
     except refusals as error:
         print(f"warden-algos batch {args.action}: error: {error}", file=sys.stderr)
         return 2
     from .driver import run
 
     workers = None if args.scheduler is not None else args.workers or os.cpu_count() or 1
-    summary, _ = run(
-        files,
-        job,
-        workers=workers,
-        scheduler=args.scheduler,
-        progress=not args.no_progress,
-        files_per_task=args.files_per_task,
-    )
+    try:
+        summary, outcomes = run(
+            files,
+            job,
+            workers=workers,
+            scheduler=args.scheduler,
+            progress=not args.no_progress,
+            files_per_task=args.files_per_task,
+        )
+    except BaseException:
+        if tracked is not None:
+            tracked[0].finish(tracked[1], ok=False)
+        raise
     document = {"mode": args.action, "algorithm": algorithm.name, **summary.as_json()}
     text = orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n"
     output = open_place(job.output, job.endpoint_url)
     output.objects.put(output.key(f"summary-{args.action}.json"), text)
     sys.stdout.buffer.write(text)
-    return 1 if summary.series_failed else 0
+    sys.stdout.flush()
+    code = 1 if summary.series_failed else 0
+    if tracked is not None:
+        from warden_algos.tracking.fitting import log_batch_fit
+
+        tracker, run_id = tracked
+        try:
+            log_batch_fit(
+                tracker, run_id, summary=summary.as_json(), outcomes=outcomes, ok=code == 0
+            )
+        except TrackingError as error:
+            print(f"warden-algos batch {args.action}: error: {error}", file=sys.stderr)
+            return 1
+        tracker.announce(run_id, f"batch {args.action} {algorithm.name}")
+    return code
+
+
+def _start_run(
+    args: argparse.Namespace, algorithm: Any, store: Any, files: list[str]
+) -> tuple[Any, str] | None:
+    """With ``--mlflow`` (``batch fit``): the tracking store, proven reachable, and the job's
+    run, made before the cluster starts so that every push can name it."""
+    if getattr(args, "mlflow", None) is None:
+        return None
+    import time
+
+    from warden_algos.models_folder import params_id
+    from warden_algos.tracking.client import Tracker
+    from warden_algos.tracking.fitting import start_fit, store_uri
+
+    tracker = Tracker.connect(args.mlflow, args.mlflow_experiment)
+    run_id = start_fit(
+        tracker,
+        command=f"batch {args.action}",
+        algorithm=algorithm.name,
+        params=algorithm.get_params(),
+        params_id=params_id(algorithm.get_params()),
+        store=store_uri(store),
+        inputs=list(args.inputs),
+        started=time.time(),
+    )
+    tracker.log(run_id, params={"files": len(files)})
+    return tracker, run_id

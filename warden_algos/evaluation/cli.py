@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 
+from warden_algos.tracking.options import add_mlflow_options
+
 EXIT_USAGE = 2
 
 
@@ -49,6 +51,13 @@ def add_evaluate_parser(commands: Any) -> None:
         "--no-baselines", action="store_true", help="do not run the reference baselines"
     )
     evaluate.add_argument("--per-file", action="store_true", help="also print per-file rows")
+    evaluate.add_argument(
+        "--range-metrics",
+        action="store_true",
+        help="also range-aware precision, recall and F1 (Tatbul et al., aeon's implementation: "
+        "the 'ranges' extra) per category and overall, in the table and --json",
+    )
+    add_mlflow_options(evaluate)
     evaluate.add_argument("--cases", type=int, default=300, help="RCA: synthetic cases")
     evaluate.add_argument("--seed", type=int, default=0, help="RCA: generator seed")
     evaluate.add_argument(
@@ -91,6 +100,8 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.plot is not None:
         require("evaluate", what="--plot")
+    if args.range_metrics:
+        require("ranges", what="--range-metrics")
     params = _json_object(args.params, "--params")
     registry = Registry.discover()
     if args.algorithm in registry.entries and is_rca(registry.load(args.algorithm)):
@@ -104,6 +115,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _run_detector(args: argparse.Namespace, params: dict[str, Any]) -> int:
+    import time
+
     from rich.console import Console
 
     from .baselines import BASELINES
@@ -120,6 +133,7 @@ def _run_detector(args: argparse.Namespace, params: dict[str, Any]) -> int:
     )
     from .runner import evaluate_algorithm
 
+    started = time.time()
     try:
         corpus = load_corpus(args.corpus)
     except (CorpusError, OSError) as error:
@@ -131,9 +145,7 @@ def _run_detector(args: argparse.Namespace, params: dict[str, Any]) -> int:
             folds = make_folds(corpus, scheme, args.cv_seed)
         except CrossValidationError as error:
             return _usage(str(error))
-    cache = None if args.no_cache else RunCache(args.cache_dir)
-    stderr = Console(file=sys.stderr)
-    grid_rows: list[dict[str, Any]] | None = None
+    settings: list[dict[str, Any]] | None = None
     if args.grid is not None:
         try:
             settings = expand_grid(params, _json_object(args.grid, "--grid"))
@@ -145,6 +157,19 @@ def _run_detector(args: argparse.Namespace, params: dict[str, Any]) -> int:
         detector_class = resolve_detector(args.algorithm)
         for setting in settings:
             detector_class.validate_params(setting)
+    tracker = None
+    if args.mlflow is not None:  # the store must answer before the work starts
+        from warden_algos.tracking.client import Tracker, TrackingError
+
+        try:
+            tracker = Tracker.connect(args.mlflow, args.mlflow_experiment)
+        except TrackingError as error:
+            return _usage(str(error))
+    cache = None if args.no_cache else RunCache(args.cache_dir)
+    stderr = Console(file=sys.stderr)
+    grid_rows: list[dict[str, Any]] | None = None
+    ranked: list[Any] = []
+    if settings is not None:
         in_grid_order = shown_search(
             args.algorithm,
             settings,
@@ -161,8 +186,10 @@ def _run_detector(args: argparse.Namespace, params: dict[str, Any]) -> int:
     else:
         best_params = params
         in_grid_order = []
+    plots_absent = _plots_absent(args, tracker)
+    keep_bands = args.plot is not None or (tracker is not None and plots_absent is None)
     main = evaluate_algorithm(
-        args.algorithm, best_params, corpus, cache=cache, keep_bands=args.plot is not None
+        args.algorithm, best_params, corpus, cache=cache, keep_bands=keep_bands
     )
     cross = None
     if folds is not None:
@@ -173,7 +200,8 @@ def _run_detector(args: argparse.Namespace, params: dict[str, Any]) -> int:
         if args.no_baselines
         else [evaluate_algorithm(name, {}, corpus, cache=cache) for name in BASELINES]
     )
-    print_table(evaluation_table(main, baselines), sys.stdout)
+    ranges, ranges_absent = _range_scores(args.range_metrics, corpus, [main, *baselines])
+    print_table(evaluation_table(main, baselines, ranges), sys.stdout)
     if cross is not None:
         for table in cross_validation_tables(cross, args.algorithm):
             print_table(table, sys.stdout)
@@ -181,10 +209,12 @@ def _run_detector(args: argparse.Namespace, params: dict[str, Any]) -> int:
         _print_per_file(main)
     for problem in main.errors:
         print(f"warning: {problem}", file=sys.stderr)
-    if args.json_out is not None:
-        document = evaluation_json(main, baselines, corpus, grid_rows)
+    document = None
+    if args.json_out is not None or tracker is not None:
+        document = evaluation_json(main, baselines, corpus, grid_rows, ranges, ranges_absent)
         if cross is not None:
             document["cross_validation"] = cross.as_dict()
+    if args.json_out is not None and document is not None:
         args.json_out.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
     if args.detections_out is not None:
         written = write_detections(args.detections_out, corpus, main)
@@ -195,12 +225,78 @@ def _run_detector(args: argparse.Namespace, params: dict[str, Any]) -> int:
             f"{written.rows - written.in_probation}",
             file=sys.stderr,
         )
+    plotted: list[Path] = []
     if args.plot is not None:
         from .plots import plot_evaluation
 
         plotted = plot_evaluation(args.plot, corpus, main)
         print(f"{len(plotted)} plots written to {args.plot}", file=sys.stderr)
-    return 1 if main.errors else 0
+    code = 1 if main.errors else 0
+    if tracker is None or document is None:
+        return code
+    import tempfile
+
+    from warden_algos.tracking.client import TrackingError
+    from warden_algos.tracking.evaluation import log_evaluation
+
+    with tempfile.TemporaryDirectory(prefix="warden-mlflow-") as scratch:
+        folder = Path(scratch)
+        detections = folder / "detections.csv"
+        write_detections(detections, corpus, main)
+        if not plotted and plots_absent is None:
+            from .plots import plot_evaluation
+
+            plotted = plot_evaluation(folder / "plots", corpus, main)
+        try:
+            run_id = log_evaluation(
+                tracker,
+                main=main,
+                baselines=baselines,
+                corpus=corpus,
+                ranges=ranges,
+                document=document,
+                detections=detections,
+                plots=plotted,
+                plots_absent=plots_absent,
+                grid=args.grid,
+                ranked=ranked,
+                cross=cross,
+                cv=args.cv,
+                cv_seed=args.cv_seed,
+                started=started,
+                ok=code == 0,
+            )
+        except TrackingError as error:
+            print(f"warden-algos evaluate: error: {error}", file=sys.stderr)
+            return 1
+    tracker.announce(run_id, f"evaluate {main.algorithm}")
+    return code
+
+
+def _plots_absent(args: argparse.Namespace, tracker: Any) -> str | None:
+    """Why a tracked run gets no plots (None: it gets them): matplotlib is the 'evaluate'
+    extra, which ``--plot`` requires but ``--mlflow`` alone does not."""
+    from warden_algos.extras import missing
+
+    if tracker is None or args.plot is not None:
+        return None
+    module = missing("evaluate")
+    if module is None:
+        return None
+    return f"not made: {module} is not installed (pip install 'warden-algos[evaluate]')"
+
+
+def _range_scores(
+    wanted: bool, corpus: Any, evaluations: list[Any]
+) -> tuple[list[Any] | None, str | None]:
+    """The range scores of each evaluation with ``--range-metrics`` (whose extra ``_run``
+    checked up front), else None and why not, for the JSON. Opt-in because aeon's import alone
+    (scikit-learn) costs about 2 s, more than a cached re-run of a whole corpus."""
+    from . import ranges
+
+    if not wanted:
+        return None, ranges.not_asked()
+    return [ranges.range_scores(corpus, evaluation) for evaluation in evaluations], None
 
 
 #: The grid table shows the best settings; ``--json OUT`` has every one.
@@ -274,6 +370,8 @@ def _run_rca(args: argparse.Namespace, params: dict[str, Any]) -> int:
 
     if args.cases <= 0:
         return _usage("--cases must be > 0")
+    if args.mlflow is not None:
+        return _usage("--mlflow logs detector evaluations; an RCA evaluation is not tracked")
     registry = Registry.discover()
     main_class = registry.load(args.algorithm)
     main_class.validate_params(params)

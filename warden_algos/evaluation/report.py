@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 from rich.console import Console
@@ -17,12 +17,17 @@ from .crossval import CrossValidated
 from .runner import Evaluation
 from .scoring import PROFILES, GroupScore
 
+if TYPE_CHECKING:
+    from .ranges import RangeScore, RangeScores
+
 
 def _fmt(value: float | None, digits: int = 1) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def _row(scope: str, label: str, group: GroupScore, seconds: float | None) -> list[str]:
+def _row(
+    scope: str, label: str, group: GroupScore, seconds: float | None, ranged: RangeScore | None
+) -> list[str]:
     nab = group.nab
     return [
         scope,
@@ -33,14 +38,20 @@ def _row(scope: str, label: str, group: GroupScore, seconds: float | None) -> li
         _fmt(group.precision, 2),
         _fmt(group.f1, 2),
         _fmt(group.false_alarms_per_1000, 2),
+        *([] if ranged is None else [_fmt(ranged.f1, 2)]),
         *(_fmt(nab[p.name]) for p in PROFILES),
         _fmt(seconds, 2) if seconds is not None else "",
     ]
 
 
-def evaluation_table(main: Evaluation, baselines: Sequence[Evaluation] = ()) -> Table:
-    """One table: per category then overall, the algorithm's row followed by the baselines'.
-    FA/1k: false alarms per 1,000 points outside the labelled windows."""
+def evaluation_table(
+    main: Evaluation,
+    baselines: Sequence[Evaluation] = (),
+    ranges: Sequence[RangeScores] | None = None,
+) -> Table:
+    """One table: per category then overall, the algorithm's row followed by the baselines';
+    FA/1k: false alarms per 1,000 points outside the labelled windows. With ``ranges`` (one per
+    evaluation, main first), a range F1 column after them."""
     table = Table(
         title=f"{main.algorithm} {main.params}" if main.params else main.algorithm,
         title_justify="left",
@@ -56,6 +67,8 @@ def evaluation_table(main: Evaluation, baselines: Sequence[Evaluation] = ()) -> 
         "FA/1k",
     ):
         table.add_column(column, justify="left" if column in ("scope", "algorithm") else "right")
+    if ranges is not None:
+        table.add_column("range F1", justify="right")
     for profile in PROFILES:
         table.add_column(f"NAB {profile.name}", justify="right")
     table.add_column("seconds", justify="right")
@@ -64,9 +77,13 @@ def evaluation_table(main: Evaluation, baselines: Sequence[Evaluation] = ()) -> 
         for run_index, run in enumerate([main, *baselines]):
             group = run.overall if index < 0 else run.categories[index]
             seconds = run.wall_s if index < 0 else None
+            ranged = None
+            if ranges is not None:
+                scores = ranges[run_index]
+                ranged = scores.overall if index < 0 else scores.categories[group.name]
             style = "bold" if run_index == 0 and index < 0 else ("dim" if run_index else None)
             table.add_row(
-                *_row(scope if run_index == 0 else "", run.algorithm, group, seconds),
+                *_row(scope if run_index == 0 else "", run.algorithm, group, seconds, ranged),
                 style=style,
                 end_section=run_index == len(baselines) and position < len(scopes),
             )
@@ -116,7 +133,12 @@ def evaluation_json(
     baselines: Sequence[Evaluation] = (),
     corpus: Corpus | None = None,
     grid: list[dict[str, Any]] | None = None,
+    ranges: Sequence[RangeScores] | None = None,
+    ranges_absent: str | None = None,
 ) -> dict[str, Any]:
+    """Everything the table shows and more. With ``ranges`` (one per evaluation, main first)
+    each ``overall`` and category gets ``range`` beside ``nab``, and ``range_metrics`` says what
+    they are; without, ``range_metrics`` says why they are absent (``ranges_absent``)."""
     document: dict[str, Any] = {
         "algorithm": main.algorithm,
         "params": main.params,
@@ -124,6 +146,15 @@ def evaluation_json(
         "baselines": {b.algorithm: b.as_dict() for b in baselines},
         "profiles": {p.name: {"tp": p.tp, "fp": p.fp, "fn": p.fn} for p in PROFILES},
     }
+    if ranges is not None:
+        from .ranges import DEFINITION, aeon_version, attach
+
+        attach(document["result"], ranges[0])
+        for baseline, scores in zip(baselines, ranges[1:], strict=True):
+            attach(document["baselines"][baseline.algorithm], scores)
+        document["range_metrics"] = {"computed": True, "aeon": aeon_version(), **DEFINITION}
+    elif ranges_absent is not None:
+        document["range_metrics"] = {"computed": False, "why": ranges_absent}
     if corpus is not None:
         document["corpus"] = {
             "root": str(corpus.root),

@@ -12,12 +12,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from warden_algos.tracking.options import add_mlflow_options
+
 if TYPE_CHECKING:
+    from warden_algos.tracking.client import Tracker
+
     from .records import ModelMove, ModelPointer
     from .store import ModelStore, SeriesId
 
@@ -100,6 +105,7 @@ def add_models_parser(commands: Any) -> None:
     fit.add_argument("--timestamp-column", default="timestamp")
     add_value_columns(fit)
     fit.add_argument("--why", help="recorded in each series' history (default: the file names)")
+    add_mlflow_options(fit)
     push = actions.add_parser("push", help="push a state file as a series' current model")
     push.add_argument("--state", type=Path, required=True, help="a state a fit returned")
     push.add_argument("--key", required=True, help="the series key (detect.model)")
@@ -137,8 +143,9 @@ def run_models(args: argparse.Namespace) -> int:
     from warden_algos.delivery.errors import ReleaseError
     from warden_algos.extras import MissingExtra
     from warden_algos.interfaces.errors import WardenError
+    from warden_algos.tracking.client import TrackingError
 
-    ours: tuple[type[Exception], ...] = (ConfigError, ReleaseError, *_s3_errors())
+    ours: tuple[type[Exception], ...] = (ConfigError, ReleaseError, TrackingError, *_s3_errors())
     try:
         return _ACTIONS[args.action](args)
     except MissingExtra as error:
@@ -284,6 +291,7 @@ def _pointer_line(pointer: ModelPointer) -> str:
 # actions -------------------------------------------------------------------------------------
 def _fit(args: argparse.Namespace) -> int:
     from warden_algos.interfaces.trainable import TrainableDetector
+    from warden_algos.tracking.fitting import with_run
 
     from .records import ModelStoreError
     from .tables import read_series, value_columns
@@ -295,6 +303,7 @@ def _fit(args: argparse.Namespace) -> int:
             f"{algorithm.name} is not trainable: it has no fit and no model to store "
             "(`warden-algos list` marks the trainable algorithms)"
         )
+    tracker = _tracker(args)  # reachable, before any file is read
     keys = [name.strip() for name in (args.key_columns or "").split(",") if name.strip()]
     columns = value_columns(args.value_column, args.value_columns)
     series = read_series(
@@ -306,7 +315,18 @@ def _fit(args: argparse.Namespace) -> int:
     )
     store = open_store(args)
     why = args.why or f"models fit {' '.join(path.name for path in args.files)}"[:500]
-    outcomes = fit_and_push(store, algorithm, series, why=why, jobs=args.jobs)
+    run_id = None
+    if tracker is not None:
+        run_id = _start_run(tracker, args, algorithm, store)
+        why = with_run(why, run_id)
+    started = time.perf_counter()
+    try:
+        outcomes = fit_and_push(store, algorithm, series, why=why, jobs=args.jobs)
+    except BaseException:
+        if tracker is not None and run_id is not None:
+            tracker.finish(run_id, ok=False)
+        raise
+    fit_s = time.perf_counter() - started
     counts = {status: sum(o.status == status for o in outcomes) for status in _FIT_STATUSES}
     rows, lines = [], []
     for outcome in outcomes:
@@ -340,7 +360,48 @@ def _fit(args: argparse.Namespace) -> int:
         counted = f"{len(outcomes)} models of {len(series)} series"
     lines.append(f"{counted} of {algorithm.name}: {summary}")
     _emit(args, {"algorithm": algorithm.name, "series": rows, **counts}, "\n".join(lines))
+    if tracker is not None and run_id is not None:
+        from warden_algos.models_folder import params_id
+        from warden_algos.tracking.fitting import log_models_fit
+
+        log_models_fit(
+            tracker,
+            run_id,
+            store=store,
+            algorithm=algorithm.name,
+            params_id=params_id(algorithm.get_params()),
+            outcomes=outcomes,
+            series=len(series),
+            fit_s=fit_s,
+            ok=not counts["failed"],
+        )
+        tracker.announce(run_id, f"models fit {algorithm.name}")
     return 1 if counts["failed"] else 0
+
+
+def _tracker(args: argparse.Namespace) -> Tracker | None:
+    """The MLflow store of ``--mlflow``, proven reachable; None without the option."""
+    if getattr(args, "mlflow", None) is None:
+        return None
+    from warden_algos.tracking.client import Tracker
+
+    return Tracker.connect(args.mlflow, args.mlflow_experiment)
+
+
+def _start_run(tracker: Tracker, args: argparse.Namespace, algorithm: Any, store: Any) -> str:
+    from warden_algos.models_folder import params_id
+    from warden_algos.tracking.fitting import start_fit, store_uri
+
+    return start_fit(
+        tracker,
+        command="models fit",
+        algorithm=algorithm.name,
+        params=algorithm.get_params(),
+        params_id=params_id(algorithm.get_params()),
+        store=store_uri(store),
+        inputs=[str(path) for path in args.files],
+        started=time.time(),
+    )
 
 
 _FIT_STATUSES = ("pushed", "current", "failed")

@@ -130,7 +130,9 @@ def _read(
                 sep=sep,
                 dtype=dict.fromkeys(text_columns, "string"),
                 usecols=lambda name: name in columns,
-                # The exact float a CSV writer wrote (pandas' fast parser may miss the last bit).
+                # exact decimal -> float64 on every pandas: before 3.1 its default parser can
+                # be one ulp off, so a model fitted from a CSV differed from the same values
+                # sent on the wire (aeon, the `ranges` extra, caps pandas below 3.1)
                 float_precision="round_trip",
             )
             has = list(frame.columns)
