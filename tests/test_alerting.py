@@ -471,3 +471,27 @@ def test_a_serve_process_streams_with_the_stage_over_json() -> None:
     assert alerted == direct
     reloaded = load_state(REGISTRY.load("mad").from_params({}), base64.b64decode(state))
     assert reloaded.alerting is not None and reloaded.alerting.position == 3000
+
+
+def test_an_ensemble_hands_the_stage_its_members_calibrated_scores() -> None:
+    """Not its vote share (a few levels): each member's per-point scores on the one scale, the
+    most surprised member's -log10 tail probability."""
+    from warden_algos.interfaces.alerting import tail_probabilities
+    from warden_algos.interfaces.point_capture import capturing
+
+    times, values = shifted(3000, at=2000, by=10.0)
+    values[1000] += 20
+    ensemble = REGISTRY.load("ensemble").from_params({})
+    with capturing() as slot:
+        ensemble.detect([], times, values)
+    assert slot.scores is not None and slot.flags is not None
+    smallest = np.ones(times.size)
+    for name in ("novelty", "seasonal"):
+        with capturing() as own:
+            REGISTRY.load(name).from_params({}).detect([], times, values)
+        assert own.scores is not None
+        smallest = np.minimum(smallest, tail_probabilities(own.scores, 2000, 100))
+    np.testing.assert_allclose(slot.scores, -np.log10(smallest))
+    assert np.unique(slot.scores).size > 100
+    plain = run_detect(ensemble, times, values)
+    assert slot.flags[np.isin(times, plain.timestamps)].all()  # the votes stay the flags

@@ -15,6 +15,7 @@ from warden_algos.interfaces import (
     F64Array,
     I64Array,
     explanations_wanted,
+    point_capture,
 )
 
 
@@ -115,12 +116,18 @@ class Ensemble(DetectAlgorithm[EnsembleParams]):
         votes = np.zeros(n)
         band: tuple[F64Array | None, F64Array | None, F64Array | None] | None = None
         voted: list[npt.NDArray[np.bool_]] = []  # per member, its votes: for explanations
+        slot = point_capture.active()  # the alerting stage wants per-point scores
+        members_scores: list[F64Array] = []
         for member in p.members:
             cls = _detector_class(member.algorithm)
             every_point = p.member_reports == "points"
-            result = cls.from_params({**member.params, "every_point": every_point}).detect(
-                dimensions, timestamps, values
-            )
+            detector = cls.from_params({**member.params, "every_point": every_point})
+            if slot is None:
+                result = detector.detect(dimensions, timestamps, values)
+            else:
+                with point_capture.capturing() as own:
+                    result = detector.detect(dimensions, timestamps, values)
+                members_scores.append(own.scores if own.scores is not None else np.full(n, np.nan))
             flagged = np.zeros(n + 1, dtype=np.int64)
             positions = np.searchsorted(timestamps, result.timestamps)
             np.add.at(flagged, positions, 1)
@@ -143,7 +150,25 @@ class Ensemble(DetectAlgorithm[EnsembleParams]):
             lower=lower,
             upper=upper,
         )
+        if slot is not None:
+            point_capture.offer(n, self._calibrated(members_scores), is_anomaly)
         return self._with_members(result, timestamps, voted) if voted else result
+
+    @staticmethod
+    def _calibrated(members_scores: list[F64Array]) -> F64Array:
+        """What the alerting stage calibrates for an ensemble: not its vote share (a few levels,
+        no tail to speak of) but its members' scores, each put on the one scale (its tail
+        probability under its own recent history) and combined by the most surprised member:
+        -log10 of the smallest probability. A member that gave no per-point scores has none."""
+        from warden_algos.interfaces.alerting import tail_probabilities
+        from warden_algos.interfaces.alerting_params import AlertingParams
+
+        defaults = AlertingParams()
+        smallest = np.ones(members_scores[0].shape[0])
+        for scores in members_scores:
+            probabilities = tail_probabilities(scores, defaults.window, defaults.min_history)
+            np.minimum(smallest, probabilities, out=smallest)
+        return np.asarray(-np.log10(smallest), dtype=np.float64)
 
     def _with_members(
         self, result: DetectResult, timestamps: I64Array, voted: list[npt.NDArray[np.bool_]]

@@ -42,6 +42,12 @@ def capturing() -> Iterator[PointScores]:
         _SLOT.reset(token)
 
 
+def active() -> PointScores | None:
+    """The slot a runner is filling, if any: a detector that can offer better per-point scores
+    than its ``from_flags`` call does (an ensemble: its members' calibrated ones) looks here."""
+    return _SLOT.get()
+
+
 def offer(n_points: int, scores: npt.ArrayLike, flags: npt.NDArray[np.bool_]) -> None:
     """Called by the result builders: kept when a runner captures and they cover every point."""
     slot = _SLOT.get()
