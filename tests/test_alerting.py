@@ -410,7 +410,7 @@ BAD_PARTS = {
     "nan_in_history": {"history": np.array([1.0, np.nan])},
     "history_too_long": {"history": np.zeros(10_001)},
     "int_history": {"history": np.arange(5, dtype=np.int64)},
-    "out_of_order": {"start": 50, "peak": 10, "last": 60},
+    "out_of_order": {"open": True, "start": 50, "peak": 10, "last": 60},
     "beyond_position": {"last_alert": 10**9},
     "lowest_zero": {"lowest": 0.0},
 }
@@ -481,7 +481,7 @@ def test_an_ensemble_hands_the_stage_its_members_calibrated_scores() -> None:
 
     times, values = shifted(3000, at=2000, by=10.0)
     values[1000] += 20
-    ensemble = REGISTRY.load("ensemble").from_params({})
+    ensemble = REGISTRY.load("ensemble").from_params({"alerting": {}})
     with capturing() as slot:
         ensemble.detect([], times, values)
     assert slot.scores is not None and slot.flags is not None
@@ -495,3 +495,215 @@ def test_an_ensemble_hands_the_stage_its_members_calibrated_scores() -> None:
     assert np.unique(slot.scores).size > 100
     plain = run_detect(ensemble, times, values)
     assert slot.flags[np.isin(times, plain.timestamps)].all()  # the votes stay the flags
+
+
+# --- edges (from review): grouping bounds, resumption everywhere, odd plugins, crafted states ---
+
+
+def step_scores(n: int = 3000, seed: int = 41) -> F64Array:
+    _, scores = noise(n, seed=seed)
+    scores[[500, 1200, 1207, 1300]] += 12
+    scores[2000:] += 20
+    return scores
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"min_duration": 50},  # longer than rebaseline: the shift still alerts, at its 50th
+        {"cooldown": 100},  # the spike at 1950 holds the shift's alert back; it comes after
+    ],
+)
+def test_an_incident_held_back_still_alerts_before_it_is_re_baselined(
+    params: dict[str, Any],
+) -> None:
+    scores = step_scores()
+    scores[1950] += 12
+    alerts = find_alerts(scores, None, AlertingParams(only_flagged=False, sensitivity=0, **params))
+    shift = alerts.at[(alerts.at >= 2000) & (alerts.at < 2200)].tolist()
+    assert shift == [2049 if "min_duration" in params else 2051], alerts.at
+
+
+def test_candidates_at_most_quiet_apart_are_one_incident() -> None:
+    _, base = noise(2000, seed=3)
+    for gap, incidents in ((10, 1), (11, 2)):
+        scores = base.copy()
+        scores[[1500, 1500 + gap]] = 50.0
+        params = AlertingParams(only_flagged=False, sensitivity=0, rebaseline=0)
+        assert find_alerts(scores, None, params).at.size == incidents, gap
+
+
+def test_nan_and_infinite_scores_neither_alert_nor_break_the_history() -> None:
+    scores = step_scores()
+    scores[[100, 600, 1500]] = np.nan
+    scores[[700, 1600]] = np.inf
+    scores[[800, 1700]] = -np.inf
+    alerts = find_alerts(scores, None, AlertingParams(only_flagged=False, sensitivity=0))
+    assert not set(alerts.at.tolist()) & {100, 600, 1500, 800, 1700}
+    assert {500, 1200, 2000} <= set(alerts.at.tolist())
+    huge = step_scores() * 1e306  # excesses near float64's end: no overflow, still ranked
+    huge[2500] = 1.7e308
+    assert find_alerts(huge, None, AlertingParams(only_flagged=False)).at.size >= 1
+
+
+def test_only_flagged_keeps_the_detectors_verdict() -> None:
+    scores = step_scores()
+    never = np.zeros(scores.size, dtype=bool)
+    assert find_alerts(scores, never, AlertingParams(sensitivity=1)).at.size == 0
+    some = never.copy()
+    some[1200] = True
+    assert find_alerts(scores, some, AlertingParams(sensitivity=0)).at.tolist() == [1200]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"min_duration": 3, "quiet": 4}, {"cooldown": 40, "rebaseline": 5}, {"window": 50}],
+    ids=["defaults", "min_duration", "cooldown", "short_window"],
+)
+def test_resuming_at_every_cut_gives_the_alerts_of_one_call(params: dict[str, Any]) -> None:
+    from warden_algos.interfaces.alerting import resume_alerts
+
+    scores = step_scores(2400)
+    scores[1204:1215] += 12  # an incident long enough to be cut inside
+    settings_ = AlertingParams(only_flagged=False, min_history=50, **params)
+    whole = find_alerts(scores, None, settings_).at.tolist()
+    for cut in range(1, scores.size, 37):
+        first, state = resume_alerts(scores[:cut], None, settings_, None)
+        stored = AlertingState.model_validate(state.model_dump())  # as a blob would bring it
+        second, _ = resume_alerts(scores[cut:], None, settings_, stored)
+        assert first.at.tolist() + (second.at + cut).tolist() == whole, cut
+
+
+class _OwnAlerting(DetectorParams):
+    pass
+
+
+class _Flagger(DetectAlgorithm[DetectorParams]):
+    """from_flags given plain lists, as a careless plugin may."""
+
+    name = "test_flagger"
+    summary = "test"
+
+    def detect(self, dimensions: list[str], timestamps: I64Array, values: F64Array) -> Any:
+        flags = [bool(abs(v) > 4) for v in values.tolist()]
+        return DetectResult.from_flags(timestamps, np.asarray(flags), np.abs(values))
+
+
+class _Delegating(_Banded):
+    """Runs another detector on a shifted copy (its from_flags offers those scores), then
+    answers with its own band: the stage must calibrate the answer it gives."""
+
+    name = "test_delegating"
+
+    def detect(self, dimensions: list[str], timestamps: I64Array, values: F64Array) -> Any:
+        KSigma(window=100).detect(dimensions, timestamps, np.roll(values, 100))
+        return super().detect(dimensions, timestamps, values)
+
+
+def test_the_stage_calibrates_the_answer_a_plugin_gives() -> None:
+    times, values = noise(3000, seed=9)
+    values[2000] += 30
+    flagged = run_detect(_Flagger(alerting={"sensitivity": 0}), times, values)
+    assert flagged.timestamps.tolist() == [int(times[2000])]
+    delegated = run_detect(_Delegating(alerting={"sensitivity": 0}), times, values)
+    assert delegated.timestamps.tolist() == [int(times[2000])]  # not the copy's 2100
+
+
+class _Named(DetectAlgorithm[Any]):
+    """A plugin whose own param is called ``alerting`` (a flag, not the stage's block)."""
+
+    name = "test_named"
+    summary = "test"
+
+    class Params(DetectorParams.__base__):  # type: ignore[misc,name-defined]
+        alerting: bool = True
+
+    def detect(self, dimensions: list[str], timestamps: I64Array, values: F64Array) -> Any:
+        return DetectResult.from_flags(timestamps, np.abs(values) > 3, np.abs(values))
+
+
+def test_a_plugins_own_alerting_param_is_its_own() -> None:
+    times, values = noise(500)
+    values[300] += 10
+    assert int(times[300]) in run_detect(_Named(), times, values).timestamps.tolist()
+    fitted_params = _Named().get_params()
+    from warden_algos.interfaces.state import canonical_params
+
+    assert canonical_params(fitted_params) == {"alerting": True}
+
+
+MORE_BAD_PARTS = {
+    "alerted_while_closed": {"open": False, "alerted": True},
+    "held_while_closed": {"open": False, "held": np.ones(3)},
+    "tiny_lowest": {"lowest": 1e-300},
+    "huge_position": {"position": 2**63 - 1},
+    "f32_history": {"history": np.ones(5, dtype=np.float32)},
+    "two_d_history": {"history": np.ones((2, 2))},
+    "held_too_long": {"open": True, "held": np.ones(10_001)},
+    "more_candidates_than_span": {
+        "open": True,
+        "start": 10,
+        "peak": 10,
+        "last": 12,
+        "candidates": 9,
+        "run": 1,
+    },
+}
+
+
+@pytest.mark.parametrize("damage", sorted(MORE_BAD_PARTS))
+def test_more_malformed_alerting_parts_are_refused(damage: str) -> None:
+    BAD_PARTS[damage] = MORE_BAD_PARTS[damage]
+    try:
+        test_a_malformed_alerting_part_is_refused(damage)
+    finally:
+        del BAD_PARTS[damage]
+
+
+def test_alerting_arrays_without_their_part_and_other_versions() -> None:
+    from warden_algos.interfaces.state import decode_state
+
+    times, values = streamed_series()
+    detector = KSigma(alerting={})
+    fitted = run_fit(KSigma(), times[:1000], values[:1000])
+    _, good = run_detect_next(detector, times[1000:2000], values[1000:2000], fitted)
+    assert good is not None and good.alerting is not None
+    # A future version of the stage's part: set aside, the stage starts afresh (no error).
+    future = AlertingState.model_construct(**{**good.alerting.__dict__, "version": 99})
+    blob, _ = encode_described(
+        "ksigma", detector.state_version, good.info.params, good.typed, good.info.seen,
+        canonical=True, alerting=future,
+    )  # fmt: skip
+    assert load_state(detector, blob).alerting is None
+    # Stage arrays with no stage part: refused before anything is used.
+    orphan, _ = encode_described(
+        "ksigma", detector.state_version, good.info.params, good.typed, good.info.seen,
+        canonical=True,
+    )  # fmt: skip
+    assert decode_state(orphan).alerting is None
+    with pytest.raises(InvalidInput):
+        decode_state(_with_array(orphan, "alerting.history"))
+
+
+def _with_array(blob: bytes, name: str) -> bytes:
+    """``blob`` with one more float64 array, its content hash recomputed (a careful forger)."""
+    import hashlib
+
+    from warden_algos.interfaces import state as state_module
+
+    header_length = int.from_bytes(blob[:8], "little")
+    header = orjson.loads(blob[8 : 8 + header_length])
+    meta = orjson.loads(header["__metadata__"]["warden"])
+    arrays = {
+        key: np.frombuffer(blob[8 + header_length :][v["data_offsets"][0] : v["data_offsets"][1]])
+        for key, v in header.items()
+        if key != "__metadata__"
+    }
+    arrays[name] = np.ones(3)
+    claimed = meta.pop("content_sha256")
+    assert claimed
+    as_bytes = {key: state_module._array_bytes(value) for key, value in arrays.items()}
+    meta["content_sha256"] = state_module._content_sha256(meta, as_bytes)
+    text = orjson.dumps(meta, option=orjson.OPT_SORT_KEYS).decode()
+    assert hashlib.sha256(text.encode()).hexdigest()
+    return state_module._safetensors_bytes(as_bytes, text)

@@ -17,6 +17,7 @@ from warden_algos.interfaces import (
     explanations_wanted,
     point_capture,
 )
+from warden_algos.interfaces.budget import InputShape, WorkEstimate
 
 
 class Member(BaseModel):
@@ -116,13 +117,14 @@ class Ensemble(DetectAlgorithm[EnsembleParams]):
         votes = np.zeros(n)
         band: tuple[F64Array | None, F64Array | None, F64Array | None] | None = None
         voted: list[npt.NDArray[np.bool_]] = []  # per member, its votes: for explanations
-        slot = point_capture.active()  # the alerting stage wants per-point scores
+        # The alerting stage wants per-point scores: its members', calibrated.
+        calibrating = p.alerting is not None and point_capture.active() is not None
         members_scores: list[F64Array] = []
         for member in p.members:
             cls = _detector_class(member.algorithm)
             every_point = p.member_reports == "points"
             detector = cls.from_params({**member.params, "every_point": every_point})
-            if slot is None:
+            if not calibrating:
                 result = detector.detect(dimensions, timestamps, values)
             else:
                 with point_capture.capturing() as own:
@@ -150,23 +152,39 @@ class Ensemble(DetectAlgorithm[EnsembleParams]):
             lower=lower,
             upper=upper,
         )
-        if slot is not None:
-            point_capture.offer(n, self._calibrated(members_scores), is_anomaly)
+        if calibrating:
+            combined = self._calibrated(members_scores)
+            point_capture.offer(n, combined, is_anomaly, result.timestamps)
         return self._with_members(result, timestamps, voted) if voted else result
 
-    @staticmethod
-    def _calibrated(members_scores: list[F64Array]) -> F64Array:
+    def estimate(self, shape: InputShape) -> WorkEstimate:
+        """Its members' work, plus their calibration when the alerting stage is on."""
+        total = WorkEstimate(shape.points * 16, shape.points * 20)
+        for member in self.params.members:
+            cls = _detector_class(member.algorithm)
+            own = cls.from_params({**member.params}).estimate(shape)
+            if self.params.alerting is not None:
+                from warden_algos.interfaces.alerting import with_stage
+
+                own = with_stage(own, shape.points, self.params.alerting)
+            total = WorkEstimate(
+                max(total.peak_bytes, own.peak_bytes), total.operations + own.operations
+            )
+        return total
+
+    def _calibrated(self, members_scores: list[F64Array]) -> F64Array:
         """What the alerting stage calibrates for an ensemble: not its vote share (a few levels,
         no tail to speak of) but its members' scores, each put on the one scale (its tail
         probability under its own recent history) and combined by the most surprised member:
-        -log10 of the smallest probability. A member that gave no per-point scores has none."""
+        -log10 of the smallest probability, with the request's window and history. A member that
+        gave no per-point scores has none."""
         from warden_algos.interfaces.alerting import tail_probabilities
-        from warden_algos.interfaces.alerting_params import AlertingParams
 
-        defaults = AlertingParams()
+        alerting = self.params.alerting
+        assert alerting is not None
         smallest = np.ones(members_scores[0].shape[0])
         for scores in members_scores:
-            probabilities = tail_probabilities(scores, defaults.window, defaults.min_history)
+            probabilities = tail_probabilities(scores, alerting.window, alerting.min_history)
             np.minimum(smallest, probabilities, out=smallest)
         return np.asarray(-np.log10(smallest), dtype=np.float64)
 

@@ -15,17 +15,19 @@ would reach the same alerts):
    high score would keep lowering its own threshold until every point alerted.
 2. **Threshold.** A point is a candidate when its tail probability is at most
    ``tail_probability(sensitivity)`` (and, with ``only_flagged``, the detector flags it).
-3. **Group.** Candidates less than ``quiet`` points apart are one incident (a flapping change
-   is one incident, not one per crossing); it alerts once, at the first point where
+3. **Group.** Candidates at most ``quiet`` points apart are one incident (a flapping change is
+   one incident, not one per crossing); it alerts once, at the first point where
    ``min_duration`` consecutive candidates have been seen and the ``cooldown`` since the
    previous alert is over.
-4. **Re-baseline.** An incident that has spanned ``rebaseline`` points, at least half of them
-   candidates, is a level shift: the history restarts from its points, so the new level is the
-   norm and alerts resume when it has enough history of its own.
+4. **Re-baseline.** An incident that has alerted and spanned ``rebaseline`` points, at least
+   half of them candidates, is a level shift: the history restarts from its points, so the new
+   level is the norm and alerts resume when it has enough history of its own. (One that has not
+   alerted yet, held by ``min_duration`` or the cool-down, goes on until it does.)
 
 On a stream (``run_detect_next``) the stage's state (``AlertingState``: the history, the
 incident going on, the last alert) rides in the detector's state blob, so a stream cut anywhere
-alerts as one call on the whole would.
+alerts at the points one call on the whole would (an alert's score is its incident's peak so
+far, so a cut may lower it).
 
 The alert's score is the calibrated one, 1 - tail probability (0.999: one point in a thousand of
 the recent history scores as high). Cost: about 5 µs a point (``estimate``).
@@ -43,7 +45,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import Field, model_validator
 
-from .alerting_params import AlertingParams, tail_probability
+from .alerting_params import MAX_WINDOW, AlertingParams, tail_probability
 from .budget import WorkEstimate
 from .errors import InvalidParams
 from .point_capture import PointScores
@@ -55,6 +57,11 @@ TAIL_SHARE = 0.02
 TAIL_MIN_POINTS = 20
 #: The smallest tail probability reported (its calibrated score stays below 1).
 SMALLEST_TAIL = 1e-12
+#: The stage state's own version: a stored one of another version is not read; the stage starts
+#: afresh on that stream instead (it is a cache of recent history, not a model).
+STATE_VERSION = 1
+#: Positions (points scored on a stream) stay far below int64's end.
+MAX_POSITION = 1 << 62
 
 
 class Alerts(NamedTuple):
@@ -66,6 +73,12 @@ class Alerts(NamedTuple):
     peaks: npt.NDArray[np.intp]
     ends: npt.NDArray[np.intp]
     calibrated: F64Array
+
+
+def with_stage(own: WorkEstimate, points: int, params: AlertingParams) -> WorkEstimate:
+    """A detector's estimate with the stage's added: what a request with ``alerting`` costs."""
+    stage = estimate(points, params)
+    return WorkEstimate(own.peak_bytes + stage.peak_bytes, own.operations + stage.operations)
 
 
 def estimate(points: int, params: AlertingParams) -> WorkEstimate:
@@ -83,18 +96,19 @@ class AlertingState(AlgorithmState):
     blob's ``alerting`` part, ``state.py``): the history, the incident going on, the last alert.
     Positions count the points the stage has scored on this stream."""
 
+    version: int
     history: StateArray  # float64 scores, oldest first
     held: StateArray  # float64 scores of the incident going on, oldest first
-    position: int = Field(ge=0)
+    position: int = Field(ge=0, le=MAX_POSITION)
     open: bool
-    start: int = Field(ge=0)
-    peak: int = Field(ge=0)
-    last: int = Field(ge=0)
-    run: int = Field(ge=0)
-    candidates: int = Field(ge=0)
-    lowest: float = Field(gt=0, le=1)
+    start: int = Field(ge=0, le=MAX_POSITION)
+    peak: int = Field(ge=0, le=MAX_POSITION)
+    last: int = Field(ge=0, le=MAX_POSITION)
+    run: int = Field(ge=0, le=MAX_POSITION)
+    candidates: int = Field(ge=0, le=MAX_POSITION)
+    lowest: float = Field(ge=SMALLEST_TAIL, le=1)
     alerted: bool
-    last_alert: int = Field(ge=-(10**18))
+    last_alert: int = Field(ge=-(10**18), le=MAX_POSITION)
 
     @model_validator(mode="after")
     def _consistent(self) -> AlertingState:
@@ -104,16 +118,18 @@ class AlertingState(AlgorithmState):
                 raise ValueError(f"{name} must be at most {MAX_WINDOW} float64 values")
             if not np.isfinite(array).all():
                 raise ValueError(f"{name} must hold finite numbers")
-        if not self.start <= self.peak <= self.last <= self.position:
-            raise ValueError("the incident's start, peak and last point are out of order")
-        if self.last_alert > self.position or self.candidates > self.position:
-            raise ValueError("points beyond the ones the stage has scored")
+        if self.version != STATE_VERSION:
+            raise ValueError(f"version {self.version} is not this stage's {STATE_VERSION}")
+        if self.last_alert > self.position:
+            raise ValueError("an alert beyond the points the stage has scored")
+        if self.open:
+            if not self.start <= self.peak <= self.last < self.position:
+                raise ValueError("the incident's start, peak and last point are out of order")
+            if not self.run <= self.candidates <= self.last - self.start + 1:
+                raise ValueError("the incident's candidates do not fit its span")
+        elif self.alerted or self.held.size:
+            raise ValueError("no incident is going on, yet one is alerted or held")
         return self
-
-
-STATE_VERSION = 1
-#: The largest ``window``, hence the longest history a state holds.
-MAX_WINDOW = 10_000
 
 
 class _History:
@@ -146,9 +162,13 @@ class _History:
         k = min(m, max(TAIL_MIN_POINTS, math.ceil(TAIL_SHARE * m)))
         threshold = ranked[m - k]
         if score > threshold:
-            mean_excess = math.fsum(ranked[m - k :]) / k - threshold
-            if mean_excess > 0:
-                probability = k / (m + 1) * math.exp(-(score - threshold) / mean_excess)
+            try:  # scores near float64's end overflow the excesses: rank them instead
+                mean_excess = math.fsum(x - threshold for x in ranked[m - k :]) / k
+                scaled = (score - threshold) / mean_excess if mean_excess > 0 else math.nan
+            except OverflowError:
+                scaled = math.nan
+            if math.isfinite(scaled):
+                probability = k / (m + 1) * math.exp(-scaled)
                 return max(probability, SMALLEST_TAIL)
         at_least = m - bisect.bisect_left(ranked, score)
         return (at_least + 1) / (m + 1)
@@ -195,6 +215,7 @@ class _Stage:
 
     def state(self) -> AlertingState:
         return AlertingState(
+            version=STATE_VERSION,
             history=np.asarray(self.history.order, dtype=np.float64),
             held=np.asarray(self.held, dtype=np.float64),
             position=self.position,
@@ -264,7 +285,7 @@ class _Stage:
             if finite:
                 held.append(score)
             if here >= 0:
-                peaks[here] = self.peak - offset
+                peaks[here] = max(self.peak - offset, 0)
                 calibrated[here] = 1.0 - self.lowest
             elif (
                 not self.alerted
@@ -279,7 +300,12 @@ class _Stage:
                 calibrated.append(1.0 - self.lowest)
                 self.alerted, self.last_alert = True, t
             span = t - self.start + 1
-            if params.rebaseline and span >= params.rebaseline and 2 * self.candidates >= span:
+            if (
+                params.rebaseline
+                and self.alerted
+                and span >= params.rebaseline
+                and 2 * self.candidates >= span
+            ):
                 close(restart=True)
         self.position = offset + scores.shape[0]
         if here >= 0:
@@ -342,9 +368,11 @@ def apply_alerting(
     """``result`` with its detections replaced by the stage's alerts (band kept), and the
     stage's state after it (from ``state``: a stream's stage after its earlier chunks)."""
     scores, flags = captured.scores, captured.flags
-    if scores is None:
+    if captured.detections is None or not np.array_equal(captured.detections, result.timestamps):
+        # Not offered, or offered by some other call (a helper detector the algorithm ran):
+        # the detector's own answer is its band and its detections.
         scores = _band_distance(result, values)
-        flags = None
+        flags = np.isin(timestamps, result.timestamps)
     if scores is None:
         raise InvalidParams(
             f"{algorithm} gives no per-point scores and no band, which alerting calibrates: "
@@ -364,13 +392,16 @@ def apply_alerting(
     return alerted, after
 
 
-def load_alerting_state(fields: dict[str, object]) -> AlertingState:
+def load_alerting_state(fields: dict[str, object]) -> AlertingState | None:
     """A stored stage state, checked (it comes from a request or a bucket like the rest of the
-    blob): a state that does not fit is refused, never half-used."""
+    blob): one that does not fit is refused, never half-used; one of another version is set
+    aside (None: the stage starts afresh on this stream)."""
     from pydantic import ValidationError
 
     from .errors import InvalidInput
 
+    if fields.get("version") != STATE_VERSION:
+        return None
     try:
         return AlertingState.model_validate(fields)
     except ValidationError as error:

@@ -10,6 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .errors import InvalidParams
 
+#: The longest history the stage keeps (``window``), hence the most a stored stage state holds.
+MAX_WINDOW = 10_000
+
 
 #: The tail probability a sensitivity stands for: 10^-(4 - 3 * sensitivity), from 1 in 10,000
 #: points (0) through about 1 in 300 (0.5) to 1 in 10 (1).
@@ -22,13 +25,13 @@ class AlertingParams(BaseModel):
     """How the SDK turns a detector's per-point scores into alerts (``interfaces.alerting``).
 
     Every score is mapped to the same scale, the estimated probability that the series' own recent
-    history (``window`` points that were not alerting) scores at least as high: "0.999" means one
-    point in a thousand for every detector. ``sensitivity`` sets one threshold on that scale for
-    all detectors. An incident (a run of candidate points) alerts once, when it has lasted
-    ``min_duration`` points and ``cooldown`` points have passed since the previous alert, and
-    ends after ``quiet`` points without a candidate; one that spans ``rebaseline`` points, mostly
-    candidates, is a confirmed level shift and the history restarts from it, so a persistent
-    change alerts once instead of for as long as it lasts.
+    history (its last ``window`` points; an incident's join once it is over) scores at least as
+    high: "0.999" means one point in a thousand for every detector. ``sensitivity`` sets one
+    threshold on that scale for all detectors. Candidates at most ``quiet`` points apart are one
+    incident; it alerts once, when it has had ``min_duration`` consecutive candidates and
+    ``cooldown`` points have passed since the previous alert. One that has alerted and spans
+    ``rebaseline`` points, mostly candidates, is a confirmed level shift and the history restarts
+    from it, so a persistent change alerts once instead of for as long as it lasts.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -49,33 +52,34 @@ class AlertingParams(BaseModel):
         ge=0,
         le=10_000_000,
         description="Points after an alert during which no other incident alerts (an incident "
-        "still going when it ends alerts then).",
+        "still going when it ends alerts at its next candidate that follows min_duration "
+        "consecutive ones).",
     )
     quiet: int = Field(
         10,
         ge=1,
         le=100_000,
-        description="Points without a candidate that end an incident: candidates closer than "
-        "this are one incident, so a flapping change alerts once.",
+        description="Points without a candidate that end an incident: candidates at most this "
+        "far apart are one incident, so a flapping change alerts once.",
     )
     rebaseline: int = Field(
         30,
         ge=0,
         le=100_000,
-        description="An incident spanning this many points, at least half of them candidates, is "
-        "a level shift: the history restarts from its points, and alerts resume once the new "
-        "level has its own history (0: never).",
+        description="An incident that has alerted and spans this many points, at least half of "
+        "them candidates, is a level shift: the history restarts from its points, and alerts "
+        "resume once the new level has its own history (0: never).",
     )
     window: int = Field(
         2000,
         ge=50,
-        le=10_000,
+        le=MAX_WINDOW,
         description="Points of recent history each score is calibrated against.",
     )
     min_history: int = Field(
         100,
         ge=10,
-        le=10_000,
+        le=MAX_WINDOW,
         description="Points of history needed before any point can alert.",
     )
     only_flagged: bool = Field(
@@ -94,7 +98,8 @@ class AlertingParams(BaseModel):
 
 
 def alerting_of(algorithm: object) -> AlertingParams | None:
-    """The ``alerting`` block of an algorithm's params, if it declares one."""
+    """The ``alerting`` block of an algorithm's params, if it declares one (a plugin's own
+    param that happens to be called ``alerting`` is not one)."""
     found = getattr(getattr(algorithm, "params", None), "alerting", None)
     return found if isinstance(found, AlertingParams) else None
 

@@ -22,10 +22,13 @@ import numpy.typing as npt
 
 @dataclass
 class PointScores:
-    """What a detector computed for every input point: its raw score and whether it flagged it."""
+    """What a detector computed for every input point: its raw score and whether it flagged it,
+    and the detections the offering builder made of them (the stage uses the scores only when
+    those are the detector's answer: a helper call's scores are not the detector's)."""
 
     scores: npt.NDArray[np.float64] | None = None
     flags: npt.NDArray[np.bool_] | None = None
+    detections: npt.NDArray[np.int64] | None = None
 
 
 _SLOT: ContextVar[PointScores | None] = ContextVar("warden_algos_point_scores", default=None)
@@ -35,11 +38,13 @@ _SLOT: ContextVar[PointScores | None] = ContextVar("warden_algos_point_scores", 
 def capturing() -> Iterator[PointScores]:
     """Collect the per-point scores of what is computed inside the block."""
     slot = PointScores()
-    token = _SLOT.set(slot)
-    try:
+    token = None
+    try:  # set inside: a deadline's signal between set and try must not leave it set
+        token = _SLOT.set(slot)
         yield slot
     finally:
-        _SLOT.reset(token)
+        if token is not None:
+            _SLOT.reset(token)
 
 
 def active() -> PointScores | None:
@@ -48,11 +53,17 @@ def active() -> PointScores | None:
     return _SLOT.get()
 
 
-def offer(n_points: int, scores: npt.ArrayLike, flags: npt.NDArray[np.bool_]) -> None:
+def offer(
+    n_points: int,
+    scores: npt.ArrayLike,
+    flags: npt.ArrayLike,
+    detections: npt.NDArray[np.int64],
+) -> None:
     """Called by the result builders: kept when a runner captures and they cover every point."""
     slot = _SLOT.get()
     if slot is None:
         return
     array = np.asarray(scores, dtype=np.float64)
-    if array.shape == (n_points,) and flags.shape == (n_points,):
-        slot.scores, slot.flags = array, np.asarray(flags, dtype=bool)
+    flagged = np.asarray(flags, dtype=bool)
+    if array.shape == (n_points,) and flagged.shape == (n_points,):
+        slot.scores, slot.flags, slot.detections = array, flagged, detections

@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .alerting_params import alerting_of
 from .base import DetectAlgorithm, RCAAlgorithm
-from .budget import InputShape, WorkEstimate, check_budget
+from .budget import InputShape, check_budget
 from .errors import InvalidInput
 from .explaining import explaining, finish_detect
 from .types import DetectResult, F64Array, I64Array, RCAResult, TimeSeries
@@ -70,8 +71,7 @@ def run_detect(
     vs = _readonly(as_values(f"{path}.values", values))
     check_detect_input(path, ts, vs)
     n = ts.shape[0]
-    alerting = getattr(algorithm.params, "alerting", None)
-    if alerting is None:
+    if alerting_of(algorithm) is None:
         check_budget(algorithm.name, algorithm.estimate(InputShape(n, 1, n)))
         with explaining(explain):
             result = algorithm.detect(list(dimensions), ts, vs)
@@ -87,19 +87,13 @@ def _detect_alerting(
     explain: bool,
 ) -> DetectResult:
     """``run_detect`` with the alerting stage after the detector (imported only then)."""
-    from .alerting import apply_alerting, estimate
-    from .alerting_params import alerting_of
+    from .alerting import apply_alerting, with_stage
     from .point_capture import capturing
 
     alerting = alerting_of(algorithm)
     assert alerting is not None
     n = timestamps.shape[0]
-    own = algorithm.estimate(InputShape(n, 1, n))
-    stage = estimate(n, alerting)
-    check_budget(
-        algorithm.name,
-        WorkEstimate(own.peak_bytes + stage.peak_bytes, own.operations + stage.operations),
-    )
+    check_budget(algorithm.name, with_stage(algorithm.estimate(InputShape(n, 1, n)), n, alerting))
     with explaining(False), capturing() as captured:
         result = algorithm.detect(dimensions, timestamps, values)
     checked = check_detect_result(result, timestamps)

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy.typing as npt
 
 from .alerting_params import alerting_of
-from .budget import InputShape, WorkEstimate, check_budget
+from .budget import InputShape, check_budget
 from .errors import AlgorithmFailed, InvalidInput
 from .explaining import explaining, finish_detect
 from .run import _readonly, as_times, as_values
@@ -32,6 +32,9 @@ from .trainable import TrainableDetector
 from .types import DetectResult, I64Array
 from .validation import check_detect_input, check_detect_result
 
+if TYPE_CHECKING:
+    from .alerting import AlertingState
+
 
 class Fitted(NamedTuple):
     """A state as the wire carries it (its bytes, their sha256) and as the algorithm uses it
@@ -42,8 +45,8 @@ class Fitted(NamedTuple):
     info: StateInfo
     sha256: str
     typed: AlgorithmState
-    #: The alerting stage's state (``alerting.AlertingState``) when the stream uses the stage.
-    alerting: AlgorithmState | None = None
+    #: The alerting stage's state when the stream uses the stage.
+    alerting: AlertingState | None = None
 
 
 def _trainable(algorithm: Any) -> TrainableDetector[Any, Any]:
@@ -62,7 +65,7 @@ def _packed(
     state: Any,
     seen: Seen,
     canonical: dict[str, Any] | None = None,
-    alerting: AlgorithmState | None = None,
+    alerting: AlertingState | None = None,
 ) -> Fitted:
     """``state`` as bytes; ``canonical``: the algorithm's params as ``canonical_params`` gives
     them, when the caller already has them (a streamed call needs them twice); ``alerting``:
@@ -200,24 +203,18 @@ def _detect_next_alerting(
 ) -> tuple[DetectResult, Fitted | None]:
     """``run_detect_next`` with the alerting stage after the detector, resumed from the state's
     alerting part (a state without one starts the stage afresh) and stored back beside it."""
-    from .alerting import AlertingState, apply_alerting, estimate
+    from .alerting import apply_alerting, with_stage
     from .point_capture import capturing
 
     alerting = alerting_of(trainable)
     assert alerting is not None
     n = timestamps.shape[0]
-    own = trainable.estimate(InputShape(n, 1, n))
-    stage = estimate(n, alerting)
-    check_budget(
-        trainable.name,
-        WorkEstimate(own.peak_bytes + stage.peak_bytes, own.operations + stage.operations),
-    )
+    check_budget(trainable.name, with_stage(trainable.estimate(InputShape(n, 1, n)), n, alerting))
     with explaining(False), capturing() as captured:
         result, after = trainable.detect_next(dimensions, timestamps, values, loaded.typed)
     checked = check_detect_result(result, timestamps)
-    before = loaded.alerting if isinstance(loaded.alerting, AlertingState) else None
     alerted, staged = apply_alerting(
-        trainable.name, checked, timestamps, values, captured, alerting, explain, before
+        trainable.name, checked, timestamps, values, captured, alerting, explain, loaded.alerting
     )
     answer = finish_detect(alerted, timestamps, values, explain)
     if not return_state:

@@ -151,9 +151,14 @@ def max_state_bytes() -> int:
 
 def canonical_params(params: Mapping[str, Any]) -> dict[str, Any]:
     """Params as the state records them: their JSON form, so equal params compare equal.
-    ``alerting`` is left out: the stage after a detector is not part of its model, so a state
-    serves with the stage or without it, at any sensitivity."""
-    model = {key: value for key, value in params.items() if key != "alerting"}
+    ``alerting`` (the stage's block: absent, or an object) is left out: the stage after a
+    detector is not part of its model, so a state serves with the stage or without it, at any
+    sensitivity."""
+    model = {
+        key: value
+        for key, value in params.items()
+        if not (key == "alerting" and (value is None or isinstance(value, Mapping)))
+    }
     loaded: dict[str, Any] = orjson.loads(orjson.dumps(model, option=orjson.OPT_SORT_KEYS))
     return loaded
 

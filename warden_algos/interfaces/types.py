@@ -127,8 +127,8 @@ class DetectResult(NamedTuple):
         upper: F64Array | None = None,
     ) -> DetectResult:
         """Select the flagged points of per-point arrays: the usual way to finish ``detect``."""
-        offer(timestamps.shape[0], point_scores, is_anomaly)
         flagged = np.ascontiguousarray(timestamps[is_anomaly], dtype=np.int64)
+        offer(timestamps.shape[0], point_scores, is_anomaly, flagged)
         explanations = None
         if explanations_wanted():  # each point its own detection: its own run
             explanations = tuple(cls_of_one(int(at)) for at in flagged)
@@ -159,7 +159,6 @@ class DetectResult(NamedTuple):
             return cls.from_mask(
                 timestamps, is_anomaly, point_scores, expected=expected, lower=lower, upper=upper
             )
-        offer(timestamps.shape[0], point_scores, is_anomaly)
         explanations = None
         if explanations_wanted():
             runs = flag_runs(is_anomaly, point_scores)
@@ -167,8 +166,10 @@ class DetectResult(NamedTuple):
             explanations = Explanation.of_runs(timestamps, *runs)
         else:
             starts, highest = run_highest(is_anomaly, point_scores)
+        detections = np.ascontiguousarray(timestamps[starts], dtype=np.int64)
+        offer(timestamps.shape[0], point_scores, is_anomaly, detections)
         return cls(
-            timestamps=np.ascontiguousarray(timestamps[starts], dtype=np.int64),
+            timestamps=detections,
             scores=np.ascontiguousarray(highest, dtype=np.float64),
             expected=expected,
             lower=lower,
