@@ -390,3 +390,30 @@ def fake_manifest(tarball: Path, git_commit: str | None = "random") -> Any:
         build_seconds=1.0,
         algorithms=ALGORITHMS,
     )
+
+
+#: Test modules that share one session-scoped build: the executable (``built``) and the Java
+#: harness it feeds. pytest-xdist (``-n 2 --dist loadgroup``, see pyproject.toml) runs each group
+#: on one worker, so each is built once per run; every other test goes to whichever worker is
+#: free.
+ONE_WORKER_GROUPS: dict[str, str] = {
+    name: "executable"
+    for name in (
+        "test_binary.py",
+        "test_test_deploy.py",
+        "test_jvm_host.py",
+        "test_jvm_explanations.py",
+        "test_jvm_matrix.py",
+        "test_jvm_state.py",
+        "test_jvm_pull.py",
+        "test_jvm_pull_hardening.py",
+        "test_jvm_signed_pull.py",
+    )
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        group = ONE_WORKER_GROUPS.get(item.path.name)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
