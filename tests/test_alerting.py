@@ -574,12 +574,8 @@ def test_resuming_at_every_cut_gives_the_alerts_of_one_call(params: dict[str, An
         assert first.at.tolist() + (second.at + cut).tolist() == whole, cut
 
 
-class _OwnAlerting(DetectorParams):
-    pass
-
-
 class _Flagger(DetectAlgorithm[DetectorParams]):
-    """from_flags given plain lists, as a careless plugin may."""
+    """from_flags given flags built from a plain list, as a careless plugin may."""
 
     name = "test_flagger"
     summary = "test"
