@@ -392,28 +392,46 @@ def fake_manifest(tarball: Path, git_commit: str | None = "random") -> Any:
     )
 
 
-#: Test modules that share one session-scoped build: the executable (``built``) and the Java
-#: harness it feeds. pytest-xdist (``-n 2 --dist loadgroup``, see pyproject.toml) runs each group
-#: on one worker, so each is built once per run; every other test goes to whichever worker is
-#: free.
-ONE_WORKER_GROUPS: dict[str, str] = {
-    name: "executable"
-    for name in (
-        "test_binary.py",
-        "test_test_deploy.py",
-        "test_jvm_host.py",
-        "test_jvm_explanations.py",
-        "test_jvm_matrix.py",
-        "test_jvm_state.py",
-        "test_jvm_pull.py",
-        "test_jvm_pull_hardening.py",
-        "test_jvm_signed_pull.py",
-    )
+#: Session fixtures that build something slow, and the xdist group of the tests using them (directly
+#: or through another fixture): the executable (``built``), the Java harness it feeds
+#: (``classpath``) and the onefile build (``onefile``). pytest-xdist (``-n 2 --dist loadgroup``, see
+#: pyproject.toml) runs each group on one worker, so each is built once per run; every other test
+#: goes to whichever worker is free.
+SHARED_BUILDS: dict[str, str] = {
+    "built": "executable",
+    "classpath": "executable",
+    "onefile": "onefile",
 }
 
 
+def shared_build_group(fixturenames: Sequence[str]) -> str | None:
+    """The group of a test using one of :data:`SHARED_BUILDS`, else None."""
+    return next((SHARED_BUILDS[name] for name in fixturenames if name in SHARED_BUILDS), None)
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the groups before pytest-xdist's own hook reads the marks (without ``tryfirst`` it
+    runs first and sees none: both workers built the executable)."""
     for item in items:
-        group = ONE_WORKER_GROUPS.get(item.path.name)
+        group = shared_build_group(getattr(item, "fixturenames", ()))
         if group is not None:
             item.add_marker(pytest.mark.xdist_group(group))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """On an xdist worker with ``--dist loadgroup``, refuse to run if a grouped test's id lacks its
+    group suffix: xdist would then schedule the group on both workers without a word (pytest 9.2
+    did that to xdist 3.8), building the executable twice and adding minutes to every run."""
+    if not getattr(session.config.option, "loadgroup", False):
+        return
+    ungrouped = [
+        item.nodeid
+        for item in session.items
+        if item.get_closest_marker("xdist_group") is not None and "@" not in item.nodeid
+    ]
+    if ungrouped:
+        raise pytest.UsageError(
+            f"pytest-xdist ignored the xdist_group of {len(ungrouped)} tests "
+            f"(e.g. {ungrouped[0]}): check the pytest / pytest-xdist pair pinned in pyproject.toml"
+        )
