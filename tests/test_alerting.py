@@ -533,6 +533,22 @@ def test_candidates_at_most_quiet_apart_are_one_incident() -> None:
         assert find_alerts(scores, None, params).at.size == incidents, gap
 
 
+def test_a_change_the_detector_flags_throughout_alerts_once() -> None:
+    """Only some of a long flagged stretch's points are rare enough to be candidates, more than
+    ``quiet`` apart: the detector's flags keep it one incident (seasonal alerted 601 times on one
+    NAB file without this). Once the flags stop, the next flagged rarity is a new incident."""
+    _, scores = noise(4000, seed=5)
+    flags = np.zeros(scores.size, dtype=bool)
+    flags[1500:2500] = True
+    scores[1500:2500:25] += 30.0  # 40 candidates, 25 points apart, inside the flagged stretch
+    scores[3000] += 300.0  # beyond what the stretch left in the history
+    flags[3000] = True
+    params = AlertingParams(sensitivity=0, rebaseline=0)
+    assert find_alerts(scores, flags, params).at.tolist() == [1500, 3000]
+    unflagged = find_alerts(scores, None, params.model_copy(update={"only_flagged": False}))
+    assert unflagged.at.size > 5  # without the detector's flags, quiet alone splits it
+
+
 def test_nan_and_infinite_scores_neither_alert_nor_break_the_history() -> None:
     scores = step_scores()
     scores[[100, 600, 1500]] = np.nan

@@ -16,9 +16,12 @@ would reach the same alerts):
 2. **Threshold.** A point is a candidate when its tail probability is at most
    ``tail_probability(sensitivity)`` (and, with ``only_flagged``, the detector flags it).
 3. **Group.** Candidates at most ``quiet`` points apart are one incident (a flapping change is
-   one incident, not one per crossing); it alerts once, at the first point where
-   ``min_duration`` consecutive candidates have been seen and the ``cooldown`` since the
-   previous alert is over.
+   one incident, not one per crossing), and so are the points the detector goes on flagging
+   after a candidate (with ``only_flagged``): a change the detector flags for its whole length is
+   one incident even where only some of its points are rare enough to be candidates, so it alerts
+   once, not once per cluster of candidates (seasonal's shifts alerted 601 times on one NAB file
+   before this rule). It alerts once, at the first point where ``min_duration`` consecutive
+   candidates have been seen and the ``cooldown`` since the previous alert is over.
 4. **Re-baseline.** An incident that has alerted and spanned ``rebaseline`` points, at least
    half of them candidates, is a level shift: the history restarts from its points, so the new
    level is the norm and alerts resume when it has enough history of its own. (One that has not
@@ -271,7 +274,9 @@ class _Stage:
                     continue
                 if finite:
                     held.append(score)
-                if t - self.last >= params.quiet:
+                if flagged is not None and flagged[index]:
+                    self.last = t  # the detector still flags it: the incident goes on
+                elif t - self.last >= params.quiet:
                     close(restart=False)
                 continue
             if not self.open:

@@ -28,7 +28,8 @@ class AlertingParams(BaseModel):
     history (its last ``window`` points; an incident's join once it is over) scores at least as
     high: "0.999" means one point in a thousand for every detector. ``sensitivity`` sets one
     threshold on that scale for all detectors. Candidates at most ``quiet`` points apart are one
-    incident; it alerts once, when it has had ``min_duration`` consecutive candidates and
+    incident, and so are the points the detector goes on flagging after one (``only_flagged``); it
+    alerts once, when it has had ``min_duration`` consecutive candidates and
     ``cooldown`` points have passed since the previous alert. One that has alerted and spans
     ``rebaseline`` points, mostly candidates, is a confirmed level shift and the history restarts
     from it, so a persistent change alerts once instead of for as long as it lasts.
@@ -60,7 +61,8 @@ class AlertingParams(BaseModel):
         ge=1,
         le=100_000,
         description="Points without a candidate that end an incident: candidates at most this "
-        "far apart are one incident, so a flapping change alerts once.",
+        "far apart are one incident, so a flapping change alerts once. With only_flagged, points "
+        "the detector still flags keep the incident going too.",
     )
     rebaseline: int = Field(
         30,
