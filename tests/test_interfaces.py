@@ -30,6 +30,8 @@ T0 = 1_700_000_000
 #: errors an author raises or catches, and the runners for their own unit tests. The SDK's own
 #: names come from the submodules; adding one here is a decision, not an accident.
 AUTHOR_NAMES = {
+    "DependencyGraph",
+    "rca_graph",
     "Algorithm",
     "AlgorithmParams",
     "DetectAlgorithm",

@@ -143,6 +143,7 @@ def execute(algorithm: Algorithm[Any], request: Request, states: States | None =
                     payload.related_metrics,
                     payload.k,
                     payload.anomalies,
+                    graph=payload.graph,
                 )
             )
     except WardenError:

@@ -19,6 +19,7 @@ from .base import (
 )
 from .errors import ErrorCode, InvalidInput, InvalidParams, WardenError
 from .explaining import explanations_wanted
+from .graph import DependencyGraph, rca_graph
 from .run import run_detect, run_rca
 from .run_state import run_detect_next, run_fit
 from .state import AlgorithmState, StateArray
@@ -31,6 +32,7 @@ __all__ = [
     "AlgorithmState",
     "DetectAlgorithm",
     "DetectResult",
+    "DependencyGraph",
     "DetectorParams",
     "ErrorCode",
     "Explanation",
@@ -46,6 +48,7 @@ __all__ = [
     "TrainableDetector",
     "WardenError",
     "explanations_wanted",
+    "rca_graph",
     "run_detect",
     "run_detect_next",
     "run_fit",

@@ -18,6 +18,7 @@ from .base import DetectAlgorithm, RCAAlgorithm
 from .budget import InputShape, check_budget
 from .errors import InvalidInput
 from .explaining import explaining, finish_detect
+from .graph import DependencyGraph, with_graph
 from .types import DetectResult, F64Array, I64Array, RCAResult, TimeSeries
 from .validation import (
     check_detect_input,
@@ -120,15 +121,34 @@ def run_rca(
     k: int,
     anomalies: npt.ArrayLike,
     *,
+    graph: Sequence[tuple[str, str]] | None = None,
     path: str = "rca",
 ) -> RCAResult:
+    """Validate, budget, run ``simple_rca`` and keep the ``k`` best. ``graph``: the request's
+    dependency edges (parent, child) between the metrics' keys, checked here and readable by
+    the algorithm through ``rca_graph()`` (``interfaces.graph``)."""
     moi = _readonly_series(metric_of_interest)
     related = [_readonly_series(series) for series in related_metrics]
     anomaly_times = _readonly(as_times(f"{path}.anomalies", anomalies))
     check_rca_input(path, moi, related, k, anomaly_times)
+    dependencies = None if graph is None else _dependency_graph(graph, moi, related, path)
     sizes = [moi.times.shape[0], *(series.times.shape[0] for series in related)]
     shape = InputShape(sum(sizes), len(sizes), max(sizes), anomaly_times.shape[0])
     check_budget(algorithm.name, algorithm.estimate(shape))
-    scores = algorithm.simple_rca(moi, related, k, anomaly_times, algorithm.params)
+    with with_graph(dependencies):
+        scores = algorithm.simple_rca(moi, related, k, anomaly_times, algorithm.params)
     checked = check_rca_scores(scores, {series.key for series in related})
     return RCAResult.rank(checked, k)
+
+
+def _dependency_graph(
+    edges: Sequence[tuple[str, str]], moi: TimeSeries, related: list[TimeSeries], path: str
+) -> DependencyGraph:
+    keys = [series.key for series in related]
+    if moi.key in keys:
+        raise InvalidInput(
+            f"the metric of interest's key {moi.key!r} is also related_metrics"
+            f"[{keys.index(moi.key)}]'s: a graph could not tell them apart",
+            field=f"{path}.graph",
+        )
+    return DependencyGraph.of(edges, [moi.key, *keys], path=f"{path}.graph")

@@ -60,6 +60,9 @@ class RCAPayload(NamedTuple):
     related_metrics: list[TimeSeries]
     k: int
     anomalies: I64Array
+    #: The dependency graph's edges (parent, child) between the metrics' keys, when the request
+    #: carries one (``interfaces.graph``; checked by ``run_rca``).
+    graph: list[tuple[str, str]] | None = None
 
 
 Payload = DetectPayload | RCAPayload | FitPayload
