@@ -208,6 +208,9 @@ class RcaCase(NamedTuple):
     root_dimension: str
     factor: float  # what the root-cause leaves were multiplied by at the anomaly times
     total_effect: float  # expected relative change of the total
+    #: Dependency edges (parent, child) between the metrics' keys, when the case has a graph
+    #: (the request's ``rca.graph``; ``interfaces.graph``).
+    graph: tuple[tuple[str, str], ...] | None = None
 
 
 class RcaScore(BaseModel):
@@ -244,7 +247,14 @@ def evaluate_rca(
     wall = 0.0
     for case in cases:
         started = time.perf_counter()
-        result = run_rca(algo, case.metric_of_interest, case.related_metrics, 3, case.anomalies)
+        result = run_rca(
+            algo,
+            case.metric_of_interest,
+            case.related_metrics,
+            3,
+            case.anomalies,
+            graph=None if case.graph is None else list(case.graph),
+        )
         wall += time.perf_counter() - started
         ranked = [key for key, _ in result.contributions]
         truth = set(case.root_causes)
