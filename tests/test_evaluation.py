@@ -330,7 +330,7 @@ def test_rca_algorithms_are_evaluated_on_synthetic_cases(tmp_path: Path) -> None
     assert document["result"]["n_cases"] == 40
     assert document["result"]["top1"] >= 0.9
     assert document["result"]["top3"] >= document["result"]["top1"]
-    assert set(document["others"]) == {"deviation", "correlation"}
+    assert set(document["others"]) == {"deviation", "correlation", "graph_residual"}
     assert document["difficulty"]["n_dimensions"] >= 3
     hard = evaluate(
         "--algorithm", "deviation", "--cases", "10", "--difficulty", "hard", "--json", str(out)

@@ -36,6 +36,7 @@ BUILTIN_ALGORITHMS: dict[str, str] = {
     "correlation": "warden_algos.algorithms.correlation:Correlation",
     "adtributor": "warden_algos.algorithms.adtributor:Adtributor",
     "deviation": "warden_algos.algorithms.deviation:Deviation",
+    "graph_residual": "warden_algos.algorithms.graph_residual:GraphResidual",
 }
 
 

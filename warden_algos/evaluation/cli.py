@@ -61,6 +61,15 @@ def add_evaluate_parser(commands: Any) -> None:
     evaluate.add_argument("--cases", type=int, default=300, help="RCA: synthetic cases")
     evaluate.add_argument("--seed", type=int, default=0, help="RCA: generator seed")
     evaluate.add_argument(
+        "--rca-cases",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="RCA: score on the cases of this JSON-lines file instead of generated ones, one "
+        '{"request": <RCA request>, "root_causes": [keys]} a line (any generator\'s; see '
+        "warden_algos/evaluation/rca_cases.py)",
+    )
+    evaluate.add_argument(
         "--difficulty",
         choices=["default", "hard"],
         default="default",
@@ -376,7 +385,21 @@ def _run_rca(args: argparse.Namespace, params: dict[str, Any]) -> int:
     main_class = registry.load(args.algorithm)
     main_class.validate_params(params)
     difficulty = HARD if args.difficulty == "hard" else Difficulty()
-    cases = generate_cases(difficulty, args.cases, args.seed)
+    if args.rca_cases is not None:
+        from .rca_cases import CaseFileError, read_cases
+
+        try:
+            cases = read_cases(args.rca_cases)
+        except OSError as error:
+            return _usage(f"--rca-cases: {error}")
+        except CaseFileError as error:
+            return _usage(f"--rca-cases {args.rca_cases}: {error}")
+        if not cases:
+            return _usage(f"--rca-cases {args.rca_cases}: no case in the file")
+        source = f"{len(cases)} cases from {args.rca_cases}"
+    else:
+        cases = generate_cases(difficulty, args.cases, args.seed)
+        source = f"{args.cases} synthetic cases (seed {args.seed})"
     scores = [evaluate_rca(main_class, params, cases)]  # type: ignore[arg-type]
     if not args.no_baselines:
         for name in registry.names():
@@ -384,9 +407,11 @@ def _run_rca(args: argparse.Namespace, params: dict[str, Any]) -> int:
             if name != args.algorithm and is_rca(other):
                 scores.append(evaluate_rca(other, {}, cases))  # type: ignore[arg-type]
     table = Table(
-        title=f"RCA on {args.cases} synthetic cases (seed {args.seed})",
+        title=f"RCA on {source}",
         title_justify="left",
-        caption=f"difficulty: {orjson.dumps(difficulty.model_dump()).decode()}",
+        caption=None
+        if args.rca_cases is not None
+        else f"difficulty: {orjson.dumps(difficulty.model_dump()).decode()}",
         caption_justify="left",
     )
     for column in ("algorithm", "top-1", "top-3", "all causes in top-3", "ms/case"):
@@ -405,10 +430,16 @@ def _run_rca(args: argparse.Namespace, params: dict[str, Any]) -> int:
         document = {
             "algorithm": args.algorithm,
             "params": scores[0].params,
-            "cases": args.cases,
-            "seed": args.seed,
-            "difficulty_name": args.difficulty,
-            "difficulty": difficulty.model_dump(),
+            "cases": len(cases),
+            **(
+                {"cases_file": str(args.rca_cases)}
+                if args.rca_cases is not None
+                else {
+                    "seed": args.seed,
+                    "difficulty_name": args.difficulty,
+                    "difficulty": difficulty.model_dump(),
+                }
+            ),
             "result": scores[0].model_dump(),
             "others": {s.algorithm: s.model_dump() for s in scores[1:]},
         }

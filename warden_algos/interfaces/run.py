@@ -134,8 +134,8 @@ def run_rca(
     dependencies = None if graph is None else _dependency_graph(graph, moi, related, path)
     sizes = [moi.times.shape[0], *(series.times.shape[0] for series in related)]
     shape = InputShape(sum(sizes), len(sizes), max(sizes), anomaly_times.shape[0])
-    check_budget(algorithm.name, algorithm.estimate(shape))
-    with with_graph(dependencies):
+    with with_graph(dependencies):  # an estimate may count the graph's edges too
+        check_budget(algorithm.name, algorithm.estimate(shape))
         scores = algorithm.simple_rca(moi, related, k, anomaly_times, algorithm.params)
     checked = check_rca_scores(scores, {series.key for series in related})
     return RCAResult.rank(checked, k)
