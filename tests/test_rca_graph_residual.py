@@ -100,7 +100,49 @@ def test_without_a_graph_it_answers_as_deviation() -> None:
 def test_it_finds_roots_on_many_cases_and_deviation_does_not() -> None:
     cases = [chain_case(seed, square=seed % 2 == 1) for seed in range(20)]
     assert evaluate_rca(GraphResidual, {}, cases).top1 == 1.0
-    assert evaluate_rca(Deviation, {}, cases).top1 < 0.5
+    without = [case._replace(graph=None) for case in cases]
+    assert evaluate_rca(Deviation, {}, without).top1 < 0.5
+
+
+def test_deviation_gives_a_near_tie_to_the_ancestor() -> None:
+    case = chain_case(1)
+    ranked_alone = run_rca(Deviation(), *_args(case), graph=None).contributions
+    (leader, most), scores = ranked_alone[0], dict(ranked_alone)
+    assert leader in ("metric=mid", "metric=leaf")  # a descendant leads without the graph
+    margin = most / scores["metric=root"] - 1 + 1e-6  # a margin that makes it a near tie
+    tied = run_rca(Deviation(tie_margin=margin), *_args(case), graph=list(case.graph or ()))
+    assert tied.contributions[0][0] == "metric=root"
+    untied = run_rca(Deviation(tie_margin=0), *_args(case), graph=list(case.graph or ()))
+    assert untied.contributions[0][0] != "metric=root"
+
+
+def _args(case: RcaCase) -> tuple[TimeSeries, list[TimeSeries], int, np.ndarray]:
+    return case.metric_of_interest, case.related_metrics, 4, case.anomalies
+
+
+def test_deviations_seasonal_baseline_sees_through_a_daily_cycle() -> None:
+    """A metric with a large daily cycle moves by 8 of its noise at the anomaly; another with no
+    cycle by 2.5: against the whole history the cycle hides the first; against the same time on
+    the previous days it is the clear first."""
+    rng = np.random.default_rng(8)
+    n = 4 * 288  # four days of 5-minute points
+    times = T0 + 300 * np.arange(n, dtype=np.int64)
+    phase = 2 * np.pi * np.arange(n) / 288
+    cyclic = 100 * np.sin(phase + 1.0) + rng.normal(0, 1, n)
+    flat = rng.normal(0, 1, n)
+    anomaly = np.arange(n - 6, n)
+    cyclic[anomaly] += 8.0
+    flat[anomaly] += 2.5
+    moi = TimeSeries({"metric": "total"}, times, cyclic + flat)
+    related = [
+        TimeSeries({"metric": "cyclic"}, times, cyclic),
+        TimeSeries({"metric": "flat"}, times, flat),
+    ]
+    history = run_rca(Deviation(baseline="history"), moi, related, 2, times[anomaly])
+    seasonal = run_rca(Deviation(), moi, related, 2, times[anomaly])
+    assert history.contributions[0][0] == "metric=flat"
+    assert seasonal.contributions[0][0] == "metric=cyclic"
+    assert dict(seasonal.contributions)["metric=cyclic"] > 3
 
 
 def test_missing_points_and_a_parent_on_another_grid_still_score() -> None:

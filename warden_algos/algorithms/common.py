@@ -8,7 +8,7 @@ numpy only: listing the algorithms imports every algorithm module, and with it t
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -138,3 +138,120 @@ def rescaled(values: F64Array, scale: float) -> F64Array:
     if scale != 1.0:
         x /= scale
     return x
+
+
+def seasonal_expected(
+    times: I64Array,
+    values: F64Array,
+    at: npt.NDArray[np.intp],
+    usable: npt.NDArray[np.bool_],
+    season_s: int,
+    seasons: int,
+    tolerance_s: int,
+) -> F64Array:
+    """The seasonal forecast at the points ``at``: the median of the series' values at the same
+    time one, two, ... ``seasons`` seasons earlier (the nearest point within ``tolerance_s``),
+    counting only ``usable`` points (normal, not missing); NaN where there is none."""
+    if at.shape[0] == 0:
+        return np.empty(0)
+    lags = season_s * np.arange(1, seasons + 1, dtype=np.int64)
+    earlier_times = (times[at][:, None] - lags[None, :]).ravel()
+    earlier = match_nearest(times, earlier_times, tolerance_s)
+    found = earlier >= 0
+    found[found] = usable[earlier[found]]
+    rows = np.where(found, values[np.maximum(earlier, 0)], np.nan).reshape(-1, seasons)
+    ordered = np.sort(rows, axis=1)  # NaN last; np.nanmedian is slow on many small rows
+    counts = (~np.isnan(rows)).sum(axis=1)
+    r = np.arange(rows.shape[0])
+    low = ordered[r, np.maximum((counts - 1) // 2, 0)]
+    high = ordered[r, counts // 2]
+    return np.where(counts > 0, 0.5 * (low + high), np.nan)
+
+
+#: Scale factor that turns a median absolute deviation into a standard deviation (normal data).
+MAD_TO_STD = 1.4826
+#: Scale factor that turns a mean absolute deviation into a standard deviation (normal data).
+MEAN_AD_TO_STD = 1.2533
+#: RCA scores are capped here so that a perfectly flat series that moves still gets a finite one.
+MAX_SCORE = 1e12
+
+
+class DeviationSettings(NamedTuple):
+    """How :func:`deviation_score` judges a metric (``deviation``'s params, shared with the
+    algorithms that fall back on it)."""
+
+    aggregate: Literal["max", "mean"] = "max"
+    tolerance_s: int = 0
+    min_baseline_points: int = 3
+    min_relative_scale: float = 1e-3
+    baseline: Literal["seasonal", "history"] = "seasonal"
+    season_s: int = 86_400
+    seasons: int = 3
+
+
+def robust_scale(residuals: F64Array, level: float, min_relative_scale: float) -> float:
+    """1.4826 MAD of ``residuals`` (their mean absolute deviation when most are equal), floored
+    at ``min_relative_scale`` of ``|level|`` and above 0."""
+    spread = np.abs(residuals - np.median(residuals))
+    scale = MAD_TO_STD * float(np.median(spread))
+    if not scale > 0:
+        scale = MEAN_AD_TO_STD * float(np.mean(spread))
+    floor = min_relative_scale * abs(level)
+    return max(scale, floor, float(np.finfo(np.float64).tiny))
+
+
+def deviation_score(
+    series: TimeSeries, targets: I64Array, settings: DeviationSettings
+) -> float | None:
+    """How far ``series`` leaves its normal band at the anomaly times ``targets``: the robust
+    |z| of each of its points there, combined by ``aggregate``; None when it cannot be judged.
+
+    With ``baseline="seasonal"``, a point's expected value is the median of the same time in the
+    previous ``seasons`` seasons and the band's width the robust spread of that forecast's errors
+    on the normal points, so a daily cycle (phase-shifted per region) is not an anomaly; where a
+    series has too little history for it (fewer than ``min_baseline_points`` normal points with
+    an earlier season), the whole history's median and spread are the baseline."""
+    times, values = series.times, series.values
+    hit = match_nearest(times, targets, settings.tolerance_s)
+    hit = hit[hit >= 0]
+    hit = hit[~np.isnan(values[hit])]
+    if hit.size == 0:
+        return None
+    normal = ~near_any(times, targets, settings.tolerance_s) & ~np.isnan(values)
+    if normal.sum() < settings.min_baseline_points:
+        return None
+    with np.errstate(all="ignore"):  # huge magnitudes: overflow is clipped below
+        z = None
+        if settings.baseline == "seasonal":
+            z = _seasonal_z(times, values, hit, normal, settings)
+        if z is None:
+            baseline = values[normal]
+            level = float(np.median(baseline))
+            scale = robust_scale(baseline, level, settings.min_relative_scale)
+            z = np.abs(values[hit] - level) / scale
+        score = float(np.max(z) if settings.aggregate == "max" else np.mean(z))
+    if np.isnan(score):
+        return None
+    return min(score, MAX_SCORE)
+
+
+def _seasonal_z(
+    times: I64Array,
+    values: F64Array,
+    hit: npt.NDArray[np.intp],
+    normal: npt.NDArray[np.bool_],
+    settings: DeviationSettings,
+) -> F64Array | None:
+    """The anomaly points' |z| against the seasonal forecast, or None without enough history."""
+    args = (settings.season_s, settings.seasons, settings.tolerance_s)
+    normal_points = np.flatnonzero(normal)
+    errors = values[normal_points] - seasonal_expected(times, values, normal_points, normal, *args)
+    errors = errors[~np.isnan(errors)]
+    expected = seasonal_expected(times, values, hit, normal, *args)
+    if errors.size < settings.min_baseline_points or np.isnan(expected).all():
+        return None
+    level = float(np.median(values[normal]))
+    fallback = level
+    expected = np.where(np.isnan(expected), fallback, expected)
+    scale = robust_scale(errors, level, settings.min_relative_scale)
+    return np.asarray(np.abs(values[hit] - expected) / scale, dtype=np.float64)

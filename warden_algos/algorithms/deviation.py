@@ -8,24 +8,27 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Literal
 
-import numpy as np
 from pydantic import Field
 
 from warden_algos.interfaces import (
     AlgorithmParams,
+    DependencyGraph,
     I64Array,
     RCAAlgorithm,
     TimeSeries,
+    rca_graph,
 )
 
-from .common import anomaly_times_or_last, match_nearest, near_any
+from .common import (
+    MAD_TO_STD,
+    MAX_SCORE,
+    MEAN_AD_TO_STD,
+    DeviationSettings,
+    anomaly_times_or_last,
+    deviation_score,
+)
 
-#: Scale factor that turns a median absolute deviation into a standard deviation (normal data).
-MAD_TO_STD = 1.4826
-#: Scale factor that turns a mean absolute deviation into a standard deviation (normal data).
-MEAN_AD_TO_STD = 1.2533
-#: Scores are capped here so that a perfectly flat series that moves still gets a finite score.
-MAX_SCORE = 1e12
+__all__ = ["MAD_TO_STD", "MAX_SCORE", "MEAN_AD_TO_STD", "Deviation", "DeviationParams"]
 
 
 class DeviationParams(AlgorithmParams):
@@ -55,15 +58,45 @@ class DeviationParams(AlgorithmParams):
         description="Floor of the baseline's spread as a fraction of its |median|, so a flat "
         "series that moves a little does not get an unbounded score.",
     )
+    baseline: Literal["seasonal", "history"] = Field(
+        "seasonal",
+        description="A point's expected value: 'seasonal', the median of the same time in the "
+        "previous `seasons` seasons, with the spread of that forecast's errors on the normal "
+        "points (a metric with too little history for it falls back to 'history'); 'history', "
+        "the median and spread of the metric's whole history outside the anomaly times.",
+    )
+    season_s: int = Field(
+        86_400, ge=1, le=366 * 86_400, description="Season length in seconds (default: one day)."
+    )
+    seasons: int = Field(
+        3,
+        ge=1,
+        le=100,
+        description="Previous seasons whose values at the same time make the seasonal forecast.",
+    )
+    tie_margin: float = Field(
+        0.25,
+        ge=0,
+        le=10,
+        description="With a dependency graph in the request (rca.graph): a metric scored within "
+        "this fraction of one of its descendants' score ranks above it, since a fault's effect "
+        "downstream is often as large as at its root (0: the graph is ignored).",
+    )
 
 
 class Deviation(RCAAlgorithm[DeviationParams]):
     """Scores each related metric by how far it leaves its own normal band at the anomaly times:
-    the robust z-score |x - median| / (1.4826 * MAD), where median and MAD (median absolute
-    deviation) come from the metric's own points outside the anomaly times. With several anomaly
+    the robust z-score |x - expected| / (1.4826 * MAD). The expected value (``baseline``) is the
+    seasonal forecast by default, the median of the metric at the same time in the previous
+    ``seasons`` seasons (a day each), with the band's width from that forecast's errors on the
+    metric's normal points, so a daily cycle, phase-shifted per region, is not taken for an
+    anomaly; a metric with less history than a season falls back to the median and MAD of its
+    points outside the anomaly times (``baseline="history"`` always does). With several anomaly
     times the per-point scores are combined by ``aggregate`` (max or mean). A point is "at" an
-    anomaly time when its timestamp matches exactly, or is the nearest one within ``tolerance_s``.
-    With no anomaly times given, the last point of the metric of interest is explained.
+    anomaly time when its timestamp matches exactly, or is the nearest one within
+    ``tolerance_s``. With no anomaly times given, the last point of the metric of interest is
+    explained. With a dependency graph in the request (``rca.graph``), a metric scored within
+    ``tie_margin`` of one of its descendants ranks above it.
 
     Use it for any set of related metrics, of any units and scales (hosts, dependencies, business
     counters, slices of the metric of interest): it answers "which of these did something unusual
@@ -72,12 +105,13 @@ class Deviation(RCAAlgorithm[DeviationParams]):
 
     Do not use it to find the root cause among slices of a total (country, device, ...): a big
     slice that moves little and a small slice that collapses both score high, and every slice
-    overlapping the root cause moves too; use ``adtributor`` there. It ignores seasonality: the
-    baseline is the metric's whole history, so a metric with a strong daily cycle has a wide band
-    (fewer false alarms, less sensitivity). Missing points (NaN) are skipped; a metric with no
-    valid point at the anomaly times, or fewer than ``min_baseline_points`` valid points outside
-    them, is left out of the result. A flat baseline (MAD 0) falls back to the mean absolute
-    deviation, then to ``min_relative_scale`` of the median; scores are capped at 1e12.
+    overlapping the root cause moves too; use ``adtributor`` there. Nor, when the platform knows
+    how the metrics depend on each other, instead of ``graph_residual``: a fault's effect often
+    moves a metric downstream further than the root cause, and only a near tie is given to the
+    ancestor here. Missing points (NaN) are skipped; a metric with no valid point at the anomaly
+    times, or fewer than ``min_baseline_points`` valid points outside them, is left out of the
+    result. A flat baseline (MAD 0) falls back to the mean absolute deviation, then to
+    ``min_relative_scale`` of the median; scores are capped at 1e12.
     """
 
     name = "deviation"
@@ -94,39 +128,44 @@ class Deviation(RCAAlgorithm[DeviationParams]):
         targets = anomaly_times_or_last(anomalies, metric_of_interest, related_metrics)
         if targets.size == 0:
             return {}
+        settings = DeviationSettings(
+            aggregate=params.aggregate,
+            tolerance_s=params.tolerance_s,
+            min_baseline_points=params.min_baseline_points,
+            min_relative_scale=params.min_relative_scale,
+            baseline=params.baseline,
+            season_s=params.season_s,
+            seasons=params.seasons,
+        )
         scores: dict[str, float] = {}
         # One pass per related metric (each has its own time grid); everything inside is
         # vectorised over the metric's points and the anomaly times.
         for series in related_metrics:
-            score = _deviation_score(series, targets, params)
+            score = deviation_score(series, targets, settings)
             if score is not None:
                 scores[series.key] = score
+        graph = rca_graph()
+        if graph is not None and params.tie_margin > 0:
+            return ancestors_first(scores, graph, params.tie_margin)
         return scores
 
 
-def _deviation_score(
-    series: TimeSeries, targets: I64Array, params: DeviationParams
-) -> float | None:
-    times, values = series.times, series.values
-    hit = match_nearest(times, targets, params.tolerance_s)
-    hit = hit[hit >= 0]
-    at_anomaly = values[hit]
-    at_anomaly = at_anomaly[~np.isnan(at_anomaly)]
-    if at_anomaly.size == 0:
-        return None
-    baseline = values[~near_any(times, targets, params.tolerance_s) & ~np.isnan(values)]
-    if baseline.size < params.min_baseline_points:
-        return None
-    with np.errstate(all="ignore"):  # huge magnitudes: overflow is clipped below
-        level = float(np.median(baseline))
-        spread = np.abs(baseline - level)
-        scale = MAD_TO_STD * float(np.median(spread))
-        if not scale > 0:
-            scale = MEAN_AD_TO_STD * float(np.mean(spread))
-        floor = params.min_relative_scale * abs(level)
-        scale = max(scale, floor, float(np.finfo(np.float64).tiny))
-        z = np.abs(at_anomaly - level) / scale
-        score = float(np.max(z) if params.aggregate == "max" else np.mean(z))
-    if np.isnan(score):
-        return None
-    return min(score, MAX_SCORE)
+def ancestors_first(
+    scores: Mapping[str, float], graph: DependencyGraph, margin: float
+) -> dict[str, float]:
+    """``scores`` with each metric lifted just above its best descendant scored at most
+    ``(1 + margin)`` times its own: a near tie goes to the side the fault propagates from.
+    Descendants are settled first (the graph's order reversed), so a chain resolves in one pass."""
+    lifted = dict(scores)
+    for key in reversed(graph.order):
+        own = lifted.get(key)
+        if own is None or own <= 0:
+            continue
+        close = [
+            lifted[other]
+            for other in graph.descendants(key)
+            if other in lifted and own <= lifted[other] <= (1 + margin) * own
+        ]
+        if close:
+            lifted[key] = min(max(close) * (1 + 1e-9), MAX_SCORE)
+    return lifted

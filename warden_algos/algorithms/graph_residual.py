@@ -22,8 +22,16 @@ from warden_algos.interfaces import (
 )
 from warden_algos.interfaces.budget import InputShape, WorkEstimate
 
-from .common import anomaly_times_or_last, match_nearest, near_any
-from .deviation import MAD_TO_STD, MAX_SCORE, MEAN_AD_TO_STD, Deviation, DeviationParams
+from .common import (
+    MAD_TO_STD,
+    MAX_SCORE,
+    MEAN_AD_TO_STD,
+    DeviationSettings,
+    anomaly_times_or_last,
+    deviation_score,
+    match_nearest,
+    near_any,
+)
 
 #: Fewest normal points per fitted coefficient before a regression on the parents is trusted;
 #: below it the metric is scored on its own history, as without a graph.
@@ -117,18 +125,17 @@ class GraphResidual(RCAAlgorithm[GraphResidualParams]):
         params: GraphResidualParams,
     ) -> Mapping[str, float]:
         graph = rca_graph()
-        if graph is None:
-            fallback = DeviationParams(
+        targets = anomaly_times_or_last(anomalies, metric_of_interest, related_metrics)
+        if targets.size == 0:
+            return {}
+        if graph is None:  # deviation's answer, with this algorithm's settings
+            settings = DeviationSettings(
                 aggregate=params.aggregate,
                 tolerance_s=params.tolerance_s,
                 min_baseline_points=params.min_baseline_points,
             )
-            return Deviation(fallback).simple_rca(
-                metric_of_interest, related_metrics, k, anomalies, fallback
-            )
-        targets = anomaly_times_or_last(anomalies, metric_of_interest, related_metrics)
-        if targets.size == 0:
-            return {}
+            scored = ((s.key, deviation_score(s, targets, settings)) for s in related_metrics)
+            return {key: score for key, score in scored if score is not None}
         by_key = {series.key: series for series in [metric_of_interest, *related_metrics]}
         scores: dict[str, float] = {}
         for series in related_metrics:
