@@ -60,8 +60,11 @@ def test_the_poll_keeps_a_cpu_busy_and_blocking_does_not() -> None:
         for server in (polling, blocking):
             server.proc.stdin.close()  # type: ignore[union-attr]
             server.proc.wait(timeout=10)
-    assert busy > 0.05, busy  # about 0.3 s of a CPU when it has one to itself
-    assert busy > idle + 0.04, (busy, idle)
+    # About 0.3 s of a CPU when it has one to itself; far less when the other xdist worker
+    # and the machine's other load share the two cores (0.05 s was seen): the blocking one
+    # spends none, at the clock's 0.01 s resolution.
+    assert busy >= 0.03, busy
+    assert busy > idle + 0.02, (busy, idle)
 
 
 @pytest.mark.parametrize("value", ["-1", "1000001", "fast", "1.5"])
