@@ -68,9 +68,7 @@ class DependencyGraph:
                         field=f"{path}[{index}].{side}",
                     )
             if parent == child:
-                raise InvalidInput(
-                    f"{parent!r} cannot depend on itself", field=f"{path}[{index}]"
-                )
+                raise InvalidInput(f"{parent!r} cannot depend on itself", field=f"{path}[{index}]")
             unique[(parent, child)] = None
         parents: dict[str, list[str]] = {}
         children: dict[str, list[str]] = {}
