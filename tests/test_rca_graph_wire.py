@@ -1,8 +1,8 @@
 """An RCA request's dependency graph over every wire format: JSON's ``rca.graph`` and Thrift's
 ``RcaPayload.graph`` reach the algorithm (``rca_graph()``) intact and the right way round, through
 a real serve process; each malformed shape is INVALID_INPUT naming its field; more than
-``MAX_EDGES`` edges are refused before a single edge is built; a serve process answers the next
-request after any bad graph."""
+``MAX_EDGES`` edges are refused before a single edge is built (Thrift: at the list's header,
+before the reader runs); a serve process answers the next request after any bad graph."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from thrift.TSerialization import deserialize, serialize
 from warden_algos.interfaces import ErrorCode, InvalidInput, RCAResult, TimeSeries
 from warden_algos.interfaces.graph import MAX_EDGES
 from warden_algos.wire import CODECS, RCAPayload, Request, Response, get_codec
+from warden_algos.wire import thrift_budget as tb
 from warden_algos.wire.warden_wire import ttypes as wire
 
 from .conftest import ServeProcess, dumps
@@ -210,6 +211,29 @@ def test_json_counts_the_edges_before_validating_any() -> None:
     decoded = get_codec("json").decode_request(at_most)
     assert isinstance(decoded.payload, RCAPayload) and decoded.payload.graph is not None
     assert len(decoded.payload.graph) == MAX_EDGES
+
+
+@pytest.mark.parametrize("format_name", THRIFT)
+@pytest.mark.parametrize("edge", [wire.GraphEdge(parent=A, child=B), wire.GraphEdge()])
+def test_thrift_refuses_too_many_edges_at_the_lists_header(
+    format_name: Protocol, edge: wire.GraphEdge
+) -> None:
+    """The walk that runs before the C reader refuses the list at its header, with the codec's
+    own error: the elements are neither read nor allocated. A list of empty edges (one byte
+    each, so the message is short enough to skip the memory walk) is refused the same way."""
+    data = thrift_graph_request(format_name, [edge] * (MAX_EDGES + 1))
+    walker = tb._Walk(data, 1 << 62, compact=format_name == "thrift-compact")
+    with pytest.raises(InvalidInput) as caught:
+        walker.request()
+    assert caught.value.field == "rca.graph"
+    assert "100,001 edges; at most 100,000" in caught.value.message
+    assert walker.structs == 6  # the request, its payload and its four metrics: no edge
+    assert len(data) - walker.pos > MAX_EDGES  # it stopped before the edges
+    with pytest.raises(InvalidInput, match="100,001 edges") as decoded:
+        tb.check_thrift_decode_budget(data, format_name)
+    assert decoded.value.field == "rca.graph"
+    at_most = thrift_graph_request(format_name, [edge] * MAX_EDGES)
+    tb.check_thrift_decode_budget(at_most, format_name)
 
 
 @pytest.mark.parametrize("format_name", THRIFT)
