@@ -185,6 +185,36 @@ def library_cases() -> dict[str, dict[str, Any]]:
     return out
 
 
+def graph_cases() -> dict[str, dict[str, Any]]:
+    """RCA requests carrying a dependency graph (rca.graph): one answered (deviation ignores the
+    graph, so it answers as deviation_ranks_the_cause does), a cycle and an unknown key refused."""
+    base = rca()._replace(algorithm="deviation", params={})
+    moi = base.payload.metric_of_interest.key
+    db, cache = "dependency=db", "dependency=cache"
+
+    def with_graph(graph: list[tuple[str, str]], request_id: str) -> Request:
+        payload = base.payload._replace(graph=graph)
+        return base._replace(payload=payload, request_id=request_id)
+
+    return {
+        "deviation_with_graph": {
+            "request": with_graph([(cache, db), (db, moi), (cache, moi)], "vector-graph"),
+            "description": "an RCA request with a dependency graph (edges from the cause side "
+            "to the metric its change propagates to); deviation ignores it",
+        },
+        "invalid_input_graph_cycle": {
+            "request": with_graph([(db, moi), (db, cache), (cache, db)], "vector-graph-cycle"),
+            "description": "a dependency graph with a cycle: INVALID_INPUT, field rca.graph, "
+            "the message naming the cycle",
+        },
+        "invalid_input_graph_unknown_key": {
+            "request": with_graph([(db, moi), ("dependency=queue", db)], "vector-graph-unknown"),
+            "description": "a dependency graph naming a key that is no metric of the request: "
+            "INVALID_INPUT, field rca.graph[1].parent",
+        },
+    }
+
+
 def state_cases() -> dict[str, dict[str, Any]]:
     """Trained ksigma: a fit, a detect with the fitted state, and the refusals of states."""
     from warden_algos.algorithms.ksigma import KSigma
@@ -426,6 +456,7 @@ def cases() -> dict[str, dict[str, Any]]:
             "description": "two installed algorithms claim one name: INTERNAL on every request",
         },
         **library_cases(),
+        **graph_cases(),
         **state_cases(),
         **learned_cases(),
         **matrix_cases(),

@@ -114,6 +114,16 @@ struct FitPayload {
   8: optional binary matrix_packed,
 }
 
+/** One edge of an RCA request's dependency graph: a change of parent propagates to child. Both
+    are keys (TimeSeries dimensions rendered, e.g. "dependency=db") of the metric of interest or of
+    a related metric; both must be set. */
+struct GraphEdge {
+  /** The cause side: the metric whose change propagates. */
+  1: optional string parent,
+  /** The metric it propagates to. */
+  2: optional string child,
+}
+
 /** simple_rca(metric_of_interest, related_metrics, k, anomalies, params) */
 struct RcaPayload {
   1: optional TimeSeries metric_of_interest,
@@ -121,6 +131,11 @@ struct RcaPayload {
   3: optional i32 k,
   4: optional list<i64> anomalies,
   5: optional binary anomalies_packed,
+  /** How the metrics depend on each other, when the host knows it (unset: no graph): at most
+      100,000 edges, acyclic, no self-loops, between the request's own keys (else INVALID_INPUT,
+      field rca.graph or rca.graph[i].parent / .child). An algorithm may use it; one that does not
+      ignores it. */
+  6: optional list<GraphEdge> graph,
 }
 
 struct Request {

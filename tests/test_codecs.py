@@ -70,6 +70,7 @@ def requests_equal(a: Request, b: Request) -> bool:
             )
             and pa.k == pb.k
             and arrays_equal(pa.anomalies, pb.anomalies)
+            and pa.graph == pb.graph
         )
     return False
 
@@ -125,6 +126,7 @@ def requests(draw: Any) -> Request:
             related,
             draw(st.integers(1, 50)),
             draw(numeric_arrays("int64", draw(st.integers(0, 5)))),
+            graph=draw(st.none() | st.lists(st.tuples(names, names), max_size=4)),
         )
         interface = "rca"
     return Request(

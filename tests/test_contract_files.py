@@ -30,8 +30,10 @@ from warden_algos.contract_files import (
     params_path,
     write_contract_files,
 )
-from warden_algos.interfaces import InvalidParams
+from warden_algos.interfaces import InvalidInput, InvalidParams
+from warden_algos.interfaces.graph import MAX_EDGES
 from warden_algos.registry import BUILTIN_ALGORITHMS
+from warden_algos.wire import get_codec
 
 from .conftest import ROOT, cli
 
@@ -196,6 +198,47 @@ def test_an_unknown_param_is_rejected_by_the_schema_as_by_the_model(name: str) -
     schema_rejects = not validator(params_path(name)).is_valid(raw)
     assert schema_rejects == _rejects(algorithm_class.Params.model_validate, raw)
     assert schema_rejects == _rejects(algorithm_class.validate_params, raw)
+
+
+EDGE = {"parent": "dependency=cache", "child": "dependency=db"}
+
+
+@pytest.mark.parametrize(
+    "graph",
+    [
+        None,
+        [],
+        [EDGE, EDGE],
+        EDGE,
+        [EDGE, ["dependency=cache", "dependency=db"]],
+        [{"parent": "dependency=cache"}],
+        [{**EDGE, "parent": 3}],
+        [{**EDGE, "weight": 0.5}],
+        [EDGE] * (MAX_EDGES + 1),
+    ],
+    ids=[
+        "null",
+        "empty",
+        "edges",
+        "object",
+        "edge_as_list",
+        "no_child",
+        "parent_not_a_string",
+        "unknown_field",
+        "too_many",
+    ],
+)
+def test_the_request_schema_judges_a_graphs_shape_as_the_codec_does(graph: Any) -> None:
+    """``rca.graph``'s shape (the keys and the cycles are run_rca's to check): the schema
+    accepts exactly what the JSON codec decodes, the edge count included (``maxItems``)."""
+    request = read_json(VECTORS / "deviation_ranks_the_cause" / "request.json")
+    request["rca"]["graph"] = graph
+    try:
+        get_codec("json").decode_request(orjson.dumps(request))
+        decoded = True
+    except InvalidInput:
+        decoded = False
+    assert validator(REQUEST_FILE).is_valid(request) == decoded
 
 
 def write_command(folder: Path, env: dict[str, str] | None) -> subprocess.CompletedProcess[bytes]:

@@ -142,6 +142,19 @@ def test_a_200_mb_request_is_refused(classpath: str) -> None:
     assert "exceeds the limit of 134217728 bytes" in done.stdout
 
 
+def test_an_rca_graph_sent_from_java_reaches_the_algorithm(
+    classpath: str, plugin_env: dict[str, str]
+) -> None:
+    """The harness builds RCA requests with their dependency edges (Thrift GraphEdges, JSON
+    rca.graph) in every format: test_graph_echo ranks by what it read, the right way round;
+    deviation answers as without a graph; bad graphs are InvalidInput naming their field, after
+    which the same worker answers on (``scenario`` fails on any failed check)."""
+    done = scenario(classpath, "rca_graph", env=plugin_env)
+    for format_name in ("json", "thrift-binary", "thrift-compact"):
+        expected = f"rca graph {format_name}: 3 edges -> [metric=c 2.0, metric=b 1.0, metric=a 0.0]"
+        assert expected in done.stdout, done.stdout
+
+
 def test_host_cli_shows_answers_and_codes(classpath: str) -> None:
     """The person-facing CLI, driving the console script itself (as the platform would)."""
     vectors = ROOT / "serialization" / "vectors"

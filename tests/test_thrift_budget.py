@@ -348,6 +348,15 @@ requests = st.builds(
         related_metrics=st.none() | st.lists(timeseries(), max_size=3),
         k=st.none() | st.integers(-(2**31), 2**31 - 1),
         anomalies=st.none() | st.lists(st.integers(-(2**63), 2**63 - 1), max_size=4),
+        graph=st.none()
+        | st.lists(
+            st.builds(
+                wire.GraphEdge,
+                parent=st.none() | st.text(max_size=5),
+                child=st.none() | st.text(max_size=5),
+            ),
+            max_size=3,
+        ),
     ),
 )
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -421,21 +430,28 @@ def test_truncated_and_garbled_requests_give_invalid_input_or_are_left_to_the_re
 def test_the_default_budget_skips_the_walk_for_small_messages(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Like the JSON check: a message whose worst case fits is not walked at all."""
+    """Like the JSON check: a message whose worst case fits is not walked at all, unless it is
+    long enough to hold a graph of more than MAX_EDGES edges (one byte each at least): then it is
+    walked for that bound (tests/test_rca_graph_wire.py)."""
+    from warden_algos.interfaces.graph import MAX_EDGES
+
     assert tb.WORST_BYTES_PER_WIRE_BYTE >= tb.BYTES_PER_STRUCT
     limit = (2048 << 20) // tb.WORST_BYTES_PER_WIRE_BYTE
     assert 2 << 20 < limit < 3 << 20
-    short = rca_with_related("thrift-compact", b"\x00", limit - 200)
-    longer = rca_with_related("thrift-compact", b"\x00", limit)
-    assert len(short) <= limit < len(longer)
+    assert tb.MOST_COUNTED == MAX_EDGES < limit
+    short = rca_with_related("thrift-compact", b"\x00", MAX_EDGES - 200)
+    longer = rca_with_related("thrift-compact", b"\x00", MAX_EDGES)
+    over_budget = rca_with_related("thrift-compact", b"\x00", limit)
+    assert len(short) <= MAX_EDGES < len(longer) < limit < len(over_budget)
 
     def no_walk(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("walked")
 
     monkeypatch.setattr(tb, "_Walk", no_walk)
     check_thrift_decode_budget(short, "thrift-compact")
-    with pytest.raises(AssertionError, match="walked"):
-        check_thrift_decode_budget(longer, "thrift-compact")
+    for walked in (longer, over_budget):
+        with pytest.raises(AssertionError, match="walked"):
+            check_thrift_decode_budget(walked, "thrift-compact")
 
 
 def reader_end(data: bytes, protocol: Protocol) -> int | None:

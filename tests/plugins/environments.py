@@ -25,6 +25,7 @@ TEST_PLUGINS = {
     "test_stubborn": "warden_test_algos:Stubborn",
     "test_catch_all": "warden_test_algos:CatchAll",
     "test_bad_rca": "warden_test_algos:BadRCA",
+    "test_graph_echo": "warden_test_algos:GraphEcho",
 }
 
 FRAGILE_PLUGINS = {"test_fragile": "warden_fragile_algos:Fragile"}

@@ -1,7 +1,8 @@
 """Misbehaving algorithms the tests install as a real entry-point plugin (see conftest.py).
 
 Each one stands for something an author's code may do in production: sleep, print, crash, ignore
-the deadline, or return something malformed.
+the deadline, or return something malformed; and one (test_graph_echo) answers what the request's
+dependency graph said, so a test can see that a graph crossed the wire intact.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from warden_algos.interfaces import (
     I64Array,
     RCAAlgorithm,
     TimeSeries,
+    rca_graph,
 )
 
 
@@ -132,6 +134,26 @@ class BadRCA(RCAAlgorithm):
         params: AlgorithmParams,
     ) -> Mapping[str, float]:
         return {"no=such": 1.0}
+
+
+class GraphEcho(RCAAlgorithm):
+    name = "test_graph_echo"
+    summary = "Scores each related metric by its parents in the request's graph (-1: no graph)."
+
+    def simple_rca(
+        self,
+        metric_of_interest: TimeSeries,
+        related_metrics: list[TimeSeries],
+        k: int,
+        anomalies: I64Array,
+        params: AlgorithmParams,
+    ) -> Mapping[str, float]:
+        """What the request's graph says, in the answer itself: a graph that lost an edge, or
+        turned one around, on the wire changes the scores."""
+        graph = rca_graph()
+        if graph is None:
+            return {series.key: -1.0 for series in related_metrics}
+        return {series.key: float(len(graph.parents(series.key))) for series in related_metrics}
 
 
 class WrongName(DetectAlgorithm):

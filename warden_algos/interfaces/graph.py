@@ -33,6 +33,16 @@ from .errors import InvalidInput
 MAX_EDGES = 100_000
 
 
+def check_edge_count(count: int, path: str = "rca.graph") -> None:
+    """Refuse more than :data:`MAX_EDGES` edges with ``InvalidInput`` at ``path``.
+
+    One message for every place that counts them: the codecs call it on a wire list's length,
+    before a single edge is converted (the Thrift walk at the list's header, before the reader
+    allocates it), and :meth:`DependencyGraph.of` on what it is given."""
+    if count > MAX_EDGES:
+        raise InvalidInput(f"{count:,} edges; at most {MAX_EDGES:,} are accepted", field=path)
+
+
 @dataclass(frozen=True)
 class DependencyGraph:
     """A validated directed acyclic graph over metric keys (build it with :meth:`of`)."""
@@ -54,10 +64,7 @@ class DependencyGraph:
     ) -> DependencyGraph:
         """The graph of ``edges`` (parent, child) over ``keys``, or ``InvalidInput`` saying which
         edge or which cycle is wrong."""
-        if len(edges) > MAX_EDGES:
-            raise InvalidInput(
-                f"{len(edges)} edges; at most {MAX_EDGES:,} are accepted", field=path
-            )
+        check_edge_count(len(edges), path)
         known = set(keys)
         unique: dict[tuple[str, str], None] = {}
         for index, (parent, child) in enumerate(edges):

@@ -19,6 +19,7 @@ import orjson
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -39,6 +40,7 @@ from warden_algos.interfaces import (
     TimeSeries,
 )
 from warden_algos.interfaces.budget import current_budget
+from warden_algos.interfaces.graph import MAX_EDGES, check_edge_count
 from warden_algos.interfaces.multivariate import MultivariateResult
 
 from .duplicates import check_no_duplicate_keys
@@ -296,11 +298,43 @@ class WireFit(_Wire):
         return self
 
 
+def _edge_count(edges: Any) -> Any:
+    """Count a graph's edges before pydantic validates, and builds, a single one of them."""
+    if isinstance(edges, list):
+        try:
+            check_edge_count(len(edges))
+        except InvalidInput as error:
+            raise PydanticCustomError("too_many_edges", error.message, {}) from None
+    return edges
+
+
+class WireGraphEdge(_Wire):
+    """One dependency: a change of the parent propagates to the child."""
+
+    parent: str = Field(
+        description="The cause side: the key (rendered dimensions) of the metric of interest or "
+        "of a related metric."
+    )
+    child: str = Field(description="The metric the parent's change propagates to: a key too.")
+
+
+#: A dependency graph: counted first (at most MAX_EDGES), then each edge validated.
+GraphWire = Annotated[
+    list[WireGraphEdge], Field(max_length=MAX_EDGES), BeforeValidator(_edge_count)
+]
+
+
 class WireRCA(_Wire):
     metric_of_interest: WireTimeSeries
     related_metrics: list[WireTimeSeries]
     k: int = Field(ge=1, description="How many contributions to return at most.")
     anomalies: I64Wire = Field(default=[], description="Anomalous times of the metric of interest.")
+    graph: GraphWire | None = Field(
+        default=None,
+        description="How the metrics depend on each other, if known: edges from a parent to a "
+        "child, both keys of the metric of interest or of related metrics, acyclic; an RCA "
+        "algorithm may use it (one that does not ignores it).",
+    )
 
 
 class WireRequest(_Wire):
@@ -436,6 +470,15 @@ def _matrix_fields(wire: Any, path: str, request_id: str | None) -> dict[str, An
         raise
 
 
+def _edges(graph: list[WireGraphEdge] | None) -> list[tuple[str, str]] | None:
+    """The payload's (parent, child) pairs; checked against the metrics by ``run_rca``."""
+    return None if graph is None else [(edge.parent, edge.child) for edge in graph]
+
+
+def _graph_out(graph: list[tuple[str, str]]) -> list[dict[str, str]]:
+    return [{"parent": parent, "child": child} for parent, child in graph]
+
+
 class JsonCodec:
     name = "json"
 
@@ -486,6 +529,7 @@ class JsonCodec:
                 related_metrics=[_series(series) for series in wire.rca.related_metrics],
                 k=wire.rca.k,
                 anomalies=wire.rca.anomalies,  # type: ignore[arg-type]
+                graph=_edges(wire.rca.graph),
             )
         return Request(
             interface=wire.interface,
@@ -604,6 +648,8 @@ class JsonCodec:
                 "k": payload.k,
                 "anomalies": _array_out(payload.anomalies, packed),
             }
+            if payload.graph is not None:
+                out["rca"]["graph"] = _graph_out(payload.graph)
         return orjson.dumps(out, option=_DUMP_OPTIONS)
 
     def decode_response(self, data: bytes | bytearray) -> Response:

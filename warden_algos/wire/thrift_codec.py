@@ -33,6 +33,7 @@ from warden_algos.interfaces import (
     RCAResult,
     TimeSeries,
 )
+from warden_algos.interfaces.graph import check_edge_count
 from warden_algos.interfaces.multivariate import MultivariateResult
 from warden_algos.interfaces.types import Explanation
 
@@ -109,6 +110,27 @@ def _series(path: str, series: wire.TimeSeries | None) -> TimeSeries:
             required=False,
         ),
     )
+
+
+def _graph(edges: list[wire.GraphEdge] | None) -> list[tuple[str, str]] | None:
+    """The payload's (parent, child) pairs, each side set; checked against the metrics by
+    ``run_rca``. The count is checked again here for a message the budget walk did not visit."""
+    if edges is None:
+        return None
+    check_edge_count(len(edges))
+    pairs = []
+    for index, edge in enumerate(edges):
+        for side in ("parent", "child"):
+            if getattr(edge, side) is None:
+                raise InvalidInput("missing", field=f"rca.graph[{index}].{side}")
+        pairs.append((edge.parent, edge.child))
+    return pairs
+
+
+def _graph_out(graph: list[tuple[str, str]] | None) -> list[wire.GraphEdge] | None:
+    if graph is None:
+        return None
+    return [wire.GraphEdge(parent=parent, child=child) for parent, child in graph]
 
 
 def _input(path: str, message: Any) -> tuple[F64Array, dict[str, Any]]:
@@ -395,6 +417,7 @@ class _ThriftCodec:
                 ],
                 k=rca.k,
                 anomalies=np.empty(0, dtype=np.int64) if anomalies is None else anomalies,
+                graph=_graph(rca.graph),
             )
         return Request(
             interface=interface,
@@ -507,6 +530,7 @@ class _ThriftCodec:
                 k=payload.k,
                 anomalies=anomalies,
                 anomalies_packed=anomalies_packed,
+                graph=_graph_out(payload.graph),
             )
         return self._serialize(out, packed)
 

@@ -723,6 +723,90 @@ class FitPayload(object):
         return not (self == other)
 
 
+class GraphEdge(object):
+    """
+    One edge of an RCA request's dependency graph: a change of parent propagates to child. Both
+    are keys (TimeSeries dimensions rendered, e.g. "dependency=db") of the metric of interest or of
+    a related metric; both must be set.
+
+    Attributes:
+     - parent: The cause side: the metric whose change propagates.
+     - child: The metric it propagates to.
+
+    """
+
+    __slots__ = (
+        'parent',
+        'child',
+    )
+
+
+    def __init__(self, parent=None, child=None,):
+        self.parent = parent
+        self.child = child
+
+    def read(self, iprot):
+        if iprot._fast_decode is not None and isinstance(iprot.trans, TTransport.CReadableTransport) and self.thrift_spec is not None:
+            iprot._fast_decode(self, iprot, [self.__class__, self.thrift_spec])
+            return
+        iprot.readStructBegin()
+        while True:
+            (fname, ftype, fid) = iprot.readFieldBegin()
+            if ftype == TType.STOP:
+                break
+            if fid == 1:
+                if ftype == TType.STRING:
+                    self.parent = iprot.readString().decode('utf-8', errors='replace') if sys.version_info[0] == 2 else iprot.readString()
+                else:
+                    iprot.skip(ftype)
+            elif fid == 2:
+                if ftype == TType.STRING:
+                    self.child = iprot.readString().decode('utf-8', errors='replace') if sys.version_info[0] == 2 else iprot.readString()
+                else:
+                    iprot.skip(ftype)
+            else:
+                iprot.skip(ftype)
+            iprot.readFieldEnd()
+        iprot.readStructEnd()
+
+    def write(self, oprot):
+        if oprot._fast_encode is not None and self.thrift_spec is not None:
+            oprot.trans.write(oprot._fast_encode(self, [self.__class__, self.thrift_spec]))
+            return
+        oprot.writeStructBegin('GraphEdge')
+        if self.parent is not None:
+            oprot.writeFieldBegin('parent', TType.STRING, 1)
+            oprot.writeString(self.parent.encode('utf-8') if sys.version_info[0] == 2 else self.parent)
+            oprot.writeFieldEnd()
+        if self.child is not None:
+            oprot.writeFieldBegin('child', TType.STRING, 2)
+            oprot.writeString(self.child.encode('utf-8') if sys.version_info[0] == 2 else self.child)
+            oprot.writeFieldEnd()
+        oprot.writeFieldStop()
+        oprot.writeStructEnd()
+
+    def validate(self):
+        return
+
+    def __repr__(self):
+        L = ['%s=%r' % (key, getattr(self, key))
+             for key in self.__slots__]
+        return '%s(%s)' % (self.__class__.__name__, ', '.join(L))
+
+    def __eq__(self, other):
+        if not isinstance(other, self.__class__):
+            return False
+        for attr in self.__slots__:
+            my_val = getattr(self, attr)
+            other_val = getattr(other, attr)
+            if my_val != other_val:
+                return False
+        return True
+
+    def __ne__(self, other):
+        return not (self == other)
+
+
 class RcaPayload(object):
     """
     simple_rca(metric_of_interest, related_metrics, k, anomalies, params)
@@ -733,6 +817,10 @@ class RcaPayload(object):
      - k
      - anomalies
      - anomalies_packed
+     - graph: How the metrics depend on each other, when the host knows it (unset: no graph): at most
+    100,000 edges, acyclic, no self-loops, between the request's own keys (else INVALID_INPUT,
+    field rca.graph or rca.graph[i].parent / .child). An algorithm may use it; one that does not
+    ignores it.
 
     """
 
@@ -742,15 +830,17 @@ class RcaPayload(object):
         'k',
         'anomalies',
         'anomalies_packed',
+        'graph',
     )
 
 
-    def __init__(self, metric_of_interest=None, related_metrics=None, k=None, anomalies=None, anomalies_packed=None,):
+    def __init__(self, metric_of_interest=None, related_metrics=None, k=None, anomalies=None, anomalies_packed=None, graph=None,):
         self.metric_of_interest = metric_of_interest
         self.related_metrics = related_metrics
         self.k = k
         self.anomalies = anomalies
         self.anomalies_packed = anomalies_packed
+        self.graph = graph
 
     def read(self, iprot):
         if iprot._fast_decode is not None and isinstance(iprot.trans, TTransport.CReadableTransport) and self.thrift_spec is not None:
@@ -798,6 +888,17 @@ class RcaPayload(object):
                     self.anomalies_packed = iprot.readBinary()
                 else:
                     iprot.skip(ftype)
+            elif fid == 6:
+                if ftype == TType.LIST:
+                    self.graph = []
+                    (_etype136, _size133) = iprot.readListBegin()
+                    for _i137 in range(_size133):
+                        _elem138 = GraphEdge()
+                        _elem138.read(iprot)
+                        self.graph.append(_elem138)
+                    iprot.readListEnd()
+                else:
+                    iprot.skip(ftype)
             else:
                 iprot.skip(ftype)
             iprot.readFieldEnd()
@@ -815,8 +916,8 @@ class RcaPayload(object):
         if self.related_metrics is not None:
             oprot.writeFieldBegin('related_metrics', TType.LIST, 2)
             oprot.writeListBegin(TType.STRUCT, len(self.related_metrics))
-            for iter133 in self.related_metrics:
-                iter133.write(oprot)
+            for iter139 in self.related_metrics:
+                iter139.write(oprot)
             oprot.writeListEnd()
             oprot.writeFieldEnd()
         if self.k is not None:
@@ -826,13 +927,20 @@ class RcaPayload(object):
         if self.anomalies is not None:
             oprot.writeFieldBegin('anomalies', TType.LIST, 4)
             oprot.writeListBegin(TType.I64, len(self.anomalies))
-            for iter134 in self.anomalies:
-                oprot.writeI64(iter134)
+            for iter140 in self.anomalies:
+                oprot.writeI64(iter140)
             oprot.writeListEnd()
             oprot.writeFieldEnd()
         if self.anomalies_packed is not None:
             oprot.writeFieldBegin('anomalies_packed', TType.STRING, 5)
             oprot.writeBinary(self.anomalies_packed)
+            oprot.writeFieldEnd()
+        if self.graph is not None:
+            oprot.writeFieldBegin('graph', TType.LIST, 6)
+            oprot.writeListBegin(TType.STRUCT, len(self.graph))
+            for iter141 in self.graph:
+                iter141.write(oprot)
+            oprot.writeListEnd()
             oprot.writeFieldEnd()
         oprot.writeFieldStop()
         oprot.writeStructEnd()
@@ -1156,41 +1264,41 @@ class Explanation(object):
             elif fid == 9:
                 if ftype == TType.LIST:
                     self.members = []
-                    (_etype138, _size135) = iprot.readListBegin()
-                    for _i139 in range(_size135):
-                        _elem140 = iprot.readString().decode('utf-8', errors='replace') if sys.version_info[0] == 2 else iprot.readString()
-                        self.members.append(_elem140)
+                    (_etype145, _size142) = iprot.readListBegin()
+                    for _i146 in range(_size142):
+                        _elem147 = iprot.readString().decode('utf-8', errors='replace') if sys.version_info[0] == 2 else iprot.readString()
+                        self.members.append(_elem147)
                     iprot.readListEnd()
                 else:
                     iprot.skip(ftype)
             elif fid == 10:
                 if ftype == TType.MAP:
                     self.context = {}
-                    (_ktype142, _vtype143, _size141) = iprot.readMapBegin()
-                    for _i145 in range(_size141):
-                        _key146 = iprot.readString().decode('utf-8', errors='replace') if sys.version_info[0] == 2 else iprot.readString()
-                        _val147 = iprot.readString().decode('utf-8', errors='replace') if sys.version_info[0] == 2 else iprot.readString()
-                        self.context[_key146] = _val147
+                    (_ktype149, _vtype150, _size148) = iprot.readMapBegin()
+                    for _i152 in range(_size148):
+                        _key153 = iprot.readString().decode('utf-8', errors='replace') if sys.version_info[0] == 2 else iprot.readString()
+                        _val154 = iprot.readString().decode('utf-8', errors='replace') if sys.version_info[0] == 2 else iprot.readString()
+                        self.context[_key153] = _val154
                     iprot.readMapEnd()
                 else:
                     iprot.skip(ftype)
             elif fid == 11:
                 if ftype == TType.LIST:
                     self.columns = []
-                    (_etype151, _size148) = iprot.readListBegin()
-                    for _i152 in range(_size148):
-                        _elem153 = iprot.readString().decode('utf-8', errors='replace') if sys.version_info[0] == 2 else iprot.readString()
-                        self.columns.append(_elem153)
+                    (_etype158, _size155) = iprot.readListBegin()
+                    for _i159 in range(_size155):
+                        _elem160 = iprot.readString().decode('utf-8', errors='replace') if sys.version_info[0] == 2 else iprot.readString()
+                        self.columns.append(_elem160)
                     iprot.readListEnd()
                 else:
                     iprot.skip(ftype)
             elif fid == 12:
                 if ftype == TType.LIST:
                     self.shares = []
-                    (_etype157, _size154) = iprot.readListBegin()
-                    for _i158 in range(_size154):
-                        _elem159 = iprot.readDouble()
-                        self.shares.append(_elem159)
+                    (_etype164, _size161) = iprot.readListBegin()
+                    for _i165 in range(_size161):
+                        _elem166 = iprot.readDouble()
+                        self.shares.append(_elem166)
                     iprot.readListEnd()
                 else:
                     iprot.skip(ftype)
@@ -1244,30 +1352,30 @@ class Explanation(object):
         if self.members is not None:
             oprot.writeFieldBegin('members', TType.LIST, 9)
             oprot.writeListBegin(TType.STRING, len(self.members))
-            for iter160 in self.members:
-                oprot.writeString(iter160.encode('utf-8') if sys.version_info[0] == 2 else iter160)
+            for iter167 in self.members:
+                oprot.writeString(iter167.encode('utf-8') if sys.version_info[0] == 2 else iter167)
             oprot.writeListEnd()
             oprot.writeFieldEnd()
         if self.context is not None:
             oprot.writeFieldBegin('context', TType.MAP, 10)
             oprot.writeMapBegin(TType.STRING, TType.STRING, len(self.context))
-            for kiter161, viter162 in self.context.items():
-                oprot.writeString(kiter161.encode('utf-8') if sys.version_info[0] == 2 else kiter161)
-                oprot.writeString(viter162.encode('utf-8') if sys.version_info[0] == 2 else viter162)
+            for kiter168, viter169 in self.context.items():
+                oprot.writeString(kiter168.encode('utf-8') if sys.version_info[0] == 2 else kiter168)
+                oprot.writeString(viter169.encode('utf-8') if sys.version_info[0] == 2 else viter169)
             oprot.writeMapEnd()
             oprot.writeFieldEnd()
         if self.columns is not None:
             oprot.writeFieldBegin('columns', TType.LIST, 11)
             oprot.writeListBegin(TType.STRING, len(self.columns))
-            for iter163 in self.columns:
-                oprot.writeString(iter163.encode('utf-8') if sys.version_info[0] == 2 else iter163)
+            for iter170 in self.columns:
+                oprot.writeString(iter170.encode('utf-8') if sys.version_info[0] == 2 else iter170)
             oprot.writeListEnd()
             oprot.writeFieldEnd()
         if self.shares is not None:
             oprot.writeFieldBegin('shares', TType.LIST, 12)
             oprot.writeListBegin(TType.DOUBLE, len(self.shares))
-            for iter164 in self.shares:
-                oprot.writeDouble(iter164)
+            for iter171 in self.shares:
+                oprot.writeDouble(iter171)
             oprot.writeListEnd()
             oprot.writeFieldEnd()
         if self.reason is not None:
@@ -1376,50 +1484,50 @@ class DetectResult(object):
             if fid == 1:
                 if ftype == TType.LIST:
                     self.timestamps = []
-                    (_etype168, _size165) = iprot.readListBegin()
-                    for _i169 in range(_size165):
-                        _elem170 = iprot.readI64()
-                        self.timestamps.append(_elem170)
+                    (_etype175, _size172) = iprot.readListBegin()
+                    for _i176 in range(_size172):
+                        _elem177 = iprot.readI64()
+                        self.timestamps.append(_elem177)
                     iprot.readListEnd()
                 else:
                     iprot.skip(ftype)
             elif fid == 2:
                 if ftype == TType.LIST:
                     self.scores = []
-                    (_etype174, _size171) = iprot.readListBegin()
-                    for _i175 in range(_size171):
-                        _elem176 = iprot.readDouble()
-                        self.scores.append(_elem176)
+                    (_etype181, _size178) = iprot.readListBegin()
+                    for _i182 in range(_size178):
+                        _elem183 = iprot.readDouble()
+                        self.scores.append(_elem183)
                     iprot.readListEnd()
                 else:
                     iprot.skip(ftype)
             elif fid == 3:
                 if ftype == TType.LIST:
                     self.expected = []
-                    (_etype180, _size177) = iprot.readListBegin()
-                    for _i181 in range(_size177):
-                        _elem182 = iprot.readDouble()
-                        self.expected.append(_elem182)
+                    (_etype187, _size184) = iprot.readListBegin()
+                    for _i188 in range(_size184):
+                        _elem189 = iprot.readDouble()
+                        self.expected.append(_elem189)
                     iprot.readListEnd()
                 else:
                     iprot.skip(ftype)
             elif fid == 4:
                 if ftype == TType.LIST:
                     self.lower = []
-                    (_etype186, _size183) = iprot.readListBegin()
-                    for _i187 in range(_size183):
-                        _elem188 = iprot.readDouble()
-                        self.lower.append(_elem188)
+                    (_etype193, _size190) = iprot.readListBegin()
+                    for _i194 in range(_size190):
+                        _elem195 = iprot.readDouble()
+                        self.lower.append(_elem195)
                     iprot.readListEnd()
                 else:
                     iprot.skip(ftype)
             elif fid == 5:
                 if ftype == TType.LIST:
                     self.upper = []
-                    (_etype192, _size189) = iprot.readListBegin()
-                    for _i193 in range(_size189):
-                        _elem194 = iprot.readDouble()
-                        self.upper.append(_elem194)
+                    (_etype199, _size196) = iprot.readListBegin()
+                    for _i200 in range(_size196):
+                        _elem201 = iprot.readDouble()
+                        self.upper.append(_elem201)
                     iprot.readListEnd()
                 else:
                     iprot.skip(ftype)
@@ -1461,15 +1569,15 @@ class DetectResult(object):
             elif fid == 13:
                 if ftype == TType.LIST:
                     self.contributions = []
-                    (_etype198, _size195) = iprot.readListBegin()
-                    for _i199 in range(_size195):
-                        _elem200 = []
-                        (_etype204, _size201) = iprot.readListBegin()
-                        for _i205 in range(_size201):
-                            _elem206 = iprot.readDouble()
-                            _elem200.append(_elem206)
+                    (_etype205, _size202) = iprot.readListBegin()
+                    for _i206 in range(_size202):
+                        _elem207 = []
+                        (_etype211, _size208) = iprot.readListBegin()
+                        for _i212 in range(_size208):
+                            _elem213 = iprot.readDouble()
+                            _elem207.append(_elem213)
                         iprot.readListEnd()
-                        self.contributions.append(_elem200)
+                        self.contributions.append(_elem207)
                     iprot.readListEnd()
                 else:
                     iprot.skip(ftype)
@@ -1481,15 +1589,15 @@ class DetectResult(object):
             elif fid == 15:
                 if ftype == TType.LIST:
                     self.expected_matrix = []
-                    (_etype210, _size207) = iprot.readListBegin()
-                    for _i211 in range(_size207):
-                        _elem212 = []
-                        (_etype216, _size213) = iprot.readListBegin()
-                        for _i217 in range(_size213):
-                            _elem218 = iprot.readDouble()
-                            _elem212.append(_elem218)
+                    (_etype217, _size214) = iprot.readListBegin()
+                    for _i218 in range(_size214):
+                        _elem219 = []
+                        (_etype223, _size220) = iprot.readListBegin()
+                        for _i224 in range(_size220):
+                            _elem225 = iprot.readDouble()
+                            _elem219.append(_elem225)
                         iprot.readListEnd()
-                        self.expected_matrix.append(_elem212)
+                        self.expected_matrix.append(_elem219)
                     iprot.readListEnd()
                 else:
                     iprot.skip(ftype)
@@ -1501,11 +1609,11 @@ class DetectResult(object):
             elif fid == 17:
                 if ftype == TType.LIST:
                     self.explanations = []
-                    (_etype222, _size219) = iprot.readListBegin()
-                    for _i223 in range(_size219):
-                        _elem224 = Explanation()
-                        _elem224.read(iprot)
-                        self.explanations.append(_elem224)
+                    (_etype229, _size226) = iprot.readListBegin()
+                    for _i230 in range(_size226):
+                        _elem231 = Explanation()
+                        _elem231.read(iprot)
+                        self.explanations.append(_elem231)
                     iprot.readListEnd()
                 else:
                     iprot.skip(ftype)
@@ -1522,36 +1630,36 @@ class DetectResult(object):
         if self.timestamps is not None:
             oprot.writeFieldBegin('timestamps', TType.LIST, 1)
             oprot.writeListBegin(TType.I64, len(self.timestamps))
-            for iter225 in self.timestamps:
-                oprot.writeI64(iter225)
+            for iter232 in self.timestamps:
+                oprot.writeI64(iter232)
             oprot.writeListEnd()
             oprot.writeFieldEnd()
         if self.scores is not None:
             oprot.writeFieldBegin('scores', TType.LIST, 2)
             oprot.writeListBegin(TType.DOUBLE, len(self.scores))
-            for iter226 in self.scores:
-                oprot.writeDouble(iter226)
+            for iter233 in self.scores:
+                oprot.writeDouble(iter233)
             oprot.writeListEnd()
             oprot.writeFieldEnd()
         if self.expected is not None:
             oprot.writeFieldBegin('expected', TType.LIST, 3)
             oprot.writeListBegin(TType.DOUBLE, len(self.expected))
-            for iter227 in self.expected:
-                oprot.writeDouble(iter227)
+            for iter234 in self.expected:
+                oprot.writeDouble(iter234)
             oprot.writeListEnd()
             oprot.writeFieldEnd()
         if self.lower is not None:
             oprot.writeFieldBegin('lower', TType.LIST, 4)
             oprot.writeListBegin(TType.DOUBLE, len(self.lower))
-            for iter228 in self.lower:
-                oprot.writeDouble(iter228)
+            for iter235 in self.lower:
+                oprot.writeDouble(iter235)
             oprot.writeListEnd()
             oprot.writeFieldEnd()
         if self.upper is not None:
             oprot.writeFieldBegin('upper', TType.LIST, 5)
             oprot.writeListBegin(TType.DOUBLE, len(self.upper))
-            for iter229 in self.upper:
-                oprot.writeDouble(iter229)
+            for iter236 in self.upper:
+                oprot.writeDouble(iter236)
             oprot.writeListEnd()
             oprot.writeFieldEnd()
         if self.timestamps_packed is not None:
@@ -1585,10 +1693,10 @@ class DetectResult(object):
         if self.contributions is not None:
             oprot.writeFieldBegin('contributions', TType.LIST, 13)
             oprot.writeListBegin(TType.LIST, len(self.contributions))
-            for iter230 in self.contributions:
-                oprot.writeListBegin(TType.DOUBLE, len(iter230))
-                for iter231 in iter230:
-                    oprot.writeDouble(iter231)
+            for iter237 in self.contributions:
+                oprot.writeListBegin(TType.DOUBLE, len(iter237))
+                for iter238 in iter237:
+                    oprot.writeDouble(iter238)
                 oprot.writeListEnd()
             oprot.writeListEnd()
             oprot.writeFieldEnd()
@@ -1599,10 +1707,10 @@ class DetectResult(object):
         if self.expected_matrix is not None:
             oprot.writeFieldBegin('expected_matrix', TType.LIST, 15)
             oprot.writeListBegin(TType.LIST, len(self.expected_matrix))
-            for iter232 in self.expected_matrix:
-                oprot.writeListBegin(TType.DOUBLE, len(iter232))
-                for iter233 in iter232:
-                    oprot.writeDouble(iter233)
+            for iter239 in self.expected_matrix:
+                oprot.writeListBegin(TType.DOUBLE, len(iter239))
+                for iter240 in iter239:
+                    oprot.writeDouble(iter240)
                 oprot.writeListEnd()
             oprot.writeListEnd()
             oprot.writeFieldEnd()
@@ -1613,8 +1721,8 @@ class DetectResult(object):
         if self.explanations is not None:
             oprot.writeFieldBegin('explanations', TType.LIST, 17)
             oprot.writeListBegin(TType.STRUCT, len(self.explanations))
-            for iter234 in self.explanations:
-                iter234.write(oprot)
+            for iter241 in self.explanations:
+                iter241.write(oprot)
             oprot.writeListEnd()
             oprot.writeFieldEnd()
         oprot.writeFieldStop()
@@ -1881,11 +1989,11 @@ class RcaResult(object):
             if fid == 1:
                 if ftype == TType.LIST:
                     self.contributions = []
-                    (_etype238, _size235) = iprot.readListBegin()
-                    for _i239 in range(_size235):
-                        _elem240 = Contribution()
-                        _elem240.read(iprot)
-                        self.contributions.append(_elem240)
+                    (_etype245, _size242) = iprot.readListBegin()
+                    for _i246 in range(_size242):
+                        _elem247 = Contribution()
+                        _elem247.read(iprot)
+                        self.contributions.append(_elem247)
                     iprot.readListEnd()
                 else:
                     iprot.skip(ftype)
@@ -1902,8 +2010,8 @@ class RcaResult(object):
         if self.contributions is not None:
             oprot.writeFieldBegin('contributions', TType.LIST, 1)
             oprot.writeListBegin(TType.STRUCT, len(self.contributions))
-            for iter241 in self.contributions:
-                iter241.write(oprot)
+            for iter248 in self.contributions:
+                iter248.write(oprot)
             oprot.writeListEnd()
             oprot.writeFieldEnd()
         oprot.writeFieldStop()
@@ -2195,6 +2303,12 @@ FitPayload.thrift_spec = (
     (7, TType.LIST, 'matrix', (TType.LIST, (TType.DOUBLE, None, False), False), None, ),  # 7
     (8, TType.STRING, 'matrix_packed', 'BINARY', None, ),  # 8
 )
+all_structs.append(GraphEdge)
+GraphEdge.thrift_spec = (
+    None,  # 0
+    (1, TType.STRING, 'parent', 'UTF8', None, ),  # 1
+    (2, TType.STRING, 'child', 'UTF8', None, ),  # 2
+)
 all_structs.append(RcaPayload)
 RcaPayload.thrift_spec = (
     None,  # 0
@@ -2203,6 +2317,7 @@ RcaPayload.thrift_spec = (
     (3, TType.I32, 'k', None, None, ),  # 3
     (4, TType.LIST, 'anomalies', (TType.I64, None, False), None, ),  # 4
     (5, TType.STRING, 'anomalies_packed', 'BINARY', None, ),  # 5
+    (6, TType.LIST, 'graph', (TType.STRUCT, [GraphEdge, None], False), None, ),  # 6
 )
 all_structs.append(Request)
 Request.thrift_spec = (

@@ -21,6 +21,7 @@ import org.apache.thrift.TException;
 import warden.algos.thrift.DetectPayload;
 import warden.algos.thrift.DetectResult;
 import warden.algos.thrift.ErrorCode;
+import warden.algos.thrift.GraphEdge;
 import warden.algos.thrift.RcaPayload;
 import warden.algos.thrift.Request;
 import warden.algos.thrift.Response;
@@ -66,6 +67,7 @@ public final class HarnessTests {
       case "huge_request" -> tests.hugeRequest();
       case "matrix" -> tests.matrix();
       case "explanations" -> tests.explanations();
+      case "rca_graph" -> tests.rcaGraph();
       default -> throw new IllegalArgumentException("unknown scenario " + scenario);
     }
     System.out.printf(
@@ -571,6 +573,192 @@ public final class HarnessTests {
     } catch (WardenException e) {
       check(false, "one-shot huge request: " + e.getMessage());
     }
+  }
+
+  // -------------------------------------------------------------------------------- rca graph
+
+  private static final String GRAPH_ECHO = "test_graph_echo";
+  private static final String TOTAL = "metric=total";
+  private static final String A = "metric=a";
+  private static final String B = "metric=b";
+  private static final String C = "metric=c";
+  private static final int GRAPH_POINTS = 30;
+  /** a feeds b and c, b feeds c: test_graph_echo, which scores a metric by its parents, ranks c. */
+  private static final List<String[]> CHAIN = edges(A, B, A, C, B, C);
+
+  /**
+   * An RCA request's dependency graph from the JVM, in every format through one serve worker
+   * each. test_graph_echo (an installed test plugin scoring each related metric by its parents in
+   * the graph it read) answers what was sent, the right way round; deviation answers with a graph
+   * as without one; a cycle, a self-loop, an unknown key, an edge without its child and 100,001
+   * edges are INVALID_INPUT naming their field (the typed API's InvalidInput carries it), and the
+   * same worker answers on.
+   */
+  private void rcaGraph() throws TException {
+    List<String[]> reversed = CHAIN.stream().map(e -> new String[] {e[1], e[0]}).toList();
+    List<String[]> tooMany = java.util.Collections.nCopies(100_001, new String[] {A, B});
+    Map<String, List<String[]>> bad = new java.util.LinkedHashMap<>();
+    bad.put("rca.graph", edges(A, B, B, C, C, A));
+    bad.put("rca.graph[0]", edges(B, B));
+    bad.put("rca.graph[1].parent", edges(A, B, "metric=zz", C));
+    bad.put("rca.graph[0].child", edges(A, null));
+    for (WireFormat format : WireFormat.values()) {
+      String name = format.cliName;
+      try (WorkerPool pool = new WorkerPool(executable(format), 1, GENEROUS)) {
+        long pid = pool.workerPids().get(0);
+        List<String> chain = ranked(format, pool.callRaw(graphBody(format, GRAPH_ECHO, CHAIN)));
+        check(
+            chain.equals(List.of(C + " 2.0", B + " 1.0", A + " 0.0")),
+            name + ": test_graph_echo read another graph: " + chain);
+        List<String> turned = ranked(format, pool.callRaw(graphBody(format, GRAPH_ECHO, reversed)));
+        check(
+            turned.equals(List.of(A + " 2.0", B + " 1.0", C + " 0.0")),
+            name + ": the reversed graph read as " + turned);
+        List<String> none = ranked(format, pool.callRaw(graphBody(format, GRAPH_ECHO, null)));
+        check(
+            none.equals(List.of(A + " -1.0", B + " -1.0", C + " -1.0")),
+            name + ": without a graph the plugin read one: " + none);
+        List<String> with = ranked(format, pool.callRaw(graphBody(format, "deviation", CHAIN)));
+        List<String> without = ranked(format, pool.callRaw(graphBody(format, "deviation", null)));
+        check(
+            !with.isEmpty() && with.equals(without) && with.stream().allMatch(s -> s.startsWith("metric=")),
+            name + ": deviation answered " + with + " with the graph, " + without + " without");
+        for (Map.Entry<String, List<String[]>> one : bad.entrySet()) {
+          badGraph(format, pool, one.getValue(), one.getKey());
+        }
+        badGraph(format, pool, tooMany, "rca.graph");
+        check(pool.workerPids().get(0) == pid, name + ": one worker throughout");
+        check(pool.replacements() == 0, name + ": no worker replaced");
+        System.out.println("rca graph " + name + ": " + CHAIN.size() + " edges -> " + chain);
+      }
+    }
+  }
+
+  /** Edges from their ends: parent, child, parent, child, ... (a null child is left unset). */
+  private static List<String[]> edges(String... ends) {
+    List<String[]> out = new ArrayList<>();
+    for (int i = 0; i < ends.length; i += 2) {
+      out.add(new String[] {ends[i], ends[i + 1]});
+    }
+    return out;
+  }
+
+  /** A bad graph is INVALID_INPUT at {@code field}; then the worker answers the chain again. */
+  private void badGraph(WireFormat format, WorkerPool pool, List<String[]> graph, String field)
+      throws TException {
+    String what = format.cliName + " " + field + " (" + graph.size() + " edges)";
+    String[] error = error(format, pool.callRaw(graphBody(format, GRAPH_ECHO, graph)));
+    check(
+        "INVALID_INPUT".equals(error[0]) && field.equals(error[1]),
+        what + ": answered " + Arrays.toString(error));
+    if (format.isThrift() && graph.size() < 100) {
+      try {
+        pool.call(graphRequest(GRAPH_ECHO, graph));
+        check(false, what + ": the typed call succeeded");
+      } catch (WardenException.InvalidInput e) {
+        check(field.equals(e.field()), what + ": InvalidInput names " + e.field());
+        check("graph".equals(e.requestId()), what + ": InvalidInput carries " + e.requestId());
+      }
+    }
+    List<String> after = ranked(format, pool.callRaw(graphBody(format, GRAPH_ECHO, CHAIN)));
+    check(after.equals(List.of(C + " 2.0", B + " 1.0", A + " 0.0")), what + ": then " + after);
+  }
+
+  /** The request in {@code format}'s bytes: Thrift from the typed request, JSON by hand. */
+  private static byte[] graphBody(WireFormat format, String algorithm, List<String[]> graph) {
+    if (format.isThrift()) {
+      return format.encode(graphRequest(algorithm, graph));
+    }
+    StringBuilder out =
+        new StringBuilder("{\"interface\":\"rca\",\"algorithm\":")
+            .append(MiniJson.quote(algorithm))
+            .append(",\"request_id\":\"graph\",\"rca\":{\"metric_of_interest\":");
+    jsonSeries(out, "total", 0).append(",\"related_metrics\":[");
+    jsonSeries(out, "a", 1).append(',');
+    jsonSeries(out, "b", 2).append(',');
+    jsonSeries(out, "c", 3).append("],\"k\":3,\"anomalies\":[").append(T0 + 60L * 20).append(']');
+    if (graph != null) {
+      out.append(",\"graph\":[");
+      for (int i = 0; i < graph.size(); i++) {
+        String[] edge = graph.get(i);
+        out.append(i == 0 ? "{" : ",{").append("\"parent\":").append(MiniJson.quote(edge[0]));
+        if (edge[1] != null) {
+          out.append(",\"child\":").append(MiniJson.quote(edge[1]));
+        }
+        out.append('}');
+      }
+      out.append(']');
+    }
+    return out.append("}}").toString().getBytes(StandardCharsets.UTF_8);
+  }
+
+  /**
+   * An RCA request as a platform's own code would build it: a total and three related metrics,
+   * with the dependency edges the platform knows, each (parent, child): a change of the parent
+   * propagates to the child. A null child is left unset, as a buggy host might.
+   */
+  static Request graphRequest(String algorithm, List<String[]> graph) {
+    RcaPayload rca =
+        new RcaPayload()
+            .setMetric_of_interest(graphSeries("total", 0))
+            .setRelated_metrics(List.of(graphSeries("a", 1), graphSeries("b", 2), graphSeries("c", 3)))
+            .setK(3)
+            .setAnomalies(List.of(T0 + 60L * 20));
+    if (graph != null) {
+      List<GraphEdge> edges = new ArrayList<>(graph.size());
+      for (String[] edge : graph) {
+        GraphEdge one = new GraphEdge().setParent(edge[0]);
+        edges.add(edge[1] == null ? one : one.setChild(edge[1]));
+      }
+      rca.setGraph(edges);
+    }
+    return new Request()
+        .setInterface_name("rca")
+        .setAlgorithm(algorithm)
+        .setRequest_id("graph")
+        .setRca(rca);
+  }
+
+  private static TimeSeries graphSeries(String metric, int seed) {
+    Random random = new Random(seed);
+    List<Long> times = new ArrayList<>(GRAPH_POINTS);
+    List<Double> values = new ArrayList<>(GRAPH_POINTS);
+    for (int i = 0; i < GRAPH_POINTS; i++) {
+      times.add(T0 + 60L * i);
+      values.add(10 + random.nextGaussian() + (i == 20 && seed == 1 ? 8 : 0));
+    }
+    return new TimeSeries().setDimensions(Map.of("metric", metric)).setTimes(times).setValues(values);
+  }
+
+  private static StringBuilder jsonSeries(StringBuilder out, String metric, int seed) {
+    TimeSeries series = graphSeries(metric, seed);
+    out.append("{\"dimensions\":{\"metric\":").append(MiniJson.quote(metric)).append("},\"times\":");
+    out.append(series.getTimes().toString().replace(" ", "")).append(",\"values\":");
+    return out.append(series.getValues().toString().replace(" ", "")).append('}');
+  }
+
+  /** An RCA answer's contributions in their order, as "key score"; an error as "CODE field". */
+  private static List<String> ranked(WireFormat format, byte[] answer) throws TException {
+    List<String> out = new ArrayList<>();
+    if (format.isThrift()) {
+      Response response = format.decode(new Response(), answer);
+      if (response.isSetError()) {
+        return List.of(response.getError().getCode() + " " + response.getError().getField());
+      }
+      for (warden.algos.thrift.Contribution one : response.getRca().getContributions()) {
+        out.add(one.getKey() + " " + one.getScore());
+      }
+      return out;
+    }
+    Map<?, ?> root = MiniJson.object(MiniJson.parse(answer), "the response");
+    if (root.get("error") instanceof Map<?, ?> error) {
+      return List.of(error.get("code") + " " + error.get("field"));
+    }
+    Map<?, ?> rca = MiniJson.object(root.get("rca"), "rca");
+    for (Map.Entry<?, ?> one : MiniJson.object(rca.get("contributions"), "contributions").entrySet()) {
+      out.add(one.getKey() + " " + ((java.math.BigDecimal) one.getValue()).doubleValue());
+    }
+    return out;
   }
 
   // ----------------------------------------------------------------------------------- matrix
