@@ -186,8 +186,10 @@ def library_cases() -> dict[str, dict[str, Any]]:
 
 
 def graph_cases() -> dict[str, dict[str, Any]]:
-    """RCA requests carrying a dependency graph (rca.graph): one answered (deviation ignores the
-    graph, so it answers as deviation_ranks_the_cause does), a cycle and an unknown key refused."""
+    """RCA requests carrying a dependency graph (rca.graph): answered by deviation (a near tie
+    would go to the ancestor; here there is none, so it answers as deviation_ranks_the_cause
+    does) and by graph_residual (db's bump is not what its parent cache predicts), a cycle and
+    an unknown key refused."""
     base = rca()._replace(algorithm="deviation", params={})
     moi = base.payload.metric_of_interest.key
     db, cache = "dependency=db", "dependency=cache"
@@ -200,7 +202,14 @@ def graph_cases() -> dict[str, dict[str, Any]]:
         "deviation_with_graph": {
             "request": with_graph([(cache, db), (db, moi), (cache, moi)], "vector-graph"),
             "description": "an RCA request with a dependency graph (edges from the cause side "
-            "to the metric its change propagates to); deviation ignores it",
+            "to the metric its change propagates to); deviation only breaks near ties with it",
+        },
+        "graph_residual_with_graph": {
+            "request": with_graph([(cache, db), (db, moi), (cache, moi)], "vector-graph")._replace(
+                algorithm="graph_residual"
+            ),
+            "description": "graph_residual: each related metric's residual from what its graph "
+            "parents predict; db's bump is not explained by cache, db ranks first",
         },
         "invalid_input_graph_cycle": {
             "request": with_graph([(db, moi), (db, cache), (cache, db)], "vector-graph-cycle"),
