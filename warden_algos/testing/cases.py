@@ -42,6 +42,8 @@ class RCACase:
     related_metrics: tuple[TimeSeries, ...]
     k: int
     anomalies: I64Array
+    #: The request's dependency edges (parent, child), when it carries a graph (rca.graph).
+    graph: tuple[tuple[str, str], ...] | None = None
 
 
 Case = DetectCase | RCACase
@@ -109,6 +111,16 @@ def rca_cases() -> tuple[RCACase, ...]:
             anomalies,
         ),
         RCACase("empty metric of interest", False, empty_moi, related, 2, anomalies[:0]),
+        RCACase(
+            "with a dependency graph",
+            True,
+            moi,
+            related,
+            2,
+            anomalies,
+            graph=(("dep=cause", "metric=moi"), ("dep=bystander", "dep=gappy")),
+        ),
+        RCACase("with an empty dependency graph", False, moi, related, 2, anomalies, graph=()),
     )
 
 
@@ -139,7 +151,11 @@ def as_request(
         interface="rca",
         algorithm=algorithm,
         payload=RCAPayload(
-            case.metric_of_interest, list(case.related_metrics), case.k, case.anomalies
+            case.metric_of_interest,
+            list(case.related_metrics),
+            case.k,
+            case.anomalies,
+            graph=None if case.graph is None else list(case.graph),
         ),
         params=dict(params or {}),
         request_id=request_id,

@@ -53,7 +53,15 @@ def _run(algorithm: Algorithm[Any], case: Case) -> Result:
         assert isinstance(algorithm, DetectAlgorithm)
         return run_detect(algorithm, case.timestamps, case.values, ["conformance=1"])
     assert isinstance(algorithm, RCAAlgorithm)
-    return run_rca(algorithm, case.metric_of_interest, case.related_metrics, case.k, case.anomalies)
+    graph = None if case.graph is None else list(case.graph)
+    return run_rca(
+        algorithm,
+        case.metric_of_interest,
+        case.related_metrics,
+        case.k,
+        case.anomalies,
+        graph=graph,
+    )
 
 
 def observe_case(algorithm: Algorithm[Any], case: Case) -> Observation:
