@@ -1,0 +1,167 @@
+"""The RCA evaluation: the generator's named settings (rca_synthetic)."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import warnings
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from warden_algos.evaluation.rca_synthetic import (
+    HARD,
+    NOISY,
+    UNEVEN,
+    WOBBLE,
+    Difficulty,
+    RcaCase,
+    describe_cases,
+    generate_cases,
+)
+
+DAY = 86_400
+
+
+@pytest.fixture(autouse=True)
+def _warnings_are_errors() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        yield
+
+
+def summary(cases: Sequence[RcaCase]) -> str:
+    """What a case is, coarse enough not to depend on the last bits of float32 arithmetic: the
+    random draws (root cause, factor, anomaly times, slices) and the slices' sums to 4 digits."""
+    out = [
+        (
+            case.root_causes,
+            case.root_dimension,
+            f"{case.factor:.9f}",
+            case.anomalies.tolist(),
+            [s.key for s in case.related_metrics],
+            [
+                f"{float(s.values.sum()):.4g}"
+                for s in [case.metric_of_interest, *case.related_metrics]
+            ],
+        )
+        for case in cases
+    ]
+    return hashlib.sha256(repr(out).encode()).hexdigest()[:16]
+
+
+# --- the generator's settings ---------------------------------------------------------------------
+
+
+def test_the_existing_settings_make_the_same_cases_as_before_the_new_fields() -> None:
+    """The figures computed with the generator before min_dimensions, count_dispersion,
+    effect_spread and global_wobble existed (commit 60cc415): their defaults draw nothing, so the
+    results of the default and hard settings stay comparable across that change."""
+    assert summary(generate_cases(Difficulty(), 6, 0)) == "38a560e879526efe"
+    assert summary(generate_cases(HARD, 6, 0)) == "436fb4c832819052"
+
+
+@pytest.mark.parametrize("difficulty", [UNEVEN, WOBBLE, NOISY], ids=["uneven", "wobble", "noisy"])
+def test_the_new_settings_are_deterministic(difficulty: Difficulty) -> None:
+    first, again = generate_cases(difficulty, 3, 11), generate_cases(difficulty, 3, 11)
+    assert summary(first) == summary(again)
+    for a, b in zip(first, again, strict=True):
+        for sa, sb in zip(a.related_metrics, b.related_metrics, strict=True):
+            assert np.array_equal(sa.values, sb.values)
+    assert summary(generate_cases(difficulty, 3, 12)) != summary(first)
+
+
+def at_anomalies(case: RcaCase) -> np.ndarray:
+    return np.isin(case.metric_of_interest.times, case.anomalies)
+
+
+def test_a_global_wobble_moves_every_slice_by_one_factor_at_the_anomaly_times_only() -> None:
+    """One case from the same seed with and without the wobble: its draw comes last, so the two
+    differ by exactly one common factor, at the anomaly times and nowhere else."""
+    factors = []
+    for seed in range(5):
+        (plain,) = generate_cases(Difficulty(), 1, seed)
+        (wobbly,) = generate_cases(Difficulty(global_wobble=0.3), 1, seed)
+        at = at_anomalies(plain)
+        assert plain.root_causes == wobbly.root_causes
+        ratios = []
+        for a, b in zip(plain.related_metrics, wobbly.related_metrics, strict=True):
+            assert np.array_equal(a.values[~at], b.values[~at])
+            ratios.append(b.values[at] / a.values[at])
+        ratio = np.concatenate(ratios)
+        np.testing.assert_allclose(ratio, ratio[0], rtol=1e-5)  # float32 leaves
+        factors.append(float(ratio[0]))
+    assert all(abs(math.log(f)) > 0.01 for f in factors)  # it moved every time
+    assert min(factors) < 1 < max(factors)  # both ways
+
+
+def test_uneven_outages_keep_the_root_causes_change_and_spread_it_unequally() -> None:
+    """Same seed with and without effect_spread: outside the anomaly nothing differs; at it, the
+    root cause's own slice changes about as much (the level-weighted change is kept), the other
+    elements of its dimension not at all, and the slices of the other dimensions by different
+    factors (the outage hits some of them harder)."""
+    spreads = []
+    for seed in range(6):
+        (even,) = generate_cases(Difficulty(), 1, seed)
+        (uneven,) = generate_cases(Difficulty(effect_spread=0.8), 1, seed)
+        at = at_anomalies(even)
+        assert even.root_causes == uneven.root_causes and even.total_effect == uneven.total_effect
+        root_change = []
+        others = []
+        for a, b in zip(even.related_metrics, uneven.related_metrics, strict=True):
+            assert np.array_equal(a.values[~at], b.values[~at])
+            dimension = a.key.split("=")[0]
+            ratio = b.values[at] / a.values[at]
+            if a.key in even.root_causes:
+                root_change.append(float(b.values[at].sum() / a.values[at].sum()))
+            elif dimension == even.root_dimension:
+                np.testing.assert_allclose(ratio, 1.0, rtol=1e-5)
+            else:
+                others.append(float(np.mean(ratio)))
+        assert all(0.6 < change < 1.6 for change in root_change), root_change
+        spreads.append(float(np.std(np.log(others))))
+    assert float(np.median(spreads)) > 0.05  # without the spread every ratio would be 1
+
+
+def test_noisy_cases_are_noisier_and_have_two_to_four_dimensions() -> None:
+    default = describe_cases(generate_cases(Difficulty(), 12, 3))
+    cases = generate_cases(NOISY, 12, 3)
+    noisy = describe_cases(cases)
+    assert noisy["total_forecast_error"] > 2 * default["total_forecast_error"]
+    counts = {len({s.key.split("=")[0] for s in case.related_metrics}) for case in cases}
+    assert counts <= {2, 3, 4} and len(counts) >= 2
+
+
+def test_count_dispersion_makes_small_slices_noisier() -> None:
+    """Over-dispersed counts: the leaf noise's 1/level term is multiplied, so the forecast error
+    of the smallest slices grows (the big ones are dominated by element noise)."""
+
+    def small_slice_error(difficulty: Difficulty) -> float:
+        errors = []
+        for case in generate_cases(difficulty, 4, 5):
+            per_day = DAY // 600
+            smallest = min(case.related_metrics, key=lambda s: float(s.values.mean()))
+            v = smallest.values
+            errors.append(np.std(np.log(v[per_day:-per_day] / v[: -2 * per_day])))
+        return float(np.mean(errors))
+
+    small = Difficulty(total_level=2_000.0)
+    assert small_slice_error(small.model_copy(update={"count_dispersion": 10.0})) > (
+        1.5 * small_slice_error(small)
+    )
+
+
+def test_a_dominating_wobble_leaves_the_root_cause_explaining_less_than_half() -> None:
+    assert describe_cases(generate_cases(Difficulty(), 20, 4))["root_explains_under_half"] == 0
+    assert describe_cases(generate_cases(WOBBLE, 20, 4))["root_explains_under_half"] >= 0.15
+
+
+def test_new_fields_are_checked() -> None:
+    with pytest.raises(ValidationError):
+        Difficulty(min_dimensions=5, n_dimensions=4)
+    with pytest.raises(ValidationError):
+        Difficulty(global_wobble=-0.1)
+    with pytest.raises(ValidationError):
+        Difficulty(effect_spread=5.0)
