@@ -1,4 +1,5 @@
-"""The RCA evaluation: the generator's named settings (rca_synthetic)."""
+"""The RCA evaluation: the generator's named settings, and the trivial baselines beside the
+algorithms (rca_synthetic, rca_baselines)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,18 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from warden_algos.evaluation.rca_baselines import (
+    BASELINES,
+    evaluate_baseline,
+    largest_absolute_change,
+    largest_relative_change,
+    random_ranking,
+    relative_change,
+)
 from warden_algos.evaluation.rca_synthetic import (
     HARD,
     NOISY,
@@ -20,9 +31,13 @@ from warden_algos.evaluation.rca_synthetic import (
     RcaCase,
     describe_cases,
     generate_cases,
+    score_rankings,
 )
+from warden_algos.interfaces import TimeSeries
 
 DAY = 86_400
+HOUR = 3_600
+T0 = 1_700_006_400  # a day boundary
 
 
 @pytest.fixture(autouse=True)
@@ -165,3 +180,112 @@ def test_new_fields_are_checked() -> None:
         Difficulty(global_wobble=-0.1)
     with pytest.raises(ValidationError):
         Difficulty(effect_spread=5.0)
+
+
+# --- the trivial baselines ------------------------------------------------------------------------
+
+
+def hand_case(
+    history: dict[str, tuple[float, ...]],
+    now: dict[str, float],
+    root: tuple[str, ...],
+    *,
+    outside: dict[str, float] | None = None,
+) -> RcaCase:
+    """Hourly slices over four days: ``history[key]`` gives the slice's value at the anomaly's
+    hour on each of the three previous days, ``outside`` (default: the first of those) its value
+    at every other hour, ``now`` its value at the anomaly (the last point)."""
+    times = T0 + HOUR * np.arange(96, dtype=np.int64)
+    related = []
+    for key, earlier in history.items():
+        values = np.full(96, (outside or {}).get(key, earlier[0]))
+        values[[23, 47, 71]] = earlier
+        values[95] = now[key]
+        dimension, element = key.split("=")
+        related.append(TimeSeries({dimension: element}, times, values))
+    total = TimeSeries({}, times, sum(s.values for s in related))
+    return RcaCase(total, related, times[-1:], root, root[0].split("=")[0], 1.0, 0.1)
+
+
+def test_the_change_baselines_rank_on_the_seasonal_forecast() -> None:
+    """country=US is big and rose 10 % (+100), FR small and lost half (-20); DE's level at other
+    hours says it collapsed, but at this hour it is always at 5, so by the seasonal forecast (the
+    median of the same hour on the three previous days) it did not move at all."""
+    case = hand_case(
+        {
+            "country=US": (1000.0, 990.0, 1010.0),
+            "country=FR": (40.0, 42.0, 38.0),
+            "country=DE": (5.0, 5.0, 5.0),
+        },
+        {"country=US": 1100.0, "country=FR": 20.0, "country=DE": 5.0},
+        ("country=FR",),
+        outside={"country=DE": 500.0},
+    )
+    assert largest_absolute_change(case) == ["country=US", "country=FR", "country=DE"]
+    assert largest_relative_change(case) == ["country=FR", "country=US", "country=DE"]
+    score = evaluate_baseline("relative", largest_relative_change, [case])
+    assert (score.top1, score.top3, score.complete_top3, score.n_cases) == (1.0, 1.0, 1.0, 1)
+    absolute = evaluate_baseline("absolute", largest_absolute_change, [case])
+    assert (absolute.top1, absolute.top3, absolute.mean_results) == (0.0, 1.0, 3.0)
+    assert absolute.wall_s > 0 and absolute.ms_per_case == 1000 * absolute.wall_s
+
+
+def test_relative_change_of_a_slice_from_nothing() -> None:
+    assert relative_change(0.0, 5.0) == math.inf
+    assert relative_change(0.0, 0.0) == 0.0
+    assert relative_change(-10.0, -5.0) == pytest.approx(0.5)
+
+
+def test_random_ranking_is_a_seeded_permutation_of_the_slices() -> None:
+    cases = generate_cases(Difficulty(), 3, 1)
+    keys = sorted(s.key for s in cases[0].related_metrics)
+    first = random_ranking(cases[0])
+    assert sorted(first) == keys and first == random_ranking(cases[0])
+    assert random_ranking(cases[0], seed=1) != first
+    # A case keeps its order whatever list it is evaluated in.
+    assert evaluate_baseline("r", random_ranking, cases[:1]).top1 == float(
+        random_ranking(cases[0])[0] in cases[0].root_causes
+    )
+
+
+def test_scoring_counts_two_element_causes_as_the_algorithms_are() -> None:
+    case = hand_case(
+        {
+            "country=US": (10.0,) * 3,
+            "country=FR": (10.0,) * 3,
+            "country=DE": (10.0,) * 3,
+            "country=IT": (10.0,) * 3,
+        },
+        {"country=US": 10.0, "country=FR": 10.0, "country=DE": 10.0, "country=IT": 10.0},
+        ("country=DE", "country=IT"),
+    )
+    rankings = [
+        ["country=DE", "country=US", "country=FR", "country=IT"],  # top-1, not complete
+        ["country=US", "country=IT", "country=DE"],  # top-3 and complete, not top-1
+        [],  # nothing returned
+    ]
+    score = score_rankings("hand", {}, rankings, [case] * 3, 0.3)
+    assert score.top1 == pytest.approx(1 / 3)
+    assert score.top3 == pytest.approx(2 / 3)
+    assert score.complete_top3 == pytest.approx(1 / 3)
+    assert score.mean_results == pytest.approx(2.0)  # only the first three count
+    assert score.ms_per_case == pytest.approx(100.0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    values=st.lists(
+        st.tuples(st.floats(0, 1e6), st.floats(0, 1e6), st.floats(0, 1e6), st.floats(0, 1e6)),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_every_baseline_ranks_each_usable_slice_once(
+    values: list[tuple[float, float, float, float]],
+) -> None:
+    history = {f"country=c{i}": row[:3] for i, row in enumerate(values)}
+    now = {f"country=c{i}": row[3] for i, row in enumerate(values)}
+    case = hand_case(history, now, ("country=c0",))
+    for _, ranking in BASELINES:
+        ranked = ranking(case)
+        assert sorted(ranked) == sorted(history)

@@ -33,12 +33,25 @@ How a case is made (every knob is a field of :class:`Difficulty`, with its defau
   detector on the total would have flagged. This rules out tiny elements with small changes but
   keeps small elements with large changes. Each root-cause leaf's change is jittered
   (``effect_jitter``), as an outage does not hit every leaf alike.
+- Harder variants, all off by default (their defaults draw no random number, so a setting that
+  leaves them alone makes exactly the cases it made before they existed):
+  ``effect_spread`` weights the root cause's change per leaf by a log-normal factor per element
+  of each other dimension (an outage of one country that hits some devices far harder), keeping
+  the root cause's own level-weighted change; ``global_wobble`` multiplies every leaf by one
+  common log-normal factor at the anomaly times (a forecast miss of the whole total), so the root
+  cause may explain less than half of the total's change, or move against it;
+  ``count_dispersion`` multiplies the 1/level term of the leaf noise (over-dispersed counts);
+  ``min_dimensions`` gives every case its own number of dimensions.
 
 How hard that is: :func:`describe_cases` measures it on generated cases. With the defaults, the
 total's forecast error (the relative error of the median of the same time on the three previous
 days, at normal points) has a standard deviation of about 3.5 %, so the smallest anomalies are
 about 3 of those, the median one about 6; the noise also leaves the forecast of a slice off by
 several per cent, more for small slices; a quarter of the root causes are two elements.
+Named settings: ``HARD`` (noisier, more and more unequal elements, smaller anomalies),
+``UNEVEN`` (effect_spread 0.8), ``WOBBLE`` (global_wobble 0.3: the root cause explains less than
+half of the total's change in about a third of the cases) and ``NOISY`` (close to an
+Adtributor-style count generator: 2 to 4 dimensions, over-dispersed, noisy, a small wobble).
 
 Scoring (:func:`evaluate_rca`): an algorithm is constructed as the SDK does
 (``cls.from_params(params)``) and run through :func:`warden_algos.interfaces.run_rca` (input
