@@ -20,6 +20,7 @@ from warden_algos.algorithms.adtributor import (
     distribution,
     js_surprise,
 )
+from warden_algos.algorithms.correlation import Correlation
 from warden_algos.algorithms.deviation import Deviation
 from warden_algos.evaluation.rca_synthetic import (
     Difficulty,
@@ -336,6 +337,15 @@ def test_registry_entries_load_and_keep_the_contract(name: str, target: str, cls
     assert AlgorithmEntry(name, target, "built-in").load() is cls
     assert contract_problems(cls) == []
     assert "Use it" in cls.description() and "Do not use it" in cls.description()
+
+
+def test_correlation_says_plainly_that_it_is_a_weak_baseline() -> None:
+    """What ``describe correlation`` shows (summary and docstring): nobody should pick it to name
+    a root cause without reading why it cannot."""
+    assert Correlation.summary.startswith("Weak baseline")
+    text = Correlation.description()
+    assert "weak baseline" in text and "cannot tell a cause from" in text
+    assert "Use it only as a baseline" in text and "Do not use it" in text
 
 
 def test_algorithm_modules_stay_light() -> None:
