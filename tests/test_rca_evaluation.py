@@ -25,6 +25,7 @@ from warden_algos.evaluation.rca_baselines import (
 from warden_algos.evaluation.rca_synthetic import (
     HARD,
     NOISY,
+    SETTINGS,
     UNEVEN,
     WOBBLE,
     Difficulty,
@@ -171,6 +172,16 @@ def test_count_dispersion_makes_small_slices_noisier() -> None:
 def test_a_dominating_wobble_leaves_the_root_cause_explaining_less_than_half() -> None:
     assert describe_cases(generate_cases(Difficulty(), 20, 4))["root_explains_under_half"] == 0
     assert describe_cases(generate_cases(WOBBLE, 20, 4))["root_explains_under_half"] >= 0.15
+
+
+def test_the_named_settings_are_the_benchmarks_and_the_clis() -> None:
+    assert {
+        "default": Difficulty(),
+        "hard": HARD,
+        "uneven": UNEVEN,
+        "wobble": WOBBLE,
+        "noisy": NOISY,
+    } == SETTINGS
 
 
 def test_new_fields_are_checked() -> None:

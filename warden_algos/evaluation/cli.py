@@ -62,7 +62,7 @@ def add_evaluate_parser(commands: Any) -> None:
     evaluate.add_argument("--seed", type=int, default=0, help="RCA: generator seed")
     evaluate.add_argument(
         "--difficulty",
-        choices=["default", "hard"],
+        choices=["default", "hard", "uneven", "wobble", "noisy"],
         default="default",
         help="RCA: generator setting (see benchmarks/results/rca_synthetic.md)",
     )
@@ -365,7 +365,7 @@ def _run_rca(args: argparse.Namespace, params: dict[str, Any]) -> int:
     from warden_algos.registry import Registry, is_rca
 
     require("evaluate", what="evaluating an RCA algorithm (its case generator)")
-    from .rca_synthetic import HARD, Difficulty, evaluate_rca, generate_cases
+    from .rca_synthetic import SETTINGS, evaluate_rca, generate_cases
     from .report import print_table
 
     if args.cases <= 0:
@@ -375,7 +375,7 @@ def _run_rca(args: argparse.Namespace, params: dict[str, Any]) -> int:
     registry = Registry.discover()
     main_class = registry.load(args.algorithm)
     main_class.validate_params(params)
-    difficulty = HARD if args.difficulty == "hard" else Difficulty()
+    difficulty = SETTINGS[args.difficulty]
     cases = generate_cases(difficulty, args.cases, args.seed)
     scores = [evaluate_rca(main_class, params, cases)]  # type: ignore[arg-type]
     if not args.no_baselines:
