@@ -187,12 +187,13 @@ def explain_dimension(
     total = _left_over(float(w.sum()), float(wl.sum()), float(wll.sum()), prior)
     if not total > 1e-24:
         return None
-    # Deviation removed by taking one element out: the whole's less what the others leave.
-    without = [
-        _left_over(float(w.sum() - w[i]), float(wl.sum() - wl[i]), float(wll.sum() - wll[i]), prior)
-        for i in range(len(slices))
-    ]
-    removed = np.maximum(total - np.asarray(without), 0.0) / total
+    # Deviation removed by taking one element out: the whole's less what the others leave
+    # (_left_over for every element at once).
+    rest_w, rest_wl = w.sum() - w, wl.sum() - wl
+    denominator = rest_w + prior
+    safe = np.where(denominator > 0, denominator, 1.0)
+    without = np.where(denominator > 0, (wll.sum() - wll) - rest_wl * rest_wl / safe, 0.0)
+    removed = np.maximum(total - np.maximum(without, 0.0), 0.0) / total
     order = sorted(range(len(slices)), key=lambda i: (-removed[i], slices[i].key))
     candidates: list[tuple[str, float]] = []
     kept = [float(w.sum()), float(wl.sum()), float(wll.sum())]
