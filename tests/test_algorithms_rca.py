@@ -14,7 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from warden_algos.algorithms.adtributor import Adtributor, explanatory_power, js_surprise
+from warden_algos.algorithms.adtributor import (
+    Adtributor,
+    deviations,
+    distribution,
+    js_surprise,
+)
+from warden_algos.algorithms.correlation import Correlation
 from warden_algos.algorithms.deviation import Deviation
 from warden_algos.evaluation.rca_synthetic import (
     Difficulty,
@@ -47,10 +53,11 @@ def hourly(days: int) -> np.ndarray:
 
 
 def cube_case(
-    change: dict[str, float], *, days: int = 3, seed: int = 0
+    change: dict[str, float], *, days: int = 3, seed: int = 0, wobble: float = 1.0
 ) -> tuple[TimeSeries, list[TimeSeries], np.ndarray]:
     """A 3 countries x 2 devices cube with a daily cycle and 2 % noise; the leaves of the countries
-    in ``change`` are multiplied by its factor at the last two points."""
+    in ``change`` are multiplied by its factor at the last two points, and every leaf by
+    ``wobble`` (a forecast miss of the whole total)."""
     rng = np.random.default_rng(seed)
     times = hourly(days)
     countries = {"US": 600.0, "DE": 250.0, "FR": 150.0}
@@ -61,7 +68,7 @@ def cube_case(
         for device, share in devices.items():
             noise = np.exp(0.02 * rng.standard_normal(times.shape[0]))
             values = level * share * cycle * noise
-            values[-2:] *= change.get(country, 1.0)
+            values[-2:] *= change.get(country, 1.0) * wobble
             leaves[country, device] = values
     related = [
         TimeSeries({"country": c}, times, sum(leaves[c, d] for d in devices)) for c in countries
@@ -85,6 +92,50 @@ def test_adtributor_names_the_country_that_collapsed() -> None:
     assert all(score < 2 for key, score in result.contributions if key.startswith("device"))
 
 
+def test_adtributor_fills_the_top_k_from_the_next_dimensions() -> None:
+    """FR alone explains the country dimension; the rest of the top 3 is the device dimension's
+    candidates, one tier below, so the top 3 can hold what the top 1 missed."""
+    total, related, anomalies = cube_case({"FR": 0.2})
+    result = run_rca(Adtributor(), total, related, 3, anomalies)
+    ranked = keys(result)
+    assert ranked[0] == "country=FR"
+    assert len(ranked) == 3 and all(key.startswith("device=") for key in ranked[1:])
+    scores = result.as_dict()
+    assert 2 <= scores["country=FR"] <= 2.5
+    assert all(1 <= scores[key] <= 1.5 for key in ranked[1:])
+    # With one dimension reported, only its candidates are left.
+    assert keys(run_rca(Adtributor(max_dimensions=1), total, related, 3, anomalies)) == [
+        "country=FR"
+    ]
+
+
+def explains(related: list[TimeSeries], key: str, at: np.ndarray) -> float:
+    """Share of the total's change (last points against the same time a day earlier) that the
+    slice ``key`` accounts for: the paper's explanatory power."""
+    now = np.isin(related[0].times, at)
+    before = np.roll(now, -24)
+    countries = [s for s in related if "country" in s.dimensions]
+    change = sum(float(s.values[now].sum() - s.values[before].sum()) for s in countries)
+    (root,) = [s for s in countries if s.key == key]
+    return float(root.values[now].sum() - root.values[before].sum()) / change
+
+
+@pytest.mark.parametrize(
+    ("change", "wobble"),
+    [(0.5, 1.25), (1.8, 1.3)],
+    ids=["against-the-total", "less-than-half-with-it"],
+)
+def test_adtributor_finds_a_root_cause_that_explains_less_than_half_the_change(
+    change: float, wobble: float
+) -> None:
+    """Every leaf also moves by a common factor: FR halves while the total rises (it explains a
+    negative share), or FR rises by 80 % but the wobble of the big US and DE carries more of the
+    total's change than FR does. FR is still the element that moved against its dimension."""
+    total, related, anomalies = cube_case({"FR": change}, wobble=wobble)
+    assert explains(related, "country=FR", anomalies) < 0.5
+    assert keys(run_rca(Adtributor(), total, related, 3, anomalies))[0] == "country=FR"
+
+
 def test_adtributor_reports_two_elements_of_one_dimension_together() -> None:
     total, related, anomalies = cube_case({"DE": 2.0, "FR": 2.5})
     ranked = keys(run_rca(Adtributor(), total, related, 5, anomalies))
@@ -98,7 +149,7 @@ def test_adtributor_without_anomaly_times_explains_the_last_point() -> None:
     assert keys(run_rca(median, total, related, 3, []))[0] == "country=DE"
 
 
-def test_surprise_and_explanatory_power_match_a_hand_calculation() -> None:
+def test_surprise_and_deviation_match_a_hand_calculation() -> None:
     # Forecast 60/40, actual 30/40: p = (0.6, 0.4), q = (3/7, 4/7).
     p, q = (0.6, 0.4), (3 / 7, 4 / 7)
 
@@ -110,14 +161,19 @@ def test_surprise_and_explanatory_power_match_a_hand_calculation() -> None:
     # By hand: m = 0.6 + 3/7 = 1.028571; 0.6 ln(1.2/m) = 0.6 * 0.154151 = 0.092491;
     # (3/7) ln((6/7)/m) = 0.428571 * -0.182322 = -0.078138; half the sum = 0.0071763.
     assert surprise[0] == pytest.approx(0.0071763, abs=1e-6)
-    ep = explanatory_power(np.array([60.0, 40.0]), np.array([30.0, 40.0]))
-    assert ep is not None
-    assert ep.tolist() == pytest.approx([1.0, 0.0])
     # 0 log 0 = 0: an element that appears from nothing.
     assert js_surprise(np.array([0.0, 1.0]), np.array([0.5, 0.5]))[0] == pytest.approx(
         0.25 * math.log(2)
     )
-    # The same numbers through the algorithm: one dimension, US explains all of the drop.
+    # Weights are the mean shares, changes the log ratios: w = (0.514286, 0.485714),
+    # l = (ln 0.5, 0).
+    measured = deviations(np.array([60.0, 40.0]), np.array([30.0, 40.0]))
+    assert measured is not None
+    assert measured.weight.tolist() == pytest.approx([(0.6 + 3 / 7) / 2, (0.4 + 4 / 7) / 2])
+    assert measured.change.tolist() == pytest.approx([math.log(0.5), 0.0], abs=1e-8)
+    # D(all) = w1 l1^2 - (w1 l1)^2 / (1 + 0.5) = 0.247087 - 0.127075 / 1.5 = 0.162370; without
+    # US nothing deviates (US removes all of it), without DE 0.247087 - 0.127075 / 1.514286...
+    # so US alone explains the dimension and is its one candidate: tier 1 + 1.0 / 2.
     times = hourly(2)
     us = np.full(times.shape[0], 60.0)
     us[-1] = 30.0
@@ -126,7 +182,20 @@ def test_surprise_and_explanatory_power_match_a_hand_calculation() -> None:
         TimeSeries({"country": "DE"}, times, np.full(times.shape[0], 40.0)),
     ]
     result = run_rca(Adtributor(), TimeSeries({}, times, us + 40), related, 3, times[-1:])
-    assert result.contributions == (("country=US", pytest.approx(1 + term(p[0], q[0]))),)
+    assert result.contributions == (("country=US", pytest.approx(1.5)),)
+
+
+def test_the_deviation_is_eight_times_the_surprise_for_small_changes() -> None:
+    """Why the element measure is the paper's surprise in another guise: for a small change, the
+    JS term is w * d**2 / 8, d the element's log change less the dimension's."""
+    forecast = np.array([50.0, 30.0, 20.0])
+    actual = forecast * np.array([1.002, 0.999, 1.001])
+    measured = deviations(forecast, actual)
+    assert measured is not None
+    total_change = math.log(actual.sum() / forecast.sum())
+    quadratic = measured.weight * (measured.change - total_change) ** 2
+    surprise = js_surprise(distribution(forecast), distribution(actual))
+    assert surprise == pytest.approx(quadratic / 8, rel=0.01)
 
 
 def test_adtributor_without_change_returns_nothing() -> None:
@@ -268,6 +337,15 @@ def test_registry_entries_load_and_keep_the_contract(name: str, target: str, cls
     assert AlgorithmEntry(name, target, "built-in").load() is cls
     assert contract_problems(cls) == []
     assert "Use it" in cls.description() and "Do not use it" in cls.description()
+
+
+def test_correlation_says_plainly_that_it_is_a_weak_baseline() -> None:
+    """What ``describe correlation`` shows (summary and docstring): nobody should pick it to name
+    a root cause without reading why it cannot."""
+    assert Correlation.summary.startswith("Weak baseline")
+    text = Correlation.description()
+    assert "weak baseline" in text and "cannot tell a cause from" in text
+    assert "Use it only as a baseline" in text and "Do not use it" in text
 
 
 def test_algorithm_modules_stay_light() -> None:

@@ -71,7 +71,7 @@ def add_evaluate_parser(commands: Any) -> None:
     )
     evaluate.add_argument(
         "--difficulty",
-        choices=["default", "hard"],
+        choices=["default", "hard", "uneven", "wobble", "noisy"],
         default="default",
         help="RCA: generator setting (see benchmarks/results/rca_synthetic.md)",
     )
@@ -374,7 +374,7 @@ def _run_rca(args: argparse.Namespace, params: dict[str, Any]) -> int:
     from warden_algos.registry import Registry, is_rca
 
     require("evaluate", what="evaluating an RCA algorithm (its case generator)")
-    from .rca_synthetic import HARD, Difficulty, evaluate_rca, generate_cases
+    from .rca_synthetic import SETTINGS, evaluate_rca, generate_cases
     from .report import print_table
 
     if args.cases <= 0:
@@ -384,7 +384,7 @@ def _run_rca(args: argparse.Namespace, params: dict[str, Any]) -> int:
     registry = Registry.discover()
     main_class = registry.load(args.algorithm)
     main_class.validate_params(params)
-    difficulty = HARD if args.difficulty == "hard" else Difficulty()
+    difficulty = SETTINGS[args.difficulty]
     if args.rca_cases is not None:
         from .rca_cases import CaseFileError, read_cases
 

@@ -33,12 +33,25 @@ How a case is made (every knob is a field of :class:`Difficulty`, with its defau
   detector on the total would have flagged. This rules out tiny elements with small changes but
   keeps small elements with large changes. Each root-cause leaf's change is jittered
   (``effect_jitter``), as an outage does not hit every leaf alike.
+- Harder variants, all off by default (their defaults draw no random number, so a setting that
+  leaves them alone makes exactly the cases it made before they existed):
+  ``effect_spread`` weights the root cause's change per leaf by a log-normal factor per element
+  of each other dimension (an outage of one country that hits some devices far harder), keeping
+  the root cause's own level-weighted change; ``global_wobble`` multiplies every leaf by one
+  common log-normal factor at the anomaly times (a forecast miss of the whole total), so the root
+  cause may explain less than half of the total's change, or move against it;
+  ``count_dispersion`` multiplies the 1/level term of the leaf noise (over-dispersed counts);
+  ``min_dimensions`` gives every case its own number of dimensions.
 
 How hard that is: :func:`describe_cases` measures it on generated cases. With the defaults, the
 total's forecast error (the relative error of the median of the same time on the three previous
 days, at normal points) has a standard deviation of about 3.5 %, so the smallest anomalies are
 about 3 of those, the median one about 6; the noise also leaves the forecast of a slice off by
 several per cent, more for small slices; a quarter of the root causes are two elements.
+Named settings: ``HARD`` (noisier, more and more unequal elements, smaller anomalies),
+``UNEVEN`` (effect_spread 0.8), ``WOBBLE`` (global_wobble 0.3: the root cause explains less than
+half of the total's change in about a third of the cases) and ``NOISY`` (close to an
+Adtributor-style count generator: 2 to 4 dimensions, over-dispersed, noisy, a small wobble).
 
 Scoring (:func:`evaluate_rca`): an algorithm is constructed as the SDK does
 (``cls.from_params(params)``) and run through :func:`warden_algos.interfaces.run_rca` (input
@@ -164,6 +177,41 @@ class Difficulty(BaseModel):
     anomaly_points: tuple[int, int] = Field(
         (1, 6), description="Range (inclusive) of the number of consecutive anomalous points."
     )
+    # The fields below came later; their defaults draw nothing and change nothing, so a setting
+    # that leaves them alone makes the same cases as before they existed.
+    min_dimensions: int | None = Field(
+        None,
+        ge=1,
+        le=len(DIMENSION_NAMES),
+        description="When set, every case has its own number of dimensions, drawn uniformly "
+        "from min_dimensions to n_dimensions (None: always n_dimensions).",
+    )
+    count_dispersion: float = Field(
+        1.0,
+        ge=0,
+        le=1000,
+        description="Over-dispersion of the count-like leaf noise: a leaf's relative variance is "
+        "leaf_noise**2 + count_dispersion/level (1: Poisson-like counts; 5: events come in "
+        "bursts of about 5).",
+    )
+    effect_spread: float = Field(
+        0.0,
+        ge=0,
+        le=3,
+        description="Sigma of the log-normal weight that every element of the other dimensions "
+        "gives the root cause's change, beyond effect_jitter: an outage of one country that "
+        "hits some devices and data centres much harder than others. The root cause's own "
+        "(level-weighted) change is kept (0: every root-cause leaf moves alike up to the "
+        "jitter).",
+    )
+    global_wobble: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Sigma of the log-normal factor by which every leaf moves at the anomaly "
+        "times besides the root cause (one factor per case: a forecast miss of the total, a "
+        "holiday, a marketing push); 0: none.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Difficulty:
@@ -178,6 +226,8 @@ class Difficulty(BaseModel):
             raise ValueError("anomaly_points must satisfy 1 <= low <= high")
         if self.n_points * self.interval_s < DAY_S + self.anomaly_points[1] * self.interval_s:
             raise ValueError("the series must cover more than a day plus the anomaly")
+        if self.min_dimensions is not None and self.min_dimensions > self.n_dimensions:
+            raise ValueError("min_dimensions must not exceed n_dimensions")
         return self
 
 
@@ -196,6 +246,40 @@ HARD = Difficulty(
     p_two_elements=0.4,
     effect_jitter=0.5,
 )
+
+#: The outage hits its leaves unequally: every element of the other dimensions weights the root
+#: cause's change by its own log-normal factor (sigma 0.8 each), so a slice of another dimension
+#: can move more, relatively, than the root cause as a whole (which "largest relative change"
+#: then mistakes for the cause).
+UNEVEN = Difficulty(effect_spread=0.8)
+
+#: A global wobble dominates: at the anomaly times every leaf also moves by one common
+#: log-normal factor (sigma 0.3, a forecast miss of the whole total), often as large as the root
+#: cause's own change and as often against it as with it.
+WOBBLE = Difficulty(global_wobble=0.3)
+
+#: Noisy, close to an Adtributor-style count generator: 2 to 4 dimensions, over-dispersed counts
+#: (events in bursts of about 5), noisier elements and leaves, faster drift and a small global
+#: wobble (sigma 0.08): the median anomaly is about 2.4 times the total's forecast error (the
+#: smallest about 1), and the root cause sometimes (about 5 % of cases) explains less than half
+#: of the total's change.
+NOISY = Difficulty(
+    min_dimensions=2,
+    element_noise=0.05,
+    element_drift=0.02,
+    leaf_noise=0.25,
+    count_dispersion=5.0,
+    global_wobble=0.08,
+)
+
+#: Every named setting, as the benchmark and ``evaluate --difficulty`` call them.
+SETTINGS: dict[str, Difficulty] = {
+    "default": Difficulty(),
+    "hard": HARD,
+    "uneven": UNEVEN,
+    "wobble": WOBBLE,
+    "noisy": NOISY,
+}
 
 
 class RcaCase(NamedTuple):
@@ -243,7 +327,7 @@ def evaluate_rca(
 ) -> RcaScore:
     """Run ``algorithm`` with ``params`` on every case, as the SDK would, and score its top 3."""
     algo = algorithm.from_params(params)
-    top1 = top3 = complete = returned = 0
+    rankings: list[list[str]] = []
     wall = 0.0
     for case in cases:
         started = time.perf_counter()
@@ -256,22 +340,37 @@ def evaluate_rca(
             graph=None if case.graph is None else list(case.graph),
         )
         wall += time.perf_counter() - started
-        ranked = [key for key, _ in result.contributions]
+        rankings.append([key for key, _ in result.contributions])
+    return score_rankings(algorithm.name, dict(params), rankings, cases, wall)
+
+
+def score_rankings(
+    name: str,
+    params: dict[str, Any],
+    rankings: Sequence[Sequence[str]],
+    cases: Sequence[RcaCase],
+    wall_s: float,
+) -> RcaScore:
+    """Score one ranking of slice keys per case (best first; only the first three count, as
+    k = 3): the one scorer for algorithms and the trivial baselines alike."""
+    top1 = top3 = complete = returned = 0
+    for ranked, case in zip(rankings, cases, strict=True):
+        first3 = set(ranked[:3])
         truth = set(case.root_causes)
-        returned += len(ranked)
+        returned += min(len(ranked), 3)
         top1 += bool(ranked) and ranked[0] in truth
-        top3 += bool(truth & set(ranked[:3]))
-        complete += truth <= set(ranked[:3])
+        top3 += bool(truth & first3)
+        complete += truth <= first3
     n = len(cases)
     return RcaScore(
-        algorithm=algorithm.name,
-        params=dict(params),
+        algorithm=name,
+        params=params,
         n_cases=n,
         top1=top1 / max(n, 1),
         top3=top3 / max(n, 1),
         complete_top3=complete / max(n, 1),
         mean_results=returned / max(n, 1),
-        wall_s=wall,
+        wall_s=wall_s,
     )
 
 
@@ -286,10 +385,15 @@ def describe_cases(cases: Sequence[RcaCase]) -> dict[str, float]:
       by the anomaly; ``*_in_noise``: the same divided by ``total_forecast_error``;
     - ``median_root_share``: median share of the total carried by the root-cause slice(s) before
       the anomaly; ``small_root_causes``: share of cases whose root cause carries < 5 %;
+    - ``root_explains_under_half``: share of cases where the root cause's change (actual minus
+      that same forecast, summed over the anomaly times) is less than half of the total's: the
+      rest is noise, drift or a global wobble, and an algorithm that looks for the slice that
+      explains the change has to look past it;
     - ``two_element_cases``, ``slices_per_case``, ``anomaly_points``: means.
     """
     errors = []
     root_shares = []
+    explains = []
     for case in cases:
         times, total = case.metric_of_interest.times, case.metric_of_interest.values
         per_day = DAY_S // int(times[1] - times[0])
@@ -299,8 +403,10 @@ def describe_cases(cases: Sequence[RcaCase]) -> dict[str, float]:
             forecast = np.median([total[normal - m * per_day] for m in (1, 2, 3)], axis=0)
             errors.append(np.log(total[normal] / forecast))
         before = times < case.anomalies[0]
-        root = sum(s.values for s in case.related_metrics if s.key in case.root_causes)
-        root_shares.append(float(np.mean(np.asarray(root)[before] / total[before])))
+        root = np.asarray(sum(s.values for s in case.related_metrics if s.key in case.root_causes))
+        root_shares.append(float(np.mean(root[before] / total[before])))
+        at = np.flatnonzero(np.isin(times, case.anomalies))
+        explains.append(_change(root, at, per_day) / _change(total, at, per_day))
     error = float(np.std(np.concatenate(errors))) if errors else float("nan")
     effects = np.abs([case.total_effect for case in cases])
     shares = np.asarray(root_shares)
@@ -312,10 +418,18 @@ def describe_cases(cases: Sequence[RcaCase]) -> dict[str, float]:
         "min_effect_in_noise": float(np.min(effects)) / error,
         "median_root_share": float(np.median(shares)),
         "small_root_causes": float(np.mean(shares < 0.05)),
+        "root_explains_under_half": float(np.mean(np.asarray(explains) < 0.5)),
         "two_element_cases": float(np.mean([len(case.root_causes) == 2 for case in cases])),
         "slices_per_case": float(np.mean([len(case.related_metrics) for case in cases])),
         "anomaly_points": float(np.mean([case.anomalies.shape[0] for case in cases])),
     }
+
+
+def _change(values: np.ndarray, at: np.ndarray, per_day: int) -> float:
+    """Sum over the points ``at`` of the value minus the median of the same time on the three
+    previous days."""
+    forecast = np.median([values[at - m * per_day] for m in (1, 2, 3)], axis=0)
+    return float(np.sum(values[at] - forecast))
 
 
 def _lognormal(rng: np.random.Generator, sigma: float, size: Any) -> np.ndarray:
@@ -333,7 +447,10 @@ def _ar1(rng: np.random.Generator, rows: int, n: int, phi: float) -> np.ndarray:
 
 
 def _generate_case(d: Difficulty, rng: np.random.Generator) -> RcaCase:
-    names = DIMENSION_NAMES[: d.n_dimensions]
+    n_names = d.n_dimensions
+    if d.min_dimensions is not None:
+        n_names = int(rng.integers(d.min_dimensions, d.n_dimensions + 1))
+    names = DIMENSION_NAMES[:n_names]
     sizes = [int(rng.integers(d.values_per_dimension[0], d.values_per_dimension[1] + 1))
              for _ in names]  # fmt: skip
     n_dims = len(sizes)
@@ -373,7 +490,7 @@ def _generate_case(d: Difficulty, rng: np.random.Generator) -> RcaCase:
         noise = d.element_noise * _ar1(rng, size, d.n_points, d.noise_autocorrelation)
         log_leaves += _along(wander + noise - 0.5 * d.element_noise**2, axis, n_dims)
     # Count-like leaf noise: relative variance leaf_noise**2 + 1/level (level: the leaf's mean).
-    leaf_sigma = np.sqrt(np.log1p(d.leaf_noise**2 + 1.0 / np.maximum(base, 1e-3)))
+    leaf_sigma = np.sqrt(np.log1p(d.leaf_noise**2 + d.count_dispersion / np.maximum(base, 1e-3)))
     leaf_sigma = leaf_sigma.astype(np.float32)[..., None]
     shocks = rng.standard_normal(log_leaves.shape, dtype=np.float32)
     shocks *= leaf_sigma
@@ -387,9 +504,14 @@ def _generate_case(d: Difficulty, rng: np.random.Generator) -> RcaCase:
     index[root_axis] = list(elements)
     selected = leaves[tuple(index)]
     jitter = _lognormal(rng, d.effect_jitter, selected.shape[:-1])
-    leaf_change = np.clip((factor - 1) * jitter, -0.99, None).astype(np.float32)
+    magnitude = np.full(selected.shape[:-1], factor - 1)
+    if d.effect_spread > 0:
+        magnitude = _uneven_change(rng, d.effect_spread, root_axis, expected[tuple(index)], factor)
+    leaf_change = np.clip(magnitude * jitter, -0.99, None).astype(np.float32)
     selected[..., window] *= 1 + leaf_change[..., None]
     leaves[tuple(index)] = selected
+    if d.global_wobble > 0:
+        leaves[..., window] *= np.float32(_lognormal(rng, d.global_wobble, 1)[0])
 
     total = leaves.reshape(-1, d.n_points).sum(axis=0, dtype=np.float64)
     related: list[TimeSeries] = []
@@ -440,6 +562,39 @@ def _draw_root_cause(
         factor = 1 + magnitude if up else 1 - magnitude
         return axis, group, factor, (factor - 1) * share
     raise ValueError("no root cause can reach min_total_effect with this difficulty")
+
+
+def _uneven_change(
+    rng: np.random.Generator, spread: float, root_axis: int, levels: np.ndarray, factor: float
+) -> np.ndarray:
+    """Per root-cause leaf, its change (factor - 1) when the outage hits the elements of the other
+    dimensions unequally. w_i, the product of a log-normal weight per element of each other
+    dimension, says how hard leaf i is hit: a rise adds c * w_i * (factor - 1), a drop keeps
+    ``factor ** (c * w_i)`` (a power, so a hard-hit leaf tends to 0 instead of going negative),
+    with c chosen so that the level-weighted mean of the leaves' factors is still ``factor``: the
+    root cause's own change, and so the expected change of the total, is the one drawn."""
+    weights = np.ones(levels.shape)
+    for axis, size in enumerate(levels.shape):
+        if axis != root_axis:
+            weights = (
+                weights * _along(_lognormal(rng, spread, (size, 1)), axis, levels.ndim)[..., 0]
+            )
+    if factor >= 1:
+        return np.asarray((factor - 1) * weights * levels.sum() / (levels * weights).sum())
+    log_factor = math.log(factor)
+    target = factor * float(levels.sum())
+
+    def kept(c: float) -> float:
+        return float((levels * np.exp(c * log_factor * weights)).sum())
+
+    # kept(c) falls from sum(levels) at c = 0 towards 0; bracket the target, then bisect.
+    low, high = 0.0, 1.0
+    while kept(high) > target:
+        low, high = high, 2 * high
+    for _ in range(60):
+        middle = 0.5 * (low + high)
+        low, high = (middle, high) if kept(middle) > target else (low, middle)
+    return np.asarray(np.expm1(0.5 * (low + high) * log_factor * weights))
 
 
 def _along(per_element: np.ndarray, axis: int, n_dims: int) -> np.ndarray:
