@@ -46,6 +46,7 @@ from rich.table import Table
 from warden_algos.algorithms.adtributor import Adtributor
 from warden_algos.algorithms.correlation import Correlation
 from warden_algos.algorithms.deviation import Deviation
+from warden_algos.algorithms.graph_residual import GraphResidual
 from warden_algos.evaluation.rca_baselines import BASELINES, evaluate_baseline
 from warden_algos.evaluation.rca_synthetic import (
     SETTINGS,
@@ -66,8 +67,14 @@ ALGORITHMS: list[tuple[str, type[RCAAlgorithm[Any]], dict[str, Any]]] = [
     ("adtributor", Adtributor, {}),
     ("adtributor (forecast=median)", Adtributor, {"forecast": "median"}),
     ("deviation", Deviation, {}),
+    ("deviation (baseline=history)", Deviation, {"baseline": "history"}),
+    ("graph_residual", GraphResidual, {}),
     ("correlation", Correlation, {}),
 ]
+#: PyRCA's simulator (benchmarks/pyrca_cases.py): the issue's 120 cases, scored with the graph
+#: and, the same cases, without it.
+PYRCA_CASES = 120
+PYRCA_WITH, PYRCA_WITHOUT = "pyrca (with graph)", "pyrca (no graph)"
 BAR = {"top1": 0.9, "top3": 0.97}
 #: adtributor's top-1 on the default and hard settings before the dimensional-RCA issue (same
 #: seed, same cases: the generator's defaults did not change them).
@@ -84,10 +91,32 @@ PREVIOUS_ADTRIBUTOR = {
 }
 
 
-def case_sources(n_cases: int, seed: int) -> list[tuple[str, list[RcaCase]]]:
-    """(setting name, cases) for every setting of the generator; extend the list to add a
-    source."""
-    return [(name, generate_cases(setting, n_cases, seed)) for name, setting in SETTINGS.items()]
+def case_sources(
+    n_cases: int, seed: int, pyrca_cases: int = PYRCA_CASES
+) -> list[tuple[str, list[RcaCase]]]:
+    """(setting name, cases) for every setting of the generator, then PyRCA's simulator with
+    and without the graph when ``sfr-pyrca`` is installed (``pip install --no-deps
+    sfr-pyrca``; said on stderr when it is not)."""
+    sources = [(name, generate_cases(setting, n_cases, seed)) for name, setting in SETTINGS.items()]
+    try:
+        from pyrca_cases import pyrca_cases as draw  # benchmarks/, beside this script
+    except ImportError as error:
+        print(
+            f"PyRCA's simulator left out ({error}): pip install --no-deps sfr-pyrca",
+            file=sys.stderr,
+        )
+        return sources
+    try:
+        with_graph = draw(pyrca_cases, seed)
+    except ImportError as error:
+        print(
+            f"PyRCA's simulator left out ({error}): pip install --no-deps sfr-pyrca",
+            file=sys.stderr,
+        )
+        return sources
+    sources.append((PYRCA_WITH, with_graph))
+    sources.append((PYRCA_WITHOUT, [case._replace(graph=None) for case in with_graph]))
+    return sources
 
 
 def score_source(cases: Sequence[RcaCase]) -> list[tuple[str, RcaScore]]:
@@ -150,6 +179,15 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
         if setting in report["difficulties"]:
             now = _row(report, setting, "adtributor")["top1"]
             checks += [(f"{setting}: adtributor top-1 no lower than {before}", now, before)]
+    for setting in SETTINGS:  # every setting has its phase-shifted daily cycles
+        if setting in report["difficulties"]:
+            now = _row(report, setting, "deviation")["top1"]
+            checks += [(f"{setting}: deviation top-1 >= 0.95 (seasonal baseline)", now, 0.95)]
+    if PYRCA_WITH in report["difficulties"]:
+        now = _row(report, PYRCA_WITH, "graph_residual")["top1"]
+        checks += [(f"{PYRCA_WITH}: graph_residual top-1 >= 0.95", now, 0.95)]
+        now = _row(report, PYRCA_WITHOUT, "deviation")["top1"]
+        checks += [(f"{PYRCA_WITHOUT}: deviation top-1 >= 0.92", now, 0.92)]
     return [
         {"target": text, "measured": value, "met": value >= required}
         for text, value, required in checks

@@ -110,8 +110,11 @@ class Correlation(RCAAlgorithm[CorrelationParams]):
         x = np.where(valid, moi_dev[None, :], 0.0)
         y = np.where(valid, deviations, 0.0)
         safe = np.maximum(counts, 1)
-        x_centred = np.where(valid, x - (x.sum(axis=1) / safe)[:, None], 0.0)
-        y_centred = np.where(valid, y - (y.sum(axis=1) / safe)[:, None], 0.0)
+        with np.errstate(over="ignore", invalid="ignore"):  # huge values: checked below
+            x_centred = _unit_rows(np.where(valid, x - (x.sum(axis=1) / safe)[:, None], 0.0))
+            y_centred = _unit_rows(np.where(valid, y - (y.sum(axis=1) / safe)[:, None], 0.0))
+        # Rows scaled to at most 1 first (a correlation does not change): squares of values
+        # near 1e200 would overflow.
         cov = (x_centred * y_centred).sum(axis=1)
         norm = np.sqrt((x_centred**2).sum(axis=1) * (y_centred**2).sum(axis=1))
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -121,3 +124,12 @@ class Correlation(RCAAlgorithm[CorrelationParams]):
         return {
             series.key: float(score) for series, score in zip(related_metrics, scores, strict=True)
         }
+
+
+def _unit_rows(rows: F64Array) -> F64Array:
+    """Each row divided by its largest |value| (rows of zeros, or not finite, left as they are)."""
+    largest = np.max(np.abs(rows), axis=1, keepdims=True)
+    usable = np.isfinite(largest) & (largest > 0)
+    return np.asarray(
+        np.where(usable, rows / np.where(usable, largest, 1.0), rows), dtype=np.float64
+    )
