@@ -21,7 +21,13 @@ from warden_algos.interfaces import (
 )
 from warden_algos.interfaces.budget import InputShape, WorkEstimate
 
-from .common import anomaly_times_or_last, match_nearest, near_any
+from .common import (
+    anomaly_times_or_last,
+    earlier_seasons,
+    match_nearest,
+    near_any,
+    row_nanmedian,
+)
 
 
 class AdtributorParams(AlgorithmParams):
@@ -360,12 +366,9 @@ def _grid(times: I64Array, targets: I64Array, params: AdtributorParams) -> _Grid
     hit = match_nearest(times, targets, params.tolerance_s)
     present = hit >= 0
     outside = ~near_any(times, targets, params.tolerance_s)
-    lags = params.season_s * np.arange(1, params.seasons + 1, dtype=np.int64)
-    earlier_times = (targets[present][:, None] - lags[None, :]).ravel()
-    earlier = match_nearest(times, earlier_times, params.tolerance_s)
-    found = earlier >= 0
-    found[found] = outside[earlier[found]]
-    earlier = np.where(found, earlier, -1).reshape(-1, lags.shape[0])
+    earlier = earlier_seasons(
+        times, targets[present], outside, params.season_s, params.seasons, params.tolerance_s
+    )
     return _Grid(times, hit[present], outside, earlier)
 
 
@@ -378,7 +381,7 @@ def _measure(series: TimeSeries, grid: _Grid, params: AdtributorParams) -> Slice
     fallback = float(np.median(values[usable])) if usable.any() else np.nan
     if params.forecast == "seasonal":
         earlier = np.where(grid.earlier >= 0, values[np.maximum(grid.earlier, 0)], np.nan)
-        forecast = _row_nanmedian(earlier)
+        forecast = row_nanmedian(earlier)
         forecast = np.where(np.isnan(forecast), fallback, forecast)
     else:
         forecast = np.full(actual.shape[0], fallback)
@@ -391,14 +394,3 @@ def _measure(series: TimeSeries, grid: _Grid, params: AdtributorParams) -> Slice
     if not (np.isfinite(mean_forecast) and np.isfinite(mean_actual)):
         return None
     return Slice(series.key, tuple(sorted(series.dimensions)), mean_forecast, mean_actual)
-
-
-def _row_nanmedian(rows: F64Array) -> F64Array:
-    """Median of each row ignoring NaN (NaN for an all-NaN row); np.nanmedian is slow on the
-    small arrays met here."""
-    ordered = np.sort(rows, axis=1)  # NaN sort last
-    counts = (~np.isnan(rows)).sum(axis=1)
-    r = np.arange(rows.shape[0])
-    low = ordered[r, np.maximum((counts - 1) // 2, 0)]
-    high = ordered[r, counts // 2]
-    return np.where(counts > 0, 0.5 * (low + high), np.nan)

@@ -140,6 +140,35 @@ def rescaled(values: F64Array, scale: float) -> F64Array:
     return x
 
 
+def earlier_seasons(
+    times: I64Array,
+    at_times: I64Array,
+    usable: npt.NDArray[np.bool_],
+    season_s: int,
+    seasons: int,
+    tolerance_s: int,
+) -> npt.NDArray[np.intp]:
+    """(len(at_times), seasons): the index in ``times`` of the point one, two, ... ``seasons``
+    seasons before each of ``at_times`` (the nearest within ``tolerance_s``), or -1 where there
+    is none or it is not ``usable`` (an anomaly time, a missing value)."""
+    lags = season_s * np.arange(1, seasons + 1, dtype=np.int64)
+    earlier = match_nearest(times, (at_times[:, None] - lags[None, :]).ravel(), tolerance_s)
+    found = earlier >= 0
+    found[found] = usable[earlier[found]]
+    return np.where(found, earlier, -1).reshape(-1, seasons)
+
+
+def row_nanmedian(rows: F64Array) -> F64Array:
+    """Median of each row ignoring NaN (NaN for an all-NaN row); np.nanmedian is slow on the
+    many small rows met here."""
+    ordered = np.sort(rows, axis=1)  # NaN sort last
+    counts = (~np.isnan(rows)).sum(axis=1)
+    r = np.arange(rows.shape[0])
+    low = ordered[r, np.maximum((counts - 1) // 2, 0)]
+    high = ordered[r, counts // 2]
+    return np.where(counts > 0, 0.5 * (low + high), np.nan)
+
+
 def seasonal_expected(
     times: I64Array,
     values: F64Array,
@@ -150,22 +179,12 @@ def seasonal_expected(
     tolerance_s: int,
 ) -> F64Array:
     """The seasonal forecast at the points ``at``: the median of the series' values at the same
-    time one, two, ... ``seasons`` seasons earlier (the nearest point within ``tolerance_s``),
-    counting only ``usable`` points (normal, not missing); NaN where there is none."""
+    time one, two, ... ``seasons`` seasons earlier, counting only ``usable`` points (normal, not
+    missing); NaN where there is none."""
     if at.shape[0] == 0:
         return np.empty(0)
-    lags = season_s * np.arange(1, seasons + 1, dtype=np.int64)
-    earlier_times = (times[at][:, None] - lags[None, :]).ravel()
-    earlier = match_nearest(times, earlier_times, tolerance_s)
-    found = earlier >= 0
-    found[found] = usable[earlier[found]]
-    rows = np.where(found, values[np.maximum(earlier, 0)], np.nan).reshape(-1, seasons)
-    ordered = np.sort(rows, axis=1)  # NaN last; np.nanmedian is slow on many small rows
-    counts = (~np.isnan(rows)).sum(axis=1)
-    r = np.arange(rows.shape[0])
-    low = ordered[r, np.maximum((counts - 1) // 2, 0)]
-    high = ordered[r, counts // 2]
-    return np.where(counts > 0, 0.5 * (low + high), np.nan)
+    earlier = earlier_seasons(times, times[at], usable, season_s, seasons, tolerance_s)
+    return row_nanmedian(np.where(earlier >= 0, values[np.maximum(earlier, 0)], np.nan))
 
 
 #: Scale factor that turns a median absolute deviation into a standard deviation (normal data).

@@ -23,14 +23,13 @@ from warden_algos.interfaces import (
 from warden_algos.interfaces.budget import InputShape, WorkEstimate
 
 from .common import (
-    MAD_TO_STD,
     MAX_SCORE,
-    MEAN_AD_TO_STD,
     DeviationSettings,
     anomaly_times_or_last,
     deviation_score,
     match_nearest,
     near_any,
+    robust_scale,
 )
 
 #: Fewest normal points per fitted coefficient before a regression on the parents is trusted;
@@ -167,12 +166,7 @@ def _residual_score(
     else:
         residual = y - np.median(y[normal])
     with np.errstate(all="ignore"):
-        spread = np.abs(residual[normal] - np.median(residual[normal]))
-        scale = MAD_TO_STD * float(np.median(spread))
-        if not scale > 0:
-            scale = MEAN_AD_TO_STD * float(np.mean(spread))
-        floor = 1e-3 * float(np.median(np.abs(y[normal])))
-        scale = max(scale, floor, float(np.finfo(np.float64).tiny))
+        scale = robust_scale(residual[normal], float(np.median(y[normal])), 1e-3)
         # A prediction's error grows with its distance from the fitted range: its standard
         # error is the residuals' spread times sqrt(1 + leverage).
         # And float64 cannot subtract a prediction of 1e57 from a value of 1e57 to better
