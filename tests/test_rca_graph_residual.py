@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -241,3 +242,160 @@ def test_evaluate_scores_a_case_file(tmp_path: Path) -> None:
         [*command, "--rca-cases", str(path)], capture_output=True, env=env, timeout=120, check=False
     )
     assert bad.returncode == 2 and b"line 1" in bad.stderr and b"Traceback" not in bad.stderr
+
+
+def _scores(
+    algorithm: object, case: RcaCase, graph: list[tuple[str, str]] | None
+) -> dict[str, float]:
+    result = run_rca(algorithm, *_args(case), graph=graph)  # type: ignore[arg-type]
+    return dict(result.contributions)
+
+
+@pytest.mark.parametrize("state", ["all_missing", "other_grid", "only_at_the_anomaly"])
+def test_a_parent_with_nothing_to_fit_on_leaves_the_child_scored(state: str) -> None:
+    case = chain_case(9)
+    root = case.related_metrics[2]
+    n = root.times.shape[0]
+    values = np.random.default_rng(9).normal(0, 1, n)
+    times = root.times
+    if state == "all_missing":
+        values[:] = np.nan
+    elif state == "other_grid":
+        times = times + 10_000
+    else:
+        values[:NORMAL] = np.nan
+    parent = TimeSeries({"metric": "p"}, times, values)
+    related = [*case.related_metrics, parent]
+    graph = [*(case.graph or ()), ("metric=p", "metric=root")]
+    result = run_rca(
+        GraphResidual(), case.metric_of_interest, related, 5, case.anomalies, graph=graph
+    )
+    scores = dict(result.contributions)
+    assert result.contributions[0][0] == "metric=root", scores
+    assert {"metric=mid", "metric=leaf"} <= set(scores)
+
+
+def test_an_empty_graph_scores_like_no_graph_over_days() -> None:
+    """Parentless metrics are scored as deviation scores them, seasonal baseline included: over
+    four days of a daily cycle, no graph and an empty one agree, and both follow deviation."""
+    rng = np.random.default_rng(10)
+    n = 4 * 288
+    times = T0 + 300 * np.arange(n, dtype=np.int64)
+    cyclic = 100 * np.sin(2 * np.pi * np.arange(n) / 288) + rng.normal(0, 1, n)
+    flat = rng.normal(0, 1, n)
+    cyclic[-6:] += 8.0
+    flat[-6:] += 2.5
+    moi = TimeSeries({"metric": "total"}, times, cyclic + flat)
+    related = [TimeSeries({"m": "cyclic"}, times, cyclic), TimeSeries({"m": "flat"}, times, flat)]
+    none = run_rca(GraphResidual(), moi, related, 2, times[-6:])
+    empty = run_rca(GraphResidual(), moi, related, 2, times[-6:], graph=[])
+    same = run_rca(Deviation(min_baseline_points=10), moi, related, 2, times[-6:])
+    assert none.contributions == empty.contributions == same.contributions
+    assert none.contributions[0][0] == "m=cyclic"
+
+
+def test_huge_magnitudes_are_scored_not_dropped() -> None:
+    case = chain_case(11)
+    big = [
+        TimeSeries(s.dimensions, s.times, s.values * (1e300 if s.key == "metric=mid" else 1.0))
+        for s in case.related_metrics
+    ]
+    huge = case._replace(related_metrics=big)
+    scores = _scores(GraphResidual(), huge, list(huge.graph or ()))
+    assert {"metric=root", "metric=mid", "metric=leaf"} <= set(scores)
+    assert all(np.isfinite(v) for v in scores.values())
+    assert max(scores, key=scores.__getitem__) == "metric=root"
+
+
+def test_a_point_without_an_earlier_season_is_judged_on_the_history() -> None:
+    """A cyclic metric missing at one anomaly's time of day on the previous days does nothing
+    unusual: it must not outrank the metric that moved."""
+    rng = np.random.default_rng(12)
+    n = 4 * 288
+    times = T0 + 300 * np.arange(n, dtype=np.int64)
+    cyclic = 100 * np.sin(2 * np.pi * np.arange(n) / 288) + rng.normal(0, 1, n)
+    flat = rng.normal(0, 1, n)
+    flat[-6:] += 6.0
+    for day in (1, 2, 3):
+        cyclic[n - 1 - 288 * day] = np.nan
+    moi = TimeSeries({"metric": "total"}, times, cyclic + flat)
+    related = [TimeSeries({"m": "cyclic"}, times, cyclic), TimeSeries({"m": "flat"}, times, flat)]
+    result = run_rca(Deviation(), moi, related, 2, times[-6:])
+    assert result.contributions[0][0] == "m=flat", result.contributions
+
+
+def test_a_day_and_a_bit_of_history_keeps_the_whole_history_as_baseline() -> None:
+    """Four points past one day would make a seasonal band of four errors: pure noise would then
+    score high now and then. With fewer than 30 the history is the baseline, as 'history'."""
+    times = T0 + 300 * np.arange(292, dtype=np.int64)
+    worst = 0.0
+    for seed in range(60):
+        rng = np.random.default_rng(seed)
+        moi = TimeSeries({"metric": "total"}, times, rng.normal(0, 1, 292))
+        related = [TimeSeries({"m": "noise"}, times, rng.normal(0, 1, 292))]
+        seasonal = run_rca(Deviation(), moi, related, 1, times[-2:])
+        history = run_rca(Deviation(baseline="history"), moi, related, 1, times[-2:])
+        assert seasonal.contributions == history.contributions
+        worst = max(worst, seasonal.contributions[0][1])
+    assert worst < 5
+
+
+def test_deviations_estimate_counts_its_seasons_and_the_graph() -> None:
+    from warden_algos.interfaces.budget import InputShape
+    from warden_algos.interfaces.graph import DependencyGraph, with_graph
+
+    shape = InputShape(200_000, 2, 100_000, 10)
+    few, many = Deviation(seasons=1).estimate(shape), Deviation(seasons=100).estimate(shape)
+    assert many.peak_bytes > 50 * few.peak_bytes / 2 and many.operations > 50 * few.operations / 2
+    keys = [f"m={i}" for i in range(2000)]
+    chain = DependencyGraph.of(list(itertools.pairwise(keys)), keys)
+    with with_graph(chain):
+        assert Deviation().estimate(shape).operations > Deviation().estimate(shape).operations - 1
+        assert (
+            Deviation().estimate(shape).operations
+            > Deviation(tie_margin=0).estimate(shape).operations
+        )
+
+
+def test_the_tie_break_over_a_long_chain_lifts_the_root() -> None:
+    """A chain of 3,000 metrics, each scoring 0.05 % above its parent: each near tie goes up the
+    chain, so the best-scored metric's ancestors among the best lead (one pass over the graph,
+    not one search per metric)."""
+    times = T0 + 60 * np.arange(40, dtype=np.int64)
+    rng = np.random.default_rng(13)
+    noise = rng.normal(0, 1, 40)
+    related = []
+    for i in range(3000):
+        values = noise.copy()
+        values[-1] += 10 * 1.0005**i
+        related.append(TimeSeries({"m": f"{i:04d}"}, times, values))
+    moi = TimeSeries({"metric": "total"}, times, rng.normal(0, 1, 40))
+    keys = [s.key for s in related]
+    graph = list(itertools.pairwise(keys))
+    result = run_rca(Deviation(tie_margin=0.5), moi, related, 3, times[-1:], graph=graph)
+    plain = run_rca(Deviation(tie_margin=0.5), moi, related, 3, times[-1:])
+    assert result.contributions[0][0] != plain.contributions[0][0]
+    assert int(result.contributions[0][0].split("=")[1]) < int(
+        plain.contributions[0][0].split("=")[1]
+    )
+
+
+def test_case_files_refuse_repeated_keys_bad_graphs_and_too_many_cases(tmp_path: Path) -> None:
+    path = tmp_path / "cases.jsonl"
+    write_cases(path, [chain_case(14)])
+    good = path.read_bytes()
+    path.write_bytes(good.replace(b'"k":3', b'"k":3,"k":1', 1))
+    with pytest.raises(CaseFileError, match=r"line 1: .*repeat"):
+        read_cases(path)
+    cycle = good.replace(
+        b'{"parent":"metric=leaf","child":"metric=total"}',
+        b'{"parent":"metric=leaf","child":"metric=root"}',
+    )
+    assert cycle != good
+    path.write_bytes(good + cycle)
+    with pytest.raises(CaseFileError, match=r"line 2: rca\.graph: the graph has a cycle"):
+        read_cases(path)
+    path.write_bytes(good * 3)
+    assert len(read_cases(path)) == 3
+    with pytest.raises(CaseFileError, match="more than 2 cases"):
+        read_cases(path, max_cases=2)

@@ -26,6 +26,7 @@ from .common import (
     MAX_SCORE,
     DeviationSettings,
     anomaly_times_or_last,
+    deviation_estimate,
     deviation_score,
     match_nearest,
     near_any,
@@ -37,6 +38,8 @@ from .common import (
 POINTS_PER_COEFFICIENT = 5
 #: The relative precision trusted in a prediction (see ``_residual_score``).
 NUMERIC_PRECISION = 1e-9
+#: The largest standardised parent value used (its square stays far from float64's end).
+MAX_STANDARDISED = 1e150
 
 
 class GraphResidualParams(AlgorithmParams):
@@ -79,10 +82,13 @@ class GraphResidual(RCAAlgorithm[GraphResidualParams]):
     parents in the request's dependency graph (``rca.graph``) predict. On the normal points
     (outside the anomaly times) each metric is regressed on its parents' standardised values
     (and their squares, ``degree`` 2); its score is the residual at the anomaly times in units of
-    the residuals' robust spread on the normal points (1.4826 MAD). A fault's effect on a metric
-    downstream of the root cause is what its parents predict, so it is explained away, and the
-    root cause, whose change its parents do not explain, ranks first. A metric without parents
-    is scored on its own history (the robust z-score of ``deviation``).
+    that prediction's own standard error: the residuals' robust spread (1.4826 MAD) times
+    sqrt(1 + leverage), so a prediction extrapolated far beyond the fitted range (a parent far
+    out at the anomaly) is trusted less, and never finer than float64 can subtract. A fault's
+    effect on a metric downstream of the root cause is what its parents predict, so it is
+    explained away, and the root cause, whose change its parents do not explain, ranks first. A
+    metric without parents (or whose parents have too few normal points beside its own to fit
+    on) is scored as ``deviation`` scores it, seasonal baseline included.
 
     Use it when the platform knows the dependency graph (service calls, queue feeds, derived
     metrics) and the metrics share a time grid (``tolerance_s`` for grids that differ a little).
@@ -100,19 +106,21 @@ class GraphResidual(RCAAlgorithm[GraphResidualParams]):
     summary = "Ranks related metrics by their residual from what their graph parents predict."
 
     def estimate(self, shape: InputShape) -> WorkEstimate:
-        """One least-squares fit per metric with parents: its points times its features squared
-        (features: an intercept and ``degree`` columns per parent), plus solving for them. Read
-        from the request's graph (the runner makes it readable while estimating too); without
-        one, deviation's pass over the points."""
+        """Deviation's pass over every metric (the fallback of a metric without parents, and the
+        whole answer without a graph), plus one least-squares fit per metric with parents: its
+        points times its features squared (features: an intercept and ``degree`` columns per
+        parent), and solving for them. Read from the request's graph (the runner makes it
+        readable while estimating too)."""
+        own = deviation_estimate(shape, DeviationSettings())
         graph = rca_graph()
         if graph is None:
-            return WorkEstimate(peak_bytes=64 * shape.points, operations=40 * shape.points)
+            return own
         per_parent = self.params.degree
         features = [1 + per_parent * len(graph.parents(key)) for key in graph.order]
         widest = max(features, default=1)
         return WorkEstimate(
-            peak_bytes=64 * shape.points + 4 * 8 * shape.longest * widest,
-            operations=40 * shape.points + sum(f * f * (2 * shape.longest + f) for f in features),
+            peak_bytes=own.peak_bytes + 6 * 8 * shape.longest * widest,
+            operations=own.operations + sum(f * f * (2 * shape.longest + f) for f in features),
         )
 
     def simple_rca(
@@ -127,19 +135,18 @@ class GraphResidual(RCAAlgorithm[GraphResidualParams]):
         targets = anomaly_times_or_last(anomalies, metric_of_interest, related_metrics)
         if targets.size == 0:
             return {}
-        if graph is None:  # deviation's answer, with this algorithm's settings
-            settings = DeviationSettings(
-                aggregate=params.aggregate,
-                tolerance_s=params.tolerance_s,
-                min_baseline_points=params.min_baseline_points,
-            )
-            scored = ((s.key, deviation_score(s, targets, settings)) for s in related_metrics)
-            return {key: score for key, score in scored if score is not None}
+        settings = DeviationSettings(
+            aggregate=params.aggregate,
+            tolerance_s=params.tolerance_s,
+            min_baseline_points=params.min_baseline_points,
+        )
         by_key = {series.key: series for series in [metric_of_interest, *related_metrics]}
         scores: dict[str, float] = {}
         for series in related_metrics:
-            parents = [by_key[key] for key in graph.parents(series.key)]
+            parents = [] if graph is None else [by_key[key] for key in graph.parents(series.key)]
             score = _residual_score(series, parents, targets, params)
+            if score is None:  # no parents, or too little to fit on: its own history
+                score = deviation_score(series, targets, settings)
             if score is not None:
                 scores[series.key] = score
         return scores
@@ -151,26 +158,34 @@ def _residual_score(
     targets: I64Array,
     params: GraphResidualParams,
 ) -> float | None:
+    """The metric's residual from its parents' prediction at the anomaly times, in units of
+    that prediction's own error; None when there is no regression to make (no parent with
+    normal points beside the metric's, too few rows for the coefficients)."""
     times = series.times
     at = near_any(times, targets, params.tolerance_s)
-    design, usable = _design(times, parents, ~at, params)
     y = series.values
-    usable &= ~np.isnan(y)
+    present = ~np.isnan(y)
+    design, usable = _design(times, parents, ~at & present, params)
+    usable &= present
     normal = usable & ~at
     anomalous = usable & at
-    if normal.sum() < params.min_baseline_points or not anomalous.any():
+    rows = int(normal.sum())
+    if (
+        design.shape[1] == 1
+        or rows < max(params.min_baseline_points, POINTS_PER_COEFFICIENT * design.shape[1])
+        or not anomalous.any()
+    ):
         return None
-    leverage = predicted = np.zeros(times.shape[0])
-    if design.shape[1] > 1 and normal.sum() >= POINTS_PER_COEFFICIENT * design.shape[1]:
-        residual, leverage, predicted = _ridge_residual(design, y, normal, params.ridge)
-    else:
-        residual = y - np.median(y[normal])
     with np.errstate(all="ignore"):
-        scale = robust_scale(residual[normal], float(np.median(y[normal])), 1e-3)
+        # The fit in units of the metric's largest normal value (a score does not change):
+        # products of values near 1e300 would overflow.
+        unit = float(np.max(np.abs(y[normal]))) or 1.0
+        residual, leverage, predicted = _ridge_residual(design, y / unit, normal, params.ridge)
+        scale = robust_scale(residual[normal], float(np.median(y[normal])) / unit, 1e-3)
         # A prediction's error grows with its distance from the fitted range: its standard
-        # error is the residuals' spread times sqrt(1 + leverage).
-        # And float64 cannot subtract a prediction of 1e57 from a value of 1e57 to better
-        # than about its 9th digit after a least-squares fit's cancellations.
+        # error is the residuals' spread times sqrt(1 + leverage). And float64 cannot subtract
+        # a prediction of 1e57 from a value of 1e57 to better than about its 9th digit after a
+        # least-squares fit's cancellations.
         error = np.hypot(
             scale * np.sqrt(1.0 + leverage[anomalous]), NUMERIC_PRECISION * predicted[anomalous]
         )
@@ -188,7 +203,9 @@ def _design(
     params: GraphResidualParams,
 ) -> tuple[F64Array, npt.NDArray[np.bool_]]:
     """The regression's columns on the child's points (intercept, each parent standardised on
-    the normal rows, and its square with ``degree`` 2), and which rows have every parent."""
+    the normal rows, and its square with ``degree`` 2), and the rows that have every parent
+    kept. A parent without finite values on the child's normal rows (another grid, all
+    missing, only at the anomaly) is left out rather than costing the child its rows."""
     n = times.shape[0]
     columns: list[F64Array] = [np.ones(n)]
     usable = np.ones(n, dtype=bool)
@@ -197,13 +214,17 @@ def _design(
         found = index >= 0
         x = np.full(n, np.nan)
         x[found] = parent.values[index[found]]
-        usable &= ~np.isnan(x)
-        finite = x[normal & ~np.isnan(x)]
-        if finite.size == 0:
+        seen = ~np.isnan(x)
+        finite = x[normal & seen]
+        if finite.size < POINTS_PER_COEFFICIENT * (1 + params.degree):
             continue
-        centre = float(np.median(finite))
-        spread = float(np.std(finite)) or 1.0
-        z = np.nan_to_num((x - centre) / spread)
+        usable &= seen
+        with np.errstate(all="ignore"):
+            centre = float(np.median(finite))
+            spread = float(np.std(finite - centre))
+            spread = spread if np.isfinite(spread) and spread > 0 else 1.0
+            # Clipped so its square stays finite: a parent 1e200 spreads out at the anomaly.
+            z = np.clip(np.nan_to_num((x - centre) / spread), -MAX_STANDARDISED, MAX_STANDARDISED)
         columns.append(z)
         if params.degree == 2:
             columns.append(z * z)

@@ -7,8 +7,9 @@ requests a host could send; its ``algorithm`` and ``params`` are ignored (``eval
 --algorithm/--params`` choose). :func:`write_cases` writes what :func:`read_cases` reads.
 
 A bad line is :class:`CaseFileError` naming the line and the field (``line 3: rca.graph[0].child:
-...``); nothing is executed or unpickled, and a line longer than ``max_line_bytes`` is refused
-before it is parsed.
+...``): the request's checks, a repeated key anywhere in the line and the graph's checks
+included; nothing is executed or unpickled, a line longer than ``max_line_bytes`` is refused
+before it is parsed, and a file of more than ``max_cases`` cases is refused.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import numpy as np
 import orjson
 
 from warden_algos.interfaces.errors import InvalidInput
+from warden_algos.interfaces.graph import DependencyGraph
+from warden_algos.wire.duplicates import check_no_duplicate_keys
 from warden_algos.wire.envelope import RCAPayload, Request
 from warden_algos.wire.json_codec import JsonCodec
 
@@ -28,6 +31,8 @@ from .rca_synthetic import RcaCase
 
 #: The longest line read: a request of the serve loop's default limit.
 MAX_LINE_BYTES = 128 * 1024 * 1024
+#: The most cases a file may hold (they are all in memory while scored).
+MAX_CASES = 100_000
 
 
 class CaseFileError(ValueError):
@@ -62,16 +67,18 @@ def write_cases(path: Path, cases: Iterable[RcaCase]) -> int:
     return count
 
 
-def read_cases(path: Path, *, max_line_bytes: int = MAX_LINE_BYTES) -> list[RcaCase]:
+def read_cases(
+    path: Path, *, max_line_bytes: int = MAX_LINE_BYTES, max_cases: int = MAX_CASES
+) -> list[RcaCase]:
     """Every case in ``path`` (blank lines skipped), or :class:`CaseFileError` at the first bad
-    line."""
+    line (or past ``max_cases``: they are all held at once)."""
     with path.open("rb") as source:
-        return list(_cases(source, max_line_bytes))
+        return list(_cases(source, max_line_bytes, max_cases))
 
 
-def _cases(source: IO[bytes], max_line_bytes: int) -> Iterator[RcaCase]:
+def _cases(source: IO[bytes], max_line_bytes: int, max_cases: int) -> Iterator[RcaCase]:
     codec = JsonCodec()
-    number = 0
+    number = count = 0
     while True:
         line = source.readline(max_line_bytes + 1)
         if not line:
@@ -81,6 +88,9 @@ def _cases(source: IO[bytes], max_line_bytes: int) -> Iterator[RcaCase]:
             raise CaseFileError(f"line {number}: longer than {max_line_bytes:,} bytes")
         if not line.strip():
             continue
+        count += 1
+        if count > max_cases:
+            raise CaseFileError(f"line {number}: more than {max_cases:,} cases")
         yield _case(line, number, codec)
 
 
@@ -97,6 +107,7 @@ def _case(line: bytes, number: int, codec: JsonCodec) -> RcaCase:
     if not isinstance(causes, list) or not causes or not all(isinstance(c, str) for c in causes):
         raise CaseFileError(f"line {number}: root_causes must be a non-empty list of keys")
     try:
+        check_no_duplicate_keys(line, document)  # as the wire checks a request's own bytes
         request = codec.decode_request(orjson.dumps(document["request"]))
     except InvalidInput as error:
         raise CaseFileError(f"line {number}: {error}") from None
@@ -107,6 +118,12 @@ def _case(line: bytes, number: int, codec: JsonCodec) -> RcaCase:
     unknown = [cause for cause in causes if cause not in keys]
     if unknown:
         raise CaseFileError(f"line {number}: root cause {unknown[0]!r} is no related metric's key")
+    if payload.graph is not None:  # checked here, so a bad graph is reported with its line
+        metrics = [payload.metric_of_interest.key, *(s.key for s in payload.related_metrics)]
+        try:
+            DependencyGraph.of(payload.graph, metrics)
+        except InvalidInput as error:
+            raise CaseFileError(f"line {number}: {error}") from None
     return RcaCase(
         metric_of_interest=payload.metric_of_interest,
         related_metrics=payload.related_metrics,
