@@ -130,6 +130,10 @@ def contract_files() -> dict[str, bytes]:
         "response_schema": RESPONSE_FILE,
         "algorithms": entries,
     }
+    from warden_algos.httpexec.openapi import OPENAPI_FILE, openapi_document
+
+    index["openapi"] = OPENAPI_FILE  # the HTTP executor's routes, with these envelopes as bodies
+    files[OPENAPI_FILE] = dump(openapi_document())
     files[INDEX_FILE] = dump(index)
     return files
 
