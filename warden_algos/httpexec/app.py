@@ -45,6 +45,10 @@ WAITING_PER_WORKER = 4
 #: the readiness probe, proof that a worker has started and reads its pipe.
 PROBE = b"{}"
 OK_PREFIX = b'{"status":"ok"'
+#: A chunked body past the limit is still read (and dropped) up to this much more, so that a
+#: client that sends it whole reads the 413: closing on unread input would reset the connection
+#: and lose the answer. Beyond it, the connection is closed at once.
+DRAIN_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -221,19 +225,23 @@ async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
             )
     chunks: list[bytes] = []
     size = 0
+    too_large = Problem("TOO_LARGE", f"the body exceeds {limit} bytes (chunked)", close=True)
     try:
         with anyio.fail_after(timeout_s):
             async for chunk in request.stream():
                 size += len(chunk)
-                if size > limit:
-                    raise Problem(
-                        "TOO_LARGE", f"the body exceeds {limit} bytes (chunked)", close=True
-                    )
-                chunks.append(chunk)
+                if size > limit + DRAIN_BYTES:
+                    raise too_large
+                if size <= limit:
+                    chunks.append(chunk)
     except TimeoutError:
+        if size > limit:
+            raise too_large from None
         raise Problem(
             "BODY_TIMEOUT", f"the body did not arrive within {timeout_s:g} s", close=True
         ) from None
+    if size > limit:
+        raise too_large
     return b"".join(chunks)
 
 

@@ -34,8 +34,9 @@ def add_http_parser(commands: Any) -> None:
         help="answer request envelopes over HTTP (POST /v1/detect, /v1/rca, /v1/fit) with a "
         "pool of serve workers",
         description="The wire contract over HTTP for callers that are not the JVM host: POST "
-        "the JSON request envelope to /v1/<interface>, get the response envelope back, with an "
-        "HTTP status from its error code. GET /v1/algorithms, /healthz, /readyz, /openapi.json. "
+        "the JSON request envelope to /v1/detect, /v1/rca or /v1/fit (its interface), get the "
+        "response envelope back, with an HTTP status from its error code (README: The HTTP "
+        "executor). GET /v1/algorithms, /healthz, /readyz, /openapi.json. "
         "Logs go to stderr. Binds 127.0.0.1 unless --host is given. A bearer token, from "
         f"--token-file or ${TOKEN_ENV}, is then required on every route but /healthz and /readyz.",
     )
