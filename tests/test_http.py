@@ -8,6 +8,7 @@ Its answers are compared with ``warden-algos run``'s for the same bodies, byte f
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import http.client
 import os
@@ -25,8 +26,11 @@ import orjson
 import pytest
 
 from warden_algos.contract_files import contract_files
+from warden_algos.httpexec.cli import TOKEN_ENV, read_token
 from warden_algos.httpexec.openapi import OPENAPI_FILE
 from warden_algos.httpexec.statuses import CODE_STATUS, REASON_HEADER
+from warden_algos.models_folder import ModelsFolder
+from warden_algos.registry import Registry
 
 from .conftest import ROOT, cli, detect_request, dumps, rca_request
 from .s3_server import free_port
@@ -38,8 +42,10 @@ MAX_BODY = 1 << 20
 class Executor:
     """The running command and a client for it."""
 
-    def __init__(self, process: subprocess.Popen[bytes], port: int, env: dict[str, str]) -> None:
-        self.process, self.port, self.env = process, port, env
+    def __init__(
+        self, process: subprocess.Popen[bytes], port: int, env: dict[str, str], models: Path
+    ) -> None:
+        self.process, self.port, self.env, self.models = process, port, env, models
 
     def request(
         self,
@@ -84,11 +90,11 @@ def executor(
         sys.executable, "-m", "warden_algos", "http", "--port", str(port), "--workers", "2",
         "--token-file", str(token_file), "--timeout-s", "1", "--hard-grace-s", "0.5",
         "--reply-slack-s", "0.5", "--queue-wait-s", "0.5", "--max-body-mb", "1",
-        "--body-timeout-s", "1", "--header-timeout-s", "1",
+        "--body-timeout-s", "1", "--header-timeout-s", "1", "--models-dir", str(folder / "models"),
     ]  # fmt: skip
     with (folder / "stderr").open("wb") as stderr:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, env=plugin_env)
-    running = Executor(process, port, plugin_env)
+    running = Executor(process, port, plugin_env, folder / "models")
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -115,8 +121,8 @@ def executor(
         assert '"logger":"warden_algos.http"' in log  # the project's JSON lines
 
 
-def run_answer(body: bytes, env: dict[str, str]) -> bytes:
-    done = cli("run", stdin=body, env=env)
+def run_answer(body: bytes, env: dict[str, str], *args: str) -> bytes:
+    done = cli("run", *args, stdin=body, env=env)
     return done.stdout.removesuffix(b"\n")  # run ends its one answer with a newline
 
 
@@ -133,6 +139,38 @@ def test_detect_and_rca_answer_what_run_answers(executor: Executor) -> None:
         assert status == 200 and headers["content-type"] == "application/json"
         assert payload == run_answer(body, executor.env)
         assert orjson.loads(payload)["status"] == "ok"
+
+
+def test_fit_then_detect_with_the_stored_model_the_workers_read(executor: Executor) -> None:
+    """--models-dir reaches the workers: a detect request names its series' model."""
+    fit = (ROOT / "serialization/vectors/ksigma_fit/request.json").read_bytes()
+    status, _, payload = executor.request("POST", "/v1/fit", fit)
+    assert status == 200 and payload == run_answer(fit, executor.env)
+    envelope = orjson.loads(fit)
+    ksigma = Registry.discover().load("ksigma")(**envelope["params"])
+    ModelsFolder(executor.models).install(  # as models sync does: keyed by the full params
+        "ksigma",
+        ksigma.get_params(),
+        "host=web-1",
+        base64.b64decode(orjson.loads(payload)["fit"]["state"]),
+    )
+    last = envelope["fit"]["timestamps"][-1]
+    detect = {
+        "interface": "detect",
+        "algorithm": "ksigma",
+        "params": envelope["params"],
+        "detect": {
+            "timestamps": [last + 60, last + 120],
+            "values": [100.0, 900.0],
+            "model": "host=web-1",
+        },
+    }
+    status, _, payload = executor.request("POST", "/v1/detect", dumps(detect))
+    assert status == 200, payload
+    assert payload == run_answer(dumps(detect), executor.env, "--models-dir", str(executor.models))
+    detect["detect"]["model"] = "host=nowhere"  # type: ignore[index]
+    status, answer = executor.post("/v1/detect", detect)
+    assert (status, answer["error"]["code"]) == (404, "STATE_NOT_FOUND")
 
 
 @pytest.mark.parametrize(
@@ -342,3 +380,18 @@ def test_the_help_names_the_routes() -> None:
     done = cli("http", "--help")
     assert done.returncode == 0 and b"/v1/detect" in done.stdout and b"--token-file" in done.stdout
     assert Path(ROOT / "README.md").read_text().count("## The HTTP executor") == 1
+
+
+def test_the_token_comes_from_the_file_else_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    assert read_token(None) is None  # no token: every route open
+    monkeypatch.setenv(TOKEN_ENV, " from-env \n")
+    assert read_token(None) == b"from-env"
+    token_file = tmp_path / "token"
+    token_file.write_text("from-file\n")
+    assert read_token(token_file) == b"from-file"  # the file wins
+    token_file.write_text("\n")
+    with pytest.raises(ValueError, match="empty"):
+        read_token(token_file)

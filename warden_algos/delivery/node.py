@@ -11,7 +11,8 @@ because of a deploy. ``GET /status`` says which release the node runs.
     GET  /status   {"release_id", "sha256", "workers", "served", "failed", "generation",
                     "last_error", "last_error_at", ...}
 
-Hardening (issue 15):
+Hardening (issue 15); the worker pool and its bounds live in warden_algos/workers.py, shared with
+the HTTP executor (``warden-algos http``):
 
 - a worker's reply is length-checked: a worker that dies mid-answer (or sends fewer bytes than its
   frame header says) is killed and replaced, never reused, and the request is answered 502;
