@@ -298,7 +298,9 @@ def test_a_slowloris_client_is_cut_off_while_others_are_answered(executor: Execu
             time.sleep(0.2)
     except OSError:  # closed under it
         pass
-    assert head_stall.recv(1000) == b"" and trickled < 15
+    with contextlib.suppress(ConnectionResetError):  # closed with a byte unread: cut off too
+        assert head_stall.recv(1000) == b""
+    assert trickled < 15
     head_stall.close()
     with body_stall:
         reply = read_all(body_stall)
@@ -360,7 +362,7 @@ def with_gone_ok(pid: int, signal_number: int) -> None:
 
 
 def test_no_free_worker_within_the_queue_wait_is_a_503(executor: Executor) -> None:
-    slow = dumps(detect_request(algorithm="test_sleep", params={"seconds": 0.9}))
+    slow = dumps(detect_request(algorithm="test_sleep", params={"seconds": 0.7}))
     statuses: list[int] = []
     threads = [
         threading.Thread(target=lambda: statuses.append(executor.post("/v1/detect", slow)[0]))
@@ -368,7 +370,9 @@ def test_no_free_worker_within_the_queue_wait_is_a_503(executor: Executor) -> No
     ]
     for thread in threads:
         thread.start()
-    time.sleep(0.2)
+    deadline = time.monotonic() + 0.6
+    while executor.ready()["idle"] and time.monotonic() < deadline:  # both workers lent out
+        time.sleep(0.01)
     status, headers, _ = executor.request("POST", "/v1/detect", dumps(detect_request()))
     for thread in threads:
         thread.join()
