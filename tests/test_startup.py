@@ -23,7 +23,7 @@ VECTORS = ROOT / "serialization" / "vectors"
 #: Never needed to answer a detect request with a lightweight built-in.
 HEAVY = (
     "pandas", "scipy", "prophet", "cmdstanpy", "holidays", "matplotlib", "plotly", "rich",
-    "mlflow", "aeon", "numba", "sqlalchemy", "sklearn",
+    "mlflow", "aeon", "numba", "sqlalchemy", "sklearn", "starlette", "uvicorn", "anyio",
 )  # fmt: skip
 
 

@@ -23,6 +23,7 @@ from warden_algos.delivery.cli import (
 )
 from warden_algos.delivery.keys import run_keys
 from warden_algos.evaluation.cli import add_evaluate_parser, run_evaluate
+from warden_algos.httpexec.cli import add_http_parser, run_http
 from warden_algos.modelstore.cli import add_models_parser, run_models
 
 FORMATS = [
@@ -198,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_delivery_parsers(commands)
     add_models_parser(commands)
     add_batch_parser(commands)
+    add_http_parser(commands)
     build = commands.add_parser(
         "build", help="freeze every algorithm into one executable with PyInstaller (see build/)"
     )
@@ -582,12 +584,13 @@ COMMANDS = {
     "keys": run_keys,
     "models": run_models,
     "batch": run_batch,
+    "http": run_http,
 }
 
 #: Sub-commands that make, ship or install executables: they need the Python package (PyInstaller,
 #: boto3), which the executable leaves out. It still knows them, and says where they live.
 PACKAGE_ONLY = frozenset(
-    {"build", "release", "pull", "test-deploy", "node", "keys", "models", "batch"}
+    {"build", "release", "pull", "test-deploy", "node", "keys", "models", "batch", "http"}
 )
 
 
@@ -603,6 +606,7 @@ COMMAND_EXTRAS: dict[str, tuple[str, ...]] = {
     # which the models command checks itself when it gets there.
     "models": (),
     "batch": (),  # "batch" (Dask, pyarrow), checked by the command itself
+    "http": ("http",),  # Starlette and uvicorn
 }
 
 

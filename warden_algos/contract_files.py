@@ -1,9 +1,10 @@
-"""The wire contract as files: the JSON Schemas and index that ``interfaces/`` holds.
+"""The wire contract as files: the JSON Schemas, index and OpenAPI document ``interfaces/`` holds.
 
 Platform engineers read the contract from ``interfaces/`` without reading Python, so the files are
 generated from the code that enforces it (the pydantic wire models and each built-in algorithm's
 ``Params``) and a test fails when the committed copy drifts. ``warden-algos schema --write DIR``
-(re)writes them.
+(re)writes them. ``openapi.json`` (the HTTP executor's routes, warden_algos/httpexec/openapi.py)
+is built from the same envelope schemas.
 
 Only built-in algorithms are described: their entries come from ``BUILTIN_ALGORITHMS``, never from
 discovery, so a plugin installed on the developer's machine cannot leak into the committed files
@@ -130,6 +131,10 @@ def contract_files() -> dict[str, bytes]:
         "response_schema": RESPONSE_FILE,
         "algorithms": entries,
     }
+    from warden_algos.httpexec.openapi import OPENAPI_FILE, openapi_document
+
+    index["openapi"] = OPENAPI_FILE  # the HTTP executor's routes, with these envelopes as bodies
+    files[OPENAPI_FILE] = dump(openapi_document())
     files[INDEX_FILE] = dump(index)
     return files
 

@@ -26,6 +26,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "learned": ("sklearn",),
     "ranges": ("aeon",),
     "tracking": ("mlflow", "sqlalchemy", "alembic"),
+    "http": ("starlette", "uvicorn"),
 }
 
 

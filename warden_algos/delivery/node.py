@@ -11,7 +11,8 @@ because of a deploy. ``GET /status`` says which release the node runs.
     GET  /status   {"release_id", "sha256", "workers", "served", "failed", "generation",
                     "last_error", "last_error_at", ...}
 
-Hardening (issue 15):
+Hardening (issue 15); the worker pool and its bounds live in warden_algos/workers.py, shared with
+the HTTP executor (``warden-algos http``):
 
 - a worker's reply is length-checked: a worker that dies mid-answer (or sends fewer bytes than its
   frame header says) is killed and replaced, never reused, and the request is answered 502;
@@ -29,19 +30,13 @@ Hardening (issue 15):
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import hmac
-import os
 import queue
 import re
-import select
 import socket
-import struct
-import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -49,145 +44,45 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from warden_algos import workers
+from warden_algos.workers import (
+    DEFAULT_QUEUE_WAIT_S,
+    DEFAULT_TIMEOUT_S,
+    NodeError,
+    NoFreeWorker,
+    Worker,
+    WorkerFailed,
+    WorkerPool,
+    WorkerTimeout,
+)
+
 from .pull import PullResult, executable_in, installed, pull
 from .store import ReleaseError, ReleaseStore
 
 if TYPE_CHECKING:
     from .signing import TrustedKeys
 
-DEFAULT_TIMEOUT_S = 60.0
-DEFAULT_QUEUE_WAIT_S = 10.0
+__all__ = [
+    "DEFAULT_QUEUE_WAIT_S",
+    "DEFAULT_TIMEOUT_S",
+    "NoFreeWorker",
+    "NodeAgent",
+    "NodeError",
+    "Worker",
+    "WorkerFailed",
+    "WorkerTimeout",
+]
+
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
-WORKER_HARD_GRACE_S = 2.0  # the serve loop's default --hard-grace-s
-REPLY_SLACK_S = 10.0  # on top of timeout + grace: time for the worker's TIMEOUT answer to arrive
+# read when each worker starts (tests shorten them): the pool's defaults, named here
+WORKER_HARD_GRACE_S = workers.WORKER_HARD_GRACE_S
+REPLY_SLACK_S = workers.REPLY_SLACK_S
 MAX_BACKOFF_S = 300.0
 _DIGITS = re.compile(r"[0-9]{1,100}")  # int() refuses beyond 4300 digits
 
 
-class NodeError(Exception):
-    """A request the node could not answer with a worker's reply: an HTTP status and a code."""
-
-    status = 500
-    code = "INTERNAL"
-
-
-class WorkerFailed(NodeError):
-    """The worker died or its reply was cut short: it was killed and replaced (502)."""
-
-    status = 502
-    code = "WORKER_FAILED"
-
-
-class WorkerTimeout(NodeError):
-    """The worker did not answer within the node's bound: it was killed and replaced (504)."""
-
-    status = 504
-    code = "WORKER_TIMEOUT"
-
-
-class NoFreeWorker(NodeError):
-    """Every worker stayed busy for the whole wait bound (503)."""
-
-    status = 503
-    code = "NO_FREE_WORKER"
-
-
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-
-
-class Worker:
-    """One ``serve`` process of one release."""
-
-    def __init__(
-        self,
-        executable: Path,
-        generation: int,
-        format_name: str,
-        timeout_s: float | None = DEFAULT_TIMEOUT_S,
-    ) -> None:
-        self.generation = generation
-        # always said explicitly: "none" only when the operator asked for no limit
-        limit = "none" if timeout_s is None else f"{timeout_s:g}"
-        command = [str(executable), "serve", "--format", format_name, "--timeout-s", limit]
-        # unbuffered pipes: replies are read with select + os.read, against a deadline
-        self.process = subprocess.Popen(
-            command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            bufsize=0,
-        )
-        # how long a reply may take: the worker answers TIMEOUT itself before this
-        self.reply_bound_s = (
-            None if timeout_s is None else timeout_s + WORKER_HARD_GRACE_S + REPLY_SLACK_S
-        )
-
-    def ask(self, body: bytes) -> bytes:
-        """The worker's reply, whole; WorkerFailed/WorkerTimeout otherwise (the caller kills it)."""
-        assert self.process.stdin is not None and self.process.stdout is not None
-        deadline = None if self.reply_bound_s is None else time.monotonic() + self.reply_bound_s
-        try:
-            frame = memoryview(struct.pack(">I", len(body)) + body)
-            while frame:  # a raw pipe may take part of it per write
-                frame = frame[self.process.stdin.write(frame) or 0 :]
-        except OSError as error:
-            raise WorkerFailed(f"the worker did not take the request: {error}") from None
-        header = self._read_exactly(4, deadline)
-        (size,) = struct.unpack(">I", header)
-        return self._read_exactly(size, deadline)
-
-    def _read_exactly(self, size: int, deadline: float | None) -> bytes:
-        assert self.process.stdout is not None
-        fd = self.process.stdout.fileno()
-        poller = select.poll()  # not select(): descriptors past 1024 are fine
-        poller.register(fd, select.POLLIN)
-        chunks: list[bytes] = []
-        have = 0
-        while have < size:
-            wait = None if deadline is None else deadline - time.monotonic()
-            if wait is not None and wait <= 0:
-                raise WorkerTimeout(f"the worker did not answer within {self.reply_bound_s:g} s")
-            if not poller.poll(None if wait is None else max(1, int(wait * 1000))):
-                continue
-            chunk = os.read(fd, min(size - have, 1 << 20))
-            if not chunk:
-                try:  # its output closed: it is exiting, or it has
-                    status: int | None = self.process.wait(timeout=1)
-                except subprocess.TimeoutExpired:
-                    status = None
-                raise WorkerFailed(
-                    f"the worker's reply was cut short: got {have} of {size} bytes "
-                    f"(exit status {status})"
-                )
-            chunks.append(chunk)
-            have += len(chunk)
-        return b"".join(chunks)
-
-    def close(self) -> None:
-        """End a healthy worker: close its input, it finishes and exits."""
-        if self.process.stdin is not None and not self.process.stdin.closed:
-            with contextlib.suppress(OSError):
-                self.process.stdin.close()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.kill()
-        self._close_output()
-
-    def kill(self) -> None:
-        """End a worker that can't be trusted with another request."""
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
-        for stream in (self.process.stdin, self.process.stdout):
-            if stream is not None and not stream.closed:
-                with contextlib.suppress(OSError):
-                    stream.close()
-
-    def _close_output(self) -> None:
-        if self.process.stdout is not None and not self.process.stdout.closed:
-            self.process.stdout.close()
 
 
 class NodeAgent:
@@ -216,13 +111,18 @@ class NodeAgent:
         self.max_body_bytes = max_body_bytes
         self.extra_hosts = {host.lower() for host in allowed_hosts}
         self.token = None if token is None else token.encode()
-        self.generation = 0
-        self.idle: queue.Queue[Worker] = queue.Queue()
-        self.lock = threading.Lock()  # guards generation/idle swaps, the counters, last error
+        # one reentrant lock for the pool (generation/idle swaps, its counters) and the node's own
+        # counters and last error: the pool reports failures with it held
+        self.lock = threading.RLock()
+        self.pool = WorkerPool(
+            workers,
+            self._worker_starter(),
+            queue_wait_s=queue_wait_s,
+            on_error=self._note_error,
+            lock=self.lock,
+        )
         self.pull_lock = threading.Lock()
-        self.served = 0
         self.failed = 0
-        self.replaced = 0
         self.last_error: str | None = None
         self.last_error_at: str | None = None
         self.pull_failures = 0  # consecutive failed pulls (polling or nudged)
@@ -235,13 +135,25 @@ class NodeAgent:
         self.watcher = threading.Thread(target=self._watch, name="node-watch", daemon=True)
         self.watcher.start()
 
+    @property
+    def idle(self) -> queue.Queue[Worker]:
+        return self.pool.idle
+
+    @property
+    def generation(self) -> int:
+        return self.pool.generation
+
+    @property
+    def served(self) -> int:
+        return self.pool.served
+
+    @property
+    def replaced(self) -> int:
+        return self.pool.replaced
+
     def stop(self) -> None:
         self.stopping.set()
-        while True:
-            try:
-                self.idle.get_nowait().close()
-            except queue.Empty:
-                return
+        self.pool.close()
 
     def _watch(self) -> None:
         """Pull every ``poll_s``; any failure is logged and kept for /status, never fatal."""
@@ -282,83 +194,40 @@ class NodeAgent:
             return result
 
     def _start_worker(self, executable: Path, generation: int) -> Worker:
-        return Worker(executable, generation, self.format_name, self.timeout_s)
+        return Worker(
+            [str(executable), "serve"],
+            generation,
+            self.format_name,
+            self.timeout_s,
+            hard_grace_s=WORKER_HARD_GRACE_S,
+            reply_slack_s=REPLY_SLACK_S,
+        )
+
+    def _worker_starter(self) -> workers.StartWorker:
+        """Workers of what ``DEST/current`` is when each starts (a replacement included)."""
+
+        def start(generation: int) -> Worker:
+            executable = executable_in((self.dest / "current").resolve())
+            return self._start_worker(executable, generation)
+
+        return start
 
     def _swap_in(self) -> None:
         """Start the new release's workers first, then switch; old ones retire as they return."""
         release = installed(self.dest)
         if release is None:
             raise ReleaseError(f"nothing installed in {self.dest}: is {self.channel} promoted?")
-
         executable = executable_in((self.dest / "current").resolve())
-        generation = self.generation + 1
-        fresh = [self._start_worker(executable, generation) for _ in range(self.size)]
-        with self.lock:
-            self.generation = generation
-            retired: list[Worker] = []
-            while True:
-                try:
-                    retired.append(self.idle.get_nowait())
-                except queue.Empty:
-                    break
-            for worker in fresh:
-                self.idle.put(worker)
-        for worker in retired:
-            worker.close()
+        generation = self.pool.swap_in(
+            lambda generation: self._start_worker(executable, generation)
+        )
+        self.pool.start_worker = self._worker_starter()
         print(f"node: serving {release.release_id} (generation {generation})", file=sys.stderr)
 
     # requests ----------------------------------------------------------------------------
     def invoke(self, body: bytes) -> bytes:
         """The reply of a free worker; NodeError (typed, with its HTTP status) otherwise."""
-        deadline = time.monotonic() + self.queue_wait_s
-        while True:
-            try:
-                worker = self.idle.get(timeout=max(0.0, min(0.1, deadline - time.monotonic())))
-            except queue.Empty:
-                if time.monotonic() >= deadline:
-                    raise NoFreeWorker(
-                        f"no free worker within {self.queue_wait_s:g} s (all {self.size} busy)"
-                    ) from None
-                continue
-            if worker.generation != self.generation:  # taken just before a swap: retire it
-                worker.close()
-                continue
-            try:
-                answer = worker.ask(body)
-            except NodeError as error:
-                worker.kill()  # never reused: its output stream is out of step, or it is gone
-                self._replace(worker)
-                self._note_error(f"invoke: {error.code}: {error}")
-                raise
-            except BaseException:
-                worker.kill()
-                self._replace(worker)
-                raise
-            self._give_back(worker)
-            with self.lock:
-                self.served += 1
-            return answer
-
-    def _give_back(self, worker: Worker) -> None:
-        with self.lock:
-            current = worker.generation == self.generation
-            if current:
-                self.idle.put(worker)
-        if not current:
-            worker.close()
-
-    def _replace(self, dead: Worker) -> None:
-        with self.lock:
-            if dead.generation != self.generation:
-                return
-            executable = executable_in((self.dest / "current").resolve())
-            try:
-                self.idle.put(self._start_worker(executable, self.generation))
-            except OSError as error:
-                self.last_error = f"could not start a replacement worker: {error}"
-                self.last_error_at = _now()
-                return
-            self.replaced += 1
+        return self.pool.invoke(body)
 
     def status(self) -> dict[str, Any]:
         release = installed(self.dest)
