@@ -69,7 +69,7 @@ def pyrca_case(
     noise_type: str | None = None,
 ) -> RcaCase:
     """One case, the same for the same arguments."""
-    from pyrca.simulation.data_gen import (
+    from pyrca.simulation.data_gen import (  # pyright: ignore[reportMissingImports]
         AnomalyDataGen,
         AnomalyDataGenConfig,
         DAGGen,

@@ -26,6 +26,7 @@ from warden_algos.importtrace import ENVIRONMENT_VARIABLE, parse
 from warden_algos.interfaces import ErrorCode, InvalidInput
 from warden_algos.registry import BUILTIN_ALGORITHMS
 from warden_algos.server import one_shot_terminator
+from warden_algos.testing.cases import cases_for
 from warden_algos.testing.checks import CHECKS
 from warden_algos.wire import get_codec
 
@@ -117,7 +118,7 @@ def test_build_verification_ran_every_algorithm_and_the_plugins_own_requests(
     _, per_algorithm = verified(built)
     listed = orjson.loads(frozen(built, "list", "--json").stdout)
     for row in listed:
-        cases_of_interface = 12 if row["interface"] == "detect" else 6
+        cases_of_interface = len(cases_for(row["interface"]))
         assert f"{cases_of_interface} conformance" in per_algorithm[row["name"]], row["name"]
     shipped = len(list((EXAMPLES / "custom_algorithm").glob("src/*/warden_requests/*.json")))
     assert shipped >= 2
