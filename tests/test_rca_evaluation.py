@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
@@ -36,16 +35,13 @@ from warden_algos.evaluation.rca_synthetic import (
 )
 from warden_algos.interfaces import TimeSeries
 
+from .test_algorithms_rca import _warnings_are_errors
+
+__all__ = ["_warnings_are_errors"]  # the autouse fixture, shared: warnings are errors here too
+
 DAY = 86_400
 HOUR = 3_600
 T0 = 1_700_006_400  # a day boundary
-
-
-@pytest.fixture(autouse=True)
-def _warnings_are_errors() -> Iterator[None]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        yield
 
 
 def summary(cases: Sequence[RcaCase]) -> str:

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import numpy as np
 import pytest
 
 from warden_algos.interfaces import (
     DependencyGraph,
-    I64Array,
     InvalidInput,
-    NoParams,
-    RCAAlgorithm,
     TimeSeries,
     rca_graph,
     run_rca,
 )
 from warden_algos.interfaces.graph import MAX_EDGES
+
+from .plugins.warden_test_algos import GraphEcho
 
 
 def series(name: str, n: int = 50, seed: int = 0) -> TimeSeries:
@@ -29,24 +26,8 @@ def series(name: str, n: int = 50, seed: int = 0) -> TimeSeries:
     )
 
 
-class _GraphEcho(RCAAlgorithm[NoParams]):
-    """Scores each related metric by how many parents the request's graph gives it."""
-
-    name = "test_graph_echo"
-    summary = "test"
-
-    def simple_rca(
-        self,
-        metric_of_interest: TimeSeries,
-        related_metrics: list[TimeSeries],
-        k: int,
-        anomalies: I64Array,
-        params: NoParams,
-    ) -> Mapping[str, float]:
-        graph = rca_graph()
-        if graph is None:
-            return {s.key: -1.0 for s in related_metrics}
-        return {s.key: float(len(graph.parents(s.key))) for s in related_metrics}
+#: Scores each related metric by how many parents the request's graph gives it (-1: no graph).
+_GraphEcho = GraphEcho
 
 
 MOI = series("total")

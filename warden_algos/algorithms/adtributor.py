@@ -22,6 +22,8 @@ from warden_algos.interfaces import (
 from warden_algos.interfaces.budget import InputShape, WorkEstimate
 
 from .common import (
+    Seasons,
+    SeasonSeconds,
     anomaly_times_or_last,
     earlier_seasons,
     match_nearest,
@@ -71,15 +73,8 @@ class AdtributorParams(AlgorithmParams):
         "slice at the same time in the previous `seasons` seasons (falls back to 'median' where "
         "none of those points exists); 'median': median of the slice outside the anomaly times.",
     )
-    season_s: int = Field(
-        86_400, ge=1, le=366 * 86_400, description="Season length in seconds (default: one day)."
-    )
-    seasons: int = Field(
-        3,
-        ge=1,
-        le=100,
-        description="Previous seasons whose values at the same time make the seasonal forecast.",
-    )
+    season_s: SeasonSeconds = 86_400
+    seasons: Seasons = 3
     tolerance_s: int = Field(
         0,
         ge=0,

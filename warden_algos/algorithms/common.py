@@ -2,16 +2,19 @@
 
 Series preparation and band clean-up for the robust detectors (mad, ewma, level_shift), one
 detection per incident for the seasonal ones (seasonal, spectral_residual), and timestamp matching
-for the RCA algorithms (deviation, adtributor). Window statistics live in ``rolling``. Imports
-numpy only: listing the algorithms imports every algorithm module, and with it this one.
+for the RCA algorithms (deviation, adtributor, graph_residual), with their shared scoring and
+seasonal params. Window statistics live in ``rolling``. Imports numpy and pydantic only (which
+``interfaces`` imports anyway): listing the algorithms imports every algorithm module, and with
+it this one.
 """
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
+from typing import Annotated, Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import Field
 
 from warden_algos.interfaces import DetectResult, F64Array, I64Array, TimeSeries
 from warden_algos.interfaces.budget import InputShape, WorkEstimate
@@ -189,6 +192,21 @@ def seasonal_expected(
         return np.empty(0)
     earlier = earlier_seasons(times, times[at], usable, season_s, seasons, tolerance_s)
     return row_nanmedian(np.where(earlier >= 0, values[np.maximum(earlier, 0)], np.nan))
+
+
+#: The seasonal forecast's params, declared once for the algorithms that use it.
+SeasonSeconds = Annotated[
+    int,
+    Field(ge=1, le=366 * 86_400, description="Season length in seconds (default: one day)."),
+]
+Seasons = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=100,
+        description="Previous seasons whose values at the same time make the seasonal forecast.",
+    ),
+]
 
 
 #: Scale factor that turns a median absolute deviation into a standard deviation (normal data).

@@ -25,6 +25,8 @@ from .common import (
     MAX_SCORE,
     MEAN_AD_TO_STD,
     DeviationSettings,
+    Seasons,
+    SeasonSeconds,
     anomaly_times_or_last,
     deviation_estimate,
     deviation_score,
@@ -73,15 +75,8 @@ class DeviationParams(AlgorithmParams):
         "points (a metric with too little history for it falls back to 'history'); 'history', "
         "the median and spread of the metric's whole history outside the anomaly times.",
     )
-    season_s: int = Field(
-        86_400, ge=1, le=366 * 86_400, description="Season length in seconds (default: one day)."
-    )
-    seasons: int = Field(
-        3,
-        ge=1,
-        le=100,
-        description="Previous seasons whose values at the same time make the seasonal forecast.",
-    )
+    season_s: SeasonSeconds = 86_400
+    seasons: Seasons = 3
     tie_margin: float = Field(
         0.25,
         ge=0,
